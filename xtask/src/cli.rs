@@ -1,0 +1,62 @@
+//! The command line: one subcommand per verb, each verb's arguments defined
+//! by its own module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for "the command could not do its job" (bad input, I/O, ...).
+/// Verbs with a verdict (diff-headers, --check modes) document their own
+/// codes on top of this one.
+pub const EXIT_ERROR: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades and the binary cache",
+    long_about = None,
+    after_help = "Every path is relative to the project root (the directory holding pins.toml), wherever you run it from.\nRun `cargo xtask <verb> --help` for the details of one verb.",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate or print pins.toml, the single source of truth.
+    #[command(subcommand)]
+    Pins(crate::pins::Command),
+    /// Nix-exact hashes of a tree, an archive or a git commit.
+    #[command(subcommand)]
+    Hash(crate::hash::Command),
+    /// Pin binary PJRT plugins from PyPI, or download and verify one.
+    #[command(subcommand)]
+    Prebuilt(crate::prebuilt::Command),
+    /// Semantic API/ABI diff of the PJRT C API between two XLA commits.
+    DiffHeaders(crate::diff_headers::Args),
+    /// Regenerate crates/pjrt-sys bindings for the pinned XLA commit.
+    Bindgen(crate::bindgen::Args),
+    /// Load a plugin, run a real computation on it and check the numbers.
+    Smoke(crate::smoke::Args),
+    /// The whole XLA upgrade in one command, all or nothing.
+    UpgradeXla(crate::upgrade::Args),
+    /// Sign and publish outputs to a Nix binary cache, or check one.
+    #[command(subcommand)]
+    Cache(crate::cache::Command),
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Pins(cmd) => crate::pins::run(cmd),
+        Command::Hash(cmd) => crate::hash::run(cmd),
+        Command::Prebuilt(cmd) => crate::prebuilt::run(cmd),
+        Command::DiffHeaders(args) => crate::diff_headers::run(args),
+        Command::Bindgen(args) => crate::bindgen::run(args),
+        Command::Smoke(args) => crate::smoke::run(args),
+        Command::UpgradeXla(args) => crate::upgrade::run(args),
+        Command::Cache(cmd) => crate::cache::run(cmd),
+    }
+}

@@ -1,0 +1,16 @@
+//! The library behind `cargo xtask`. One module per verb, plus the few
+//! pieces they share (project paths, atomic writes, the XLA repository).
+
+pub mod cli;
+pub mod fsutil;
+pub mod project;
+pub mod xla_repo;
+
+pub mod bindgen;
+pub mod cache;
+pub mod diff_headers;
+pub mod hash;
+pub mod pins;
+pub mod prebuilt;
+pub mod smoke;
+pub mod upgrade;
