@@ -46,6 +46,9 @@ pub enum Command {
     /// Sign and publish outputs to a Nix binary cache, or check one.
     #[command(subcommand)]
     Cache(crate::cache::Command),
+    /// Bazel dependency hashes of the source builds: refresh with Nix.
+    #[command(subcommand)]
+    DepsHash(crate::deps_hash::Command),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,5 +61,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Smoke(args) => crate::smoke::run(args),
         Command::UpgradeXla(args) => crate::upgrade::run(args),
         Command::Cache(cmd) => crate::cache::run(cmd),
+        Command::DepsHash(cmd) => crate::deps_hash::run(cmd),
     }
 }

@@ -4,10 +4,12 @@
 pub mod cli;
 pub mod fsutil;
 pub mod project;
+pub mod xla_headers;
 pub mod xla_repo;
 
 pub mod bindgen;
 pub mod cache;
+pub mod deps_hash;
 pub mod diff_headers;
 pub mod hash;
 pub mod pins;

@@ -1,0 +1,12 @@
+//! `cargo xtask deps-hash` (being written).
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Not implemented yet.
+    Todo,
+}
+
+pub fn run(_cmd: Command) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`deps-hash` is not implemented yet")
+}

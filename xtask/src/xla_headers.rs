@@ -1,0 +1,113 @@
+//! The public PJRT C API headers of an XLA tree: `xla/pjrt/c/pjrt_c_api.h`
+//! and every public extension header, discovered per commit (never from a
+//! fixed list), read straight from git objects.
+
+use anyhow::{bail, Context, Result};
+use git2::{Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+/// The core header; every other public header is an extension of it.
+pub const CORE_HEADER: &str = "xla/pjrt/c/pjrt_c_api.h";
+
+/// Directories that hold public extension headers.
+const EXTENSION_DIRS: &[&str] = &["xla/pjrt/c/", "xla/pjrt/extensions/"];
+
+/// Name parts that mark a header as internal, test-only, a helper or a C++
+/// implementation detail rather than part of the C API.
+const NON_PUBLIC_MARKERS: &[&str] = &["_internal", "_test", "_helpers", "_impl", "_private", "_cpp"];
+
+/// A header file at some commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Path from the root of the XLA tree, `/`-separated.
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+/// Whether `path` (relative to the XLA root) is a public PJRT C API header.
+pub fn is_public_header(path: &str) -> bool {
+    if path == CORE_HEADER {
+        return true;
+    }
+    let Some(dir) = EXTENSION_DIRS.iter().find(|d| path.starts_with(**d)) else {
+        return false;
+    };
+    // xla/pjrt/c/ is flat; xla/pjrt/extensions/ nests one directory per extension.
+    if *dir == "xla/pjrt/c/" && path[dir.len()..].contains('/') {
+        return false;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some(stem) = name.strip_suffix(".h") else {
+        return false;
+    };
+    stem.ends_with("_extension") && !NON_PUBLIC_MARKERS.iter().any(|m| stem.contains(m))
+}
+
+/// Every public PJRT header at `commit`, sorted by path. Only the header
+/// blobs are read, so this works on partial clones. Fails when the commit
+/// has no `pjrt_c_api.h` (it predates PJRT).
+pub fn public_headers(repo: &Repository, commit: Oid) -> Result<Vec<Header>> {
+    let tree = repo
+        .find_commit(commit)
+        .with_context(|| format!("commit {commit} is not in {}", repo.path().display()))?
+        .tree()
+        .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))?;
+    let mut found = Vec::new();
+    let pjrt = match tree.get_path(std::path::Path::new("xla/pjrt")) {
+        Ok(entry) => entry,
+        Err(_) => bail!("commit {commit} has no xla/pjrt directory: it predates the PJRT C API"),
+    };
+    let pjrt_tree = repo
+        .find_tree(pjrt.id())
+        .with_context(|| format!("the tree xla/pjrt of commit {commit} is missing"))?;
+    let mut walk_err = None;
+    pjrt_tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("xla/pjrt/{dir}{}", entry.name().unwrap_or(""));
+        if entry.kind() == Some(git2::ObjectType::Blob) && is_public_header(&path) {
+            match repo.find_blob(entry.id()) {
+                Ok(blob) => found.push(Header { path, contents: blob.content().to_vec() }),
+                Err(e) => {
+                    walk_err = Some(anyhow::anyhow!("blob {} ({path}) of commit {commit} is missing: {e}", entry.id()));
+                    return TreeWalkResult::Abort;
+                }
+            }
+        }
+        TreeWalkResult::Ok
+    })?;
+    if let Some(err) = walk_err {
+        return Err(err);
+    }
+    if !found.iter().any(|h| h.path == CORE_HEADER) {
+        bail!("commit {commit} has no {CORE_HEADER}: it predates the PJRT C API");
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public_header;
+
+    #[test]
+    fn public_header_rule() {
+        for public in [
+            "xla/pjrt/c/pjrt_c_api.h",
+            "xla/pjrt/c/pjrt_c_api_ffi_extension.h",
+            "xla/pjrt/extensions/example/example_extension.h",
+            "xla/pjrt/extensions/abi_version/gpu_abi_version_extension.h",
+        ] {
+            assert!(is_public_header(public), "{public}");
+        }
+        for other in [
+            "xla/pjrt/c/pjrt_c_api_helpers.h",
+            "xla/pjrt/c/pjrt_c_api_ffi_internal.h",
+            "xla/pjrt/c/pjrt_c_api_test.h",
+            "xla/pjrt/c/pjrt_c_api_gpu.h",
+            "xla/pjrt/extensions/example/example_extension_cpp.h",
+            "xla/pjrt/extensions/host_memory_allocator/host_memory_allocator_extension_internal.h",
+            "xla/pjrt/c/sub/foo_extension.h",
+            "xla/pjrt/c/pjrt_c_api_ffi_extension.cc",
+        ] {
+            assert!(!is_public_header(other), "{other}");
+        }
+    }
+}
