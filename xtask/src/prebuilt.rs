@@ -240,7 +240,12 @@ fn pin_release(
         let lib = fetch_pinned(name, &release.version, &host, platform)?;
         match pjrt_api::probe(&lib) {
             Ok(v) => (v, None),
-            Err(e) => (UNKNOWN.to_owned(), Some(format!("the {host} plugin could not be loaded: {e:#}"))),
+            Err(e) => {
+                // The cache path is this machine's business, not the pin's.
+                let file = lib.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let reason = format!("{e:#}").replace(&lib.display().to_string(), &file);
+                (UNKNOWN.to_owned(), Some(format!("the {host} plugin could not be loaded: {reason}")))
+            }
         }
     } else {
         (
