@@ -91,7 +91,7 @@ fn fetch_verifies_extracts_and_replaces_corrupt_cache() {
     assert!(lib.parent().unwrap().join("include/pjrt_c_api.h").is_file());
     let wheel = s.cache.path().join("prebuilt/wheels").join(&wheel_name);
     assert_eq!(sha256(&wheel), platform.sha256);
-    assert_eq!(s.wheels(), [wheel_name.clone()]);
+    assert_eq!(s.wheels(), std::slice::from_ref(&wheel_name));
     let lib_sha = sha256(&lib);
 
     // The plugin itself reports the pinned API version (x86_64 hosts only).
