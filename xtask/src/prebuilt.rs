@@ -10,8 +10,3 @@ pub enum Command {
 pub fn run(_cmd: Command) -> anyhow::Result<ExitCode> {
     anyhow::bail!("`prebuilt` is not implemented yet")
 }
-
-/// TEMPORARY (bindgen helper, until wip/pins lands): fetch a pinned plugin.
-pub fn fetch_plugin(name: &str, _system: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
-    anyhow::bail!("prebuilt plugin `{name}`: prebuilt plugins are not available yet; pass a path to a .so")
-}
