@@ -162,13 +162,7 @@ fn resolve_plugin(plugin: &str, system: Option<&str>) -> Result<PathBuf> {
         }
         return Ok(path.to_path_buf());
     }
-    fetch_prebuilt(plugin, system)
-}
-
-/// Pinned prebuilt plugins come from `crate::prebuilt::fetch_plugin`
-/// (downloaded and verified against pins.toml), on its way from wip/pins.
-fn fetch_prebuilt(name: &str, _system: Option<&str>) -> Result<PathBuf> {
-    anyhow::bail!("`{name}` is not a file, and fetching prebuilt plugins by name is not available in this build yet; pass the path to a plugin .so")
+    crate::prebuilt::fetch_plugin(plugin, system)
 }
 
 fn millis(since: Instant) -> Option<f64> {
