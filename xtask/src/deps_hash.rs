@@ -150,12 +150,12 @@ pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_c
     let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
     let deps = doc
         .entry("bazel_deps")
-        .or_insert_with(|| implicit_table())
+        .or_insert_with(implicit_table)
         .as_table_mut()
         .context("pins.toml: bazel_deps is not a table")?;
     let per_backend = deps
         .entry(backend)
-        .or_insert_with(|| implicit_table())
+        .or_insert_with(implicit_table)
         .as_table_mut()
         .with_context(|| format!("pins.toml: bazel_deps.{backend} is not a table"))?;
     let entry = per_backend
