@@ -533,3 +533,15 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
         }
     }
 }
+
+/// No unused bindings or arguments in the Nix code (deadnix, from crates.io:
+/// `cargo install deadnix --version 1.3.1 --locked`).
+#[test]
+fn nix_code_has_no_dead_bindings() {
+    if !require("deadnix") {
+        return;
+    }
+    let root = project_root();
+    let out = Command::new("deadnix").current_dir(&root).args(["--fail", "flake.nix", "nix", "overlays"]).output().unwrap();
+    assert!(out.status.success(), "deadnix:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
