@@ -20,12 +20,11 @@ use anyhow::{bail, Result};
 pub const EXIT_PROBLEMS: u8 = 2;
 
 #[derive(Debug, clap::Subcommand)]
+// No doc comments on the variants: they would replace each verb's own
+// `about`/`long_about`.
 pub enum Command {
-    /// Generate a signing key pair (NAME.secret, NAME.public).
     Keygen(keygen::Args),
-    /// Build, sign and upload closures to a binary cache.
     Push(push::Args),
-    /// Check that a cache holds every output, signed by a trusted key and intact.
     Verify(verify::Args),
 }
 

@@ -383,8 +383,10 @@ fn static_http_server_serves_a_file_push() {
         return;
     }
     let (key, public) = env.keygen("static-test-1");
-    let report = env.push(&env.file_url("www"), Some(&key), &[], &["demo"]);
+    // No targets: every package of the flake (demo with both outputs, leaf).
+    let report = env.push(&env.file_url("www"), Some(&key), &[], &[]);
     let roots = roots(&report);
+    assert_eq!(roots.len(), 3, "{roots:?}");
     let port = free_port();
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"]).arg(env.path("www"));
@@ -393,8 +395,9 @@ fn static_http_server_serves_a_file_push() {
     let out = env.substitute(&server.url(), "dst", &public, &roots);
     assert!(out.status.success(), "Nix refused the closure served over HTTP:\n{}", String::from_utf8_lossy(&out.stderr));
     env.assert_same_closure("dst", &roots);
-    let (code, verdict) = env.verify(&server.url(), &public, &["demo"]);
+    let (code, verdict) = env.verify(&server.url(), &public, &[]);
     assert_eq!(code, 0, "{verdict:#}");
+    assert_eq!(verdict["checked"], 4, "{verdict:#}");
 
     // A path the server does not have is reported missing, not an error.
     let missing = format!("/nix/store/{}-absent", "0".repeat(32));
