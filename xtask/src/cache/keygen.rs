@@ -1,0 +1,90 @@
+//! `cache keygen`: a fresh ed25519 signing key pair in Nix's format.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use super::narinfo::public_of_secret;
+use super::nix::Nix;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Generate a signing key pair for the binary cache",
+    long_about = "Generate an ed25519 key pair with `nix key generate-secret`, in the format Nix uses for \
+binary cache signatures. Writes NAME.secret (mode 0600, never printed) and NAME.public into the output \
+directory, and prints the public key: put it in the flake's nixConfig.extra-trusted-public-keys.\n\n\
+NAME is what clients see in `Sig:` lines; end it with a number (pjrtpkgs-1) and bump it when you \
+replace the key. Existing key files are never overwritten.",
+    after_help = "Examples:\n  cargo xtask cache keygen pjrtpkgs-1\n  cargo xtask cache keygen pjrtpkgs-2 --out ~/secrets --json\n\n\
+Then give CI the secret (e.g. a repository secret written to a file) and `cargo xtask cache push URL --key FILE`."
+)]
+pub struct Args {
+    /// Key name, e.g. `pjrtpkgs-1` (letters, digits, `.`, `-`, `_`).
+    pub name: String,
+    /// Directory for NAME.secret and NAME.public [default: $PJRTPKGS_CACHE_DIR/keys, outside the project so the
+    /// secret is never committed by accident]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print `{name, public_key, public_key_file, secret_key_file}` as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let name = &args.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)) {
+        bail!("key name `{name}` must be non-empty letters, digits, `.`, `-` or `_` (e.g. pjrtpkgs-1)");
+    }
+    let dir = match args.out {
+        Some(dir) => dir,
+        None => crate::project::cache_dir()?.join("keys"),
+    };
+    let secret_file = dir.join(format!("{name}.secret"));
+    let public_file = dir.join(format!("{name}.public"));
+    for f in [&secret_file, &public_file] {
+        if f.exists() {
+            bail!("{} already exists; keys are never overwritten: pick a new name (e.g. bump the number) or move it away", f.display());
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+
+    let nix = Nix { store: None };
+    let mut cmd = nix.command();
+    cmd.args(["key", "generate-secret", "--key-name", name]).stdin(Stdio::null()).stderr(Stdio::inherit());
+    let out = cmd.output().with_context(|| "cannot run `nix key generate-secret`: is Nix (2.4 or later) on PATH?")?;
+    if !out.status.success() {
+        bail!("`nix key generate-secret` failed ({}); Nix said why above", out.status);
+    }
+    let secret = String::from_utf8(out.stdout).context("`nix key generate-secret` printed something that is not UTF-8")?;
+    let secret = secret.trim();
+    let public = public_of_secret(secret).context("`nix key generate-secret` printed an unexpected key")?;
+
+    // Created 0600 from the start: the secret is never readable by others, not even briefly.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&secret_file)
+        .with_context(|| format!("cannot create {}", secret_file.display()))?;
+    f.write_all(secret.as_bytes()).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", secret_file.display()))?;
+    crate::fsutil::write_atomic(&public_file, format!("{public}\n").as_bytes())?;
+    std::fs::set_permissions(&public_file, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot make {} readable", public_file.display()))?;
+
+    if args.json {
+        let report = serde_json::json!({
+            "name": name,
+            "public_key": public,
+            "public_key_file": public_file,
+            "secret_key_file": secret_file,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("wrote {} (mode 0600, keep it secret) and {}", secret_file.display(), public_file.display());
+        println!("{public}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
