@@ -202,6 +202,12 @@ pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {
     ))
 }
 
+/// Whether libclang can be loaded (and released again), with the error
+/// `diff_commits` would give when it cannot.
+pub fn libclang_available() -> Result<()> {
+    parse::parse_all(&[], |_| {}).map(|_| ())
+}
+
 /// The model of the PJRT headers at one commit.
 pub fn model_commit(repo: &Repository, commit: Oid) -> Result<ApiModel> {
     Ok(models(&[Snapshot::commit(repo, commit)?])?.remove(0))
