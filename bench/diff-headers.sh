@@ -18,6 +18,13 @@ bumps=$(git --git-dir "$XLA_REPO" log --first-parent --format=%H -G'#define PJRT
 new=${2:-$(echo "$bumps" | sed -n 1p)}
 old=${1:-$new~1}
 far=$(echo "$bumps" | sed -n 21p)
-hyperfine --warmup 2 --runs 10 --export-markdown /dev/stdout \
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
+hyperfine --warmup 2 --runs 10 --export-json "$json" \
   -n "adjacent ($old..$new)" "$bin diff-headers $old $new --xla-repo $XLA_REPO --format json > /dev/null" \
   -n "20 bumps apart" "$bin diff-headers $far $new --xla-repo $XLA_REPO --format json > /dev/null || test \$? = 2"
+python3 - "$json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"median {r['median']:.3f} s  {r['command']}")
+PY
