@@ -1,12 +1,252 @@
-//! `cargo xtask deps-hash` (being written).
-use std::process::ExitCode;
+//! `cargo xtask deps-hash refresh [BACKEND] [--system SYS]`: compute the hash
+//! of the Bazel dependency archive of a source build and pin it.
+//!
+//! Nix computes the hash: the deps derivation is built from a scratch copy
+//! of the project whose pins.toml carries the placeholder hash, so the build
+//! always runs (no store path can match the placeholder) and Nix names the
+//! real hash in its mismatch error. That hash and the XLA commit are then
+//! written to pins.toml `[bazel_deps.<backend>.<system>]`, atomically.
+
+mod parse;
+
+use std::path::Path;
+use std::process::{Command as Process, ExitCode};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+pub use parse::parse_hash_mismatch;
+
+use crate::{fsutil, project};
+
+/// The "unknown or stale" hash of pins.toml.
+pub const PLACEHOLDER_HASH: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// Backends built from source, each with its own deps archive.
+pub const BACKENDS: [&str; 4] = ["cpu", "cuda12", "cuda13", "rocm7"];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Not implemented yet.
-    Todo,
+    /// Compute the Bazel dependency hash of source builds with Nix and pin it.
+    #[command(
+        long_about = "Builds the fixed-output derivation holding a source build's Bazel dependencies \
+(`packages.<system>.pjrt-<backend>.deps`) with the placeholder hash, reads the real hash from \
+Nix's mismatch error and writes it, with the XLA commit it belongs to, to pins.toml \
+[bazel_deps.<backend>.<system>]. Needs Nix with flakes and network access (Bazel downloads \
+XLA's dependencies); takes a long time.",
+        after_help = "Examples:\n  cargo xtask deps-hash refresh cpu\n  cargo xtask deps-hash refresh cuda13 --system aarch64-linux\n  cargo xtask deps-hash refresh            # every backend, this system"
+    )]
+    Refresh {
+        /// Backend: cpu, cuda12, cuda13 or rocm7 (all when omitted).
+        backend: Option<String>,
+        /// Nix system (default: the system Nix runs on).
+        #[arg(long)]
+        system: Option<String>,
+    },
 }
 
-pub fn run(_cmd: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deps-hash` is not implemented yet")
+pub fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Refresh { backend, system } => {
+            let system = match system {
+                Some(s) => s,
+                None => current_system()?,
+            };
+            let backends: Vec<String> = match backend {
+                Some(b) => vec![b],
+                None => BACKENDS.iter().map(|b| b.to_string()).collect(),
+            };
+            let mut results = Vec::new();
+            for backend in &backends {
+                let hash = refresh(backend, &system)?;
+                results.push(serde_json::json!({ "backend": backend, "system": system, "hash": hash }));
+            }
+            println!("{}", serde_json::to_string_pretty(&results)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Computes the deps hash of `backend` on `system` with Nix and writes it
+/// (with the current XLA commit) to pins.toml. Returns the SRI hash.
+pub fn refresh(backend: &str, system: &str) -> Result<String> {
+    if !BACKENDS.contains(&backend) {
+        bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
+    }
+    let root = project::root()?;
+    let pins_path = root.join("pins.toml");
+    let text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
+
+    // The project as it is, but with the placeholder for this deps pin.
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    copy_flake_inputs(&root, scratch.path())?;
+    let placeholder = set_bazel_deps(&text, backend, system, PLACEHOLDER_HASH, None)?;
+    std::fs::write(scratch.path().join("pins.toml"), placeholder)?;
+
+    let attr = format!("path:{}#packages.{system}.pjrt-{backend}.deps", scratch.path().display());
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!("building the Bazel dependencies of {backend} on {system} (this takes long)"));
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let mut build = nix_command();
+    build.args(["build", "--no-link", "--print-build-logs", &attr]);
+    let hash = mismatch_of_build(build);
+    spinner.finish_and_clear();
+    let hash = hash.with_context(|| format!("cannot compute the Bazel dependency hash of {backend} on {system}"))?;
+
+    // Re-read: the file may have changed during the (long) build.
+    let text = std::fs::read_to_string(&pins_path)?;
+    let commit = xla_commit(&text)?;
+    let updated = set_bazel_deps(&text, backend, system, &hash, Some(&commit))?;
+    fsutil::write_atomic(&pins_path, updated.as_bytes())?;
+    Ok(hash)
+}
+
+/// Runs a `nix build` of a fixed-output derivation whose declared hash is
+/// wrong and returns the real hash from Nix's mismatch error. Fails when the
+/// build fails for another reason, or when Nix reports no mismatch: then an
+/// output with the declared hash already exists, and the build is re-run
+/// with `--rebuild`, which makes Nix re-fetch and compare.
+pub fn mismatch_of_build(mut build: Process) -> Result<String> {
+    let out = build.output().context("cannot run nix; is it installed and on PATH?")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(hash) = parse_hash_mismatch(&stderr) {
+        return Ok(hash);
+    }
+    if !out.status.success() {
+        bail!("nix build failed without a hash mismatch:\n{}", tail(&stderr, 40));
+    }
+    let out = build.arg("--rebuild").output().context("cannot run nix")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(hash) = parse_hash_mismatch(&stderr) {
+        return Ok(hash);
+    }
+    bail!(
+        "nix built the derivation without reporting a hash mismatch, even with --rebuild; \
+the declared hash is already right, or this Nix reports mismatches differently:\n{}",
+        tail(&stderr, 40)
+    )
+}
+
+/// `nix` with flakes enabled, as every command here needs.
+pub fn nix_command() -> Process {
+    let mut cmd = Process::new("nix");
+    cmd.args(["--extra-experimental-features", "nix-command flakes"]);
+    cmd
+}
+
+fn current_system() -> Result<String> {
+    let out = nix_command()
+        .args(["eval", "--impure", "--raw", "--expr", "builtins.currentSystem"])
+        .output()
+        .context("cannot run nix; is it installed and on PATH?")?;
+    if !out.status.success() {
+        bail!("cannot ask nix for the current system:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// pins.toml with `[bazel_deps.<backend>.<system>]` set, comments kept.
+pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_commit: Option<&str>) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
+    let deps = doc
+        .entry("bazel_deps")
+        .or_insert_with(|| implicit_table())
+        .as_table_mut()
+        .context("pins.toml: bazel_deps is not a table")?;
+    let per_backend = deps
+        .entry(backend)
+        .or_insert_with(|| implicit_table())
+        .as_table_mut()
+        .with_context(|| format!("pins.toml: bazel_deps.{backend} is not a table"))?;
+    let entry = per_backend
+        .entry(system)
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_mut()
+        .with_context(|| format!("pins.toml: bazel_deps.{backend}.{system} is not a table"))?;
+    entry["hash"] = toml_edit::value(hash);
+    match xla_commit {
+        Some(commit) => entry["xla_commit"] = toml_edit::value(commit),
+        None => {
+            entry.remove("xla_commit");
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn implicit_table() -> toml_edit::Item {
+    let mut t = toml_edit::Table::new();
+    t.set_implicit(true);
+    toml_edit::Item::Table(t)
+}
+
+fn xla_commit(text: &str) -> Result<String> {
+    let doc: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
+    doc.get("xla")
+        .and_then(|x| x.get("commit"))
+        .and_then(|c| c.as_str())
+        .map(str::to_owned)
+        .context("pins.toml has no [xla] commit")
+}
+
+/// The files the flake reads: enough to evaluate and build it elsewhere.
+fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
+    for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", ".cargo", "nix", "overlays", "xtask/Cargo.toml", "xtask/src", "crates"] {
+        copy_tree(&root.join(entry), &to.join(entry))
+            .with_context(|| format!("cannot copy {} to a scratch directory", root.join(entry).display()))?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            if e.file_name() != "target" {
+                copy_tree(&e.path(), &to.join(e.file_name()))?;
+            }
+        }
+    } else if from.is_file() {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PINS: &str = "# head\n[xla]\ncommit = \"abc\"\n\n# deps\n[bazel_deps.cpu.x86_64-linux]\nhash = \"sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\" # placeholder\n";
+
+    #[test]
+    fn set_bazel_deps_updates_in_place_and_keeps_comments() {
+        let out = set_bazel_deps(PINS, "cpu", "x86_64-linux", "sha256-x", Some("abc")).unwrap();
+        assert!(out.contains("# head") && out.contains("# deps"), "{out}");
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(t["bazel_deps"]["cpu"]["x86_64-linux"]["hash"].as_str(), Some("sha256-x"));
+        assert_eq!(t["bazel_deps"]["cpu"]["x86_64-linux"]["xla_commit"].as_str(), Some("abc"));
+    }
+
+    #[test]
+    fn set_bazel_deps_adds_new_backends_and_systems() {
+        let out = set_bazel_deps(PINS, "cuda13", "aarch64-linux", "sha256-y", None).unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(t["bazel_deps"]["cuda13"]["aarch64-linux"]["hash"].as_str(), Some("sha256-y"));
+        assert!(t["bazel_deps"]["cuda13"]["aarch64-linux"].get("xla_commit").is_none());
+        assert!(out.contains("[bazel_deps.cuda13.aarch64-linux]"), "{out}");
+    }
+
+    #[test]
+    fn refresh_rejects_unknown_backends() {
+        let err = refresh("metal", "x86_64-linux").unwrap_err().to_string();
+        assert!(err.contains("unknown backend 'metal'"), "{err}");
+    }
 }

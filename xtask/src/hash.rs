@@ -1,12 +1,271 @@
-//! `cargo xtask hash` (being written).
+//! `cargo xtask hash`: Nix-exact SHA-256 NAR hashes of a path, of an
+//! unpacked archive and of a git commit's tree, without Nix.
+//!
+//! [`nar`] holds the NAR serialiser every verb shares; [`unpack`] models the
+//! tree Nix's archive extraction produces; [`tarball`] and [`git`] feed it.
+
+pub mod git;
+pub mod nar;
+mod progress;
+pub mod tarball;
+pub mod unpack;
+
+use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum Command {
-    /// Not implemented yet.
-    Todo,
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+
+/// A SHA-256 NAR hash (what Nix calls the `narHash` / fixed-output
+/// recursive hash of a path).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct NarHash(pub [u8; 32]);
+
+/// Nix's base-32 alphabet (no e, o, u, t).
+const NIX32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+const NIX32_LEN: usize = 52; // ceil(256 / 5)
+
+impl NarHash {
+    /// `sha256-<base64>`, the form `nix hash path` prints and `hash =` takes.
+    pub fn to_sri(&self) -> String {
+        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(self.0))
+    }
+
+    /// Nix's base-32 (`nix hash path --base32`, `nix-prefetch-url`): 5-bit
+    /// groups, last byte first.
+    pub fn to_nix32(&self) -> String {
+        let bytes = &self.0;
+        (0..NIX32_LEN)
+            .rev()
+            .map(|n| {
+                let bit = n * 5;
+                let (i, j) = (bit / 8, bit % 8);
+                let high = if i + 1 < bytes.len() { u16::from(bytes[i + 1]) << 8 } else { 0 };
+                let word = (u16::from(bytes[i]) | high) >> j;
+                NIX32_ALPHABET[usize::from(word & 0x1f)] as char
+            })
+            .collect()
+    }
+
+    /// Lower-case hexadecimal (`nix hash path --base16`).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses `sha256-<base64>`.
+    pub fn from_sri(s: &str) -> Result<NarHash> {
+        let Some(b64) = s.strip_prefix("sha256-") else {
+            bail!("`{s}` is not an SRI sha256 hash (expected `sha256-` followed by base64)");
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .with_context(|| format!("`{s}` is not an SRI sha256 hash: invalid base64"))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| anyhow::anyhow!("`{s}` holds {} bytes, a sha256 hash has 32", b.len()))?;
+        Ok(NarHash(bytes))
+    }
+
+    /// Parses Nix's base-32 form (52 characters).
+    pub fn from_nix32(s: &str) -> Result<NarHash> {
+        if s.len() != NIX32_LEN {
+            bail!("`{s}` is not a nix32 sha256 hash (expected {NIX32_LEN} characters, got {})", s.len());
+        }
+        let mut bytes = [0u8; 32];
+        for (n, c) in s.bytes().rev().enumerate() {
+            let Some(digit) = NIX32_ALPHABET.iter().position(|&a| a == c) else {
+                bail!("`{s}` is not a nix32 hash: `{}` is not in Nix's base-32 alphabet", c as char);
+            };
+            let bit = n * 5;
+            let (i, j) = (bit / 8, bit % 8);
+            bytes[i] |= (digit << j) as u8;
+            let carry = (digit as u16) >> (8 - j);
+            if i + 1 < 32 {
+                bytes[i + 1] |= carry as u8;
+            } else if carry != 0 {
+                bail!("`{s}` is not a nix32 sha256 hash: it overflows 256 bits");
+            }
+        }
+        Ok(NarHash(bytes))
+    }
+
+    /// Any of the forms Nix prints for sha256: SRI, nix32 or hex.
+    pub fn parse(s: &str) -> Result<NarHash> {
+        if s.starts_with("sha256-") {
+            Self::from_sri(s)
+        } else if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let bytes = hex::decode(s)?;
+            Ok(NarHash(bytes.try_into().expect("64 hex digits are 32 bytes")))
+        } else {
+            Self::from_nix32(s)
+        }
+    }
 }
 
-pub fn run(_cmd: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hash` is not implemented yet")
+impl fmt::Display for NarHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_sri())
+    }
+}
+
+impl std::str::FromStr for NarHash {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  cargo xtask hash path ./vendor/xla               # sha256-... as `nix hash path` prints it
+  cargo xtask hash path --base32 ./result          # as `nix hash path --base32`
+  cargo xtask hash tarball https://github.com/openxla/xla/archive/<commit>.tar.gz
+  cargo xtask hash git 964a0a45a0c3090cd484a3c51e8f9d05ed10b968 --repo ~/src/xla
+  cargo xtask hash git main --json                 # uses XLA_REPO or the cached clone
+
+Exit status: 0 the hash was printed, 1 it could not be computed (the error says why).";
+
+/// How to print a hash.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Print Nix's base-32 form (what `nix hash path --base32` and
+    /// `nix-prefetch-url` print) instead of SRI.
+    #[arg(long, alias = "nix32", conflicts_with_all = ["hex", "json"])]
+    pub base32: bool,
+    /// Print lower-case hexadecimal (`nix hash path --base16`) instead of SRI.
+    #[arg(long, alias = "base16", conflicts_with = "json")]
+    pub hex: bool,
+    /// Print a JSON object with every form: {"sri", "nix32", "hex", ...}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+#[command(after_help = AFTER_HELP)]
+pub enum Command {
+    /// NAR hash of a file or directory tree, identical to `nix hash path`.
+    #[command(
+        long_about = "NAR hash of a file or directory tree, byte for byte what `nix hash path` prints.\n\n\
+Symlinks are hashed as links, never followed (PATH itself included); a file is executable when its \
+owner-execute bit is set; other permission bits, owners and times do not count. Sockets, fifos and \
+devices are refused, as Nix refuses them.",
+        after_help = AFTER_HELP
+    )]
+    Path {
+        /// The file, directory or symlink to hash.
+        path: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Hash of an unpacked tar/tar.gz/tar.xz/zip archive, identical to `nix-prefetch-url --unpack`.
+    #[command(
+        long_about = "Hash of an archive once unpacked, identical to `nix-prefetch-url --unpack` (printed in SRI form; \
+--base32 prints what nix-prefetch-url prints) and to the `hash` of fetchzip / fetchFromGitHub for the same URL.\n\n\
+The archive is read as a stream and never unpacked to disk. Formats are recognised by content: tar, \
+gzip- or xz-compressed tar, zip. When the archive holds a single top-level entry (the usual \
+`project-1.0/` directory, or a single file) that entry is hashed; with several top-level entries the \
+whole unpacked directory is, as nix-prefetch-url does (fetchzip refuses such archives). A pax global \
+header (GitHub's `comment=<commit>`) is not a file. Later entries replace earlier ones of the same \
+name and hard links share their target's contents, as Nix's extraction (libarchive) does.",
+        after_help = AFTER_HELP
+    )]
+    Tarball {
+        /// An archive file, or a file://, http:// or https:// URL.
+        #[arg(value_name = "FILE-OR-URL")]
+        source: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Hash of a commit's tree, identical to `fetchFromGitHub { rev = COMMIT; }`.
+    #[command(
+        long_about = "Hash of a commit's tree as fetchFromGitHub pins it (the NAR hash of `git archive COMMIT` \
+unpacked), read straight from git objects: nothing is checked out or extracted.\n\n\
+Mode 100755 is an executable file, 120000 a symlink, 160000 (a submodule) an empty directory, as in \
+GitHub's archive. A commit whose objects are not all in the repository is an error naming the \
+missing object and its path, never a wrong hash. Commits whose .gitattributes use export-ignore or \
+export-subst are refused (GitHub's archive differs from the tree there).",
+        after_help = AFTER_HELP
+    )]
+    Git {
+        /// The commit: a full or short id, a tag or a branch.
+        commit: String,
+        /// The repository: a work tree or a bare git directory (`--xla-repo` and
+        /// XLA_REPO work too). Without it, pjrtpkgs' cached clone of upstream XLA
+        /// is used and the commit fetched when missing.
+        #[arg(long, alias = "xla-repo", env = "XLA_REPO", value_name = "DIR")]
+        repo: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+pub fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Path { path, output } => {
+            let hash = nar::hash_path(&path)?;
+            print(&output, hash, &[("path", path.display().to_string())]);
+        }
+        Command::Tarball { source, output } => {
+            let hash = tarball::hash_archive(&source)?;
+            print(&output, hash, &[("source", source)]);
+        }
+        Command::Git { commit, repo, output } => {
+            let arg = crate::xla_repo::XlaRepoArg { xla_repo: repo };
+            let repository = crate::xla_repo::open_for(&arg, &[&commit])?;
+            let id = crate::xla_repo::resolve_commit(&repository, &commit)?;
+            let hash = git::hash_commit(&repository, id)?;
+            print(
+                &output,
+                hash,
+                &[("commit", id.to_string()), ("repo", repository.path().display().to_string())],
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(output: &OutputArgs, hash: NarHash, context: &[(&str, String)]) {
+    if output.json {
+        let mut object = serde_json::Map::new();
+        for (key, value) in context {
+            object.insert((*key).into(), value.clone().into());
+        }
+        object.insert("sri".into(), hash.to_sri().into());
+        object.insert("nix32".into(), hash.to_nix32().into());
+        object.insert("hex".into(), hash.to_hex().into());
+        println!("{}", serde_json::Value::Object(object));
+    } else if output.base32 {
+        println!("{}", hash.to_nix32());
+    } else if output.hex {
+        println!("{}", hash.to_hex());
+    } else {
+        println!("{hash}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_round_trip() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        let hash = NarHash(bytes);
+        assert_eq!(NarHash::from_sri(&hash.to_sri()).unwrap(), hash);
+        assert_eq!(NarHash::from_nix32(&hash.to_nix32()).unwrap(), hash);
+        assert_eq!(NarHash::parse(&hash.to_hex()).unwrap(), hash);
+        assert_eq!(hash.to_nix32().len(), 52);
+    }
+
+    #[test]
+    fn bad_hashes_are_errors() {
+        assert!(NarHash::from_sri("sha256-abc").is_err());
+        assert!(NarHash::from_sri("sha512-AAAA").is_err());
+        assert!(NarHash::from_nix32("e").is_err());
+        assert!(NarHash::parse("zzzz").is_err());
+    }
 }

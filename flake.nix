@@ -1,0 +1,79 @@
+{
+  description = "PJRT plugins of XLA (CPU, CUDA 12/13, ROCm 7, TPU), built from source or repackaged, all pinned in pins.toml";
+
+  # --- nixConfig: reserved for the binary cache ----------------------------
+  # The cache helper supplies extra-substituters / extra-trusted-public-keys
+  # (`cargo xtask cache keygen`); the lead merges them here.
+  # nixConfig = { };
+  # --------------------------------------------------------------------------
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/8c809a146a140c5c8806f13399592dbcb1bb5dc4";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      pjrtLib = import ./nix/lib.nix;
+      pins = import ./nix/pins.nix { };
+      projectSource = import ./nix/project-source.nix ./.;
+
+      # macOS only where a pinned wheel exists for it.
+      systems =
+        pjrtLib.linuxSystems
+        ++ builtins.filter (s: builtins.elem s (pjrtLib.prebuiltSystems pins.prebuilt)) [ "aarch64-darwin" ];
+      forAllSystems =
+        f:
+        builtins.listToAttrs (
+          map (system: {
+            name = system;
+            value = f system;
+          }) systems
+        );
+
+      # CUDA, cuDNN and libtpu are unfree: this flake's own nixpkgs allows it.
+      pkgsBySystem = forAllSystems (
+        system:
+        import nixpkgs {
+          inherit system;
+          config.allowUnfree = true;
+        }
+      );
+    in
+    {
+      lib = pjrtLib;
+
+      overlays.default = import ./overlays { inherit pins projectSource; };
+
+      packages = forAllSystems (
+        system:
+        import ./nix/packages.nix {
+          pkgs = pkgsBySystem.${system};
+          inherit pins pjrtLib projectSource;
+        }
+      );
+
+      devShells = forAllSystems (
+        system:
+        import ./nix/dev-shells.nix {
+          pkgs = pkgsBySystem.${system};
+          inherit pins;
+          pjrtPackages = self.packages.${system};
+        }
+      );
+
+      checks = forAllSystems (
+        system:
+        import ./nix/checks.nix {
+          pkgs = pkgsBySystem.${system};
+          pjrtPackages = self.packages.${system};
+        }
+      );
+
+      formatter = forAllSystems (system: pkgsBySystem.${system}.nixfmt-tree);
+
+      # Linux only: Hydra builds what the cache serves.
+      hydraJobs = {
+        packages = nixpkgs.lib.genAttrs pjrtLib.linuxSystems (system: self.packages.${system});
+        checks = nixpkgs.lib.genAttrs pjrtLib.linuxSystems (system: self.checks.${system});
+      };
+    };
+}

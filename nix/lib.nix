@@ -1,0 +1,183 @@
+# Pure functions of plain values: no nixpkgs, no derivations. Everything
+# here is tested by nix/tests/lib.nix with `nix-instantiate --eval`.
+let
+  inherit (builtins)
+    concatStringsSep
+    attrNames
+    filter
+    hasAttr
+    listToAttrs
+    ;
+in
+rec {
+  # Systems the flake describes. Source builds and Linux wheels exist for
+  # both Linux systems; macOS only where a plugin wheel exists for it.
+  linuxSystems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
+  allSystems = linuxSystems ++ [ "aarch64-darwin" ];
+
+  sourceBackends = [
+    "cpu"
+    "cuda12"
+    "cuda13"
+    "rocm7"
+  ];
+
+  # prebuilt.<name> in pins.toml -> flake package name. TPU has no source
+  # build, so its only package carries no `-bin` suffix.
+  prebuiltAttrName = name: if name == "tpu" then "pjrt-tpu" else "pjrt-${name}-bin";
+
+  # The systems at least one prebuilt plugin is pinned for.
+  prebuiltSystems =
+    prebuilt: unique (builtins.concatMap (p: attrNames p.platforms) (builtins.attrValues prebuilt));
+
+  unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+  foldl' = builtins.foldl';
+
+  # The prebuilt plugins pinned for `system`, as { attrName = entry; }.
+  prebuiltFor =
+    prebuilt: system:
+    listToAttrs (
+      map (name: {
+        name = prebuiltAttrName name;
+        value = prebuilt.${name} // {
+          platform = prebuilt.${name}.platforms.${system};
+        };
+      }) (filter (name: hasAttr system prebuilt.${name}.platforms) (attrNames prebuilt))
+    );
+
+  # `sha256-…` SRI or 64 hex digits: what fetchurl accepts as `sha256`.
+  isHexSha256 = s: builtins.match "[0-9a-f]{64}" s != null;
+
+  # Bazel's name for the host CPU, as XLA's pjrt_x86 / pjrt_aarch64 configs set it.
+  bazelCpu =
+    system:
+    {
+      x86_64-linux = "k8";
+      aarch64-linux = "aarch64";
+    }
+    .${system} or (throw "pjrtpkgs: no source build for ${system}; source builds exist for ${concatStringsSep ", " linuxSystems}");
+
+  # The Bazel invocation of one source build, as data:
+  #   { targets; flags; env; }
+  # `paths` holds store paths (strings) of the toolchains the backend needs:
+  #   cpu:    { dynamicLinker; hostRpath; }
+  #   cuda*:  + { cuda; cudnn; nccl; cudaVersion; cudnnVersion; }
+  #   rocm7:  + { rocm; rocmMultiplePaths; clang; }
+  # Everything a backend needs is passed in explicitly; nothing is probed.
+  bazelConfig =
+    {
+      backend,
+      system,
+      pins,
+      paths,
+    }:
+    let
+      common = [
+        # Release build, as XLA's pjrt_release config.
+        "-c"
+        "opt"
+        # XLA still describes its dependencies in WORKSPACE; bzlmod would
+        # reach the Bazel Central Registry.
+        "--noenable_bzlmod"
+        # Bazel's own sandbox cannot run the downloaded hermetic tools inside
+        # the Nix sandbox; the Nix sandbox still isolates the whole build.
+        "--spawn_strategy=local"
+        "--genrule_strategy=local"
+        # Host CPU, as XLA's pjrt_x86 / pjrt_aarch64 configs.
+        "--cpu=${bazelCpu system}"
+        # Tools built for the exec configuration run during the build; they
+        # need the Nix dynamic linker and libraries to start at all.
+        "--host_linkopt=-Wl,--dynamic-linker=${paths.dynamicLinker}"
+        "--host_linkopt=-Wl,-rpath,${paths.hostRpath}"
+        # Exclude targets that XLA itself does not build in open source.
+        "--build_tag_filters=-mobile,-ios,-no_oss${
+          if backend == "cpu" then ",-gpu" else if backend == "rocm7" then ",-cuda-only" else ",-rocm-only"
+        }"
+        # Never upload or consult remote caches: the build must be local and offline.
+        "--noremote_accept_cached"
+        "--remote_cache="
+      ];
+
+      cuda =
+        p:
+        [
+          # XLA's pjrt_cudaNN configs: hermetic CUDA built with NVCC.
+          "--config=cuda_nvcc"
+          # Plugins must not bundle the CUDA libraries (pjrt_release).
+          "--@local_config_cuda//cuda:include_cuda_libs=false"
+          # Versions of the trees given below, from nixpkgs (not downloaded).
+          "--repo_env=HERMETIC_CUDA_VERSION=${paths.cudaVersion}"
+          "--repo_env=HERMETIC_CUDNN_VERSION=${paths.cudnnVersion}"
+          # Explicit targets from pins.toml: never probed with nvidia-smi.
+          "--repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES=${concatStringsSep "," p.computeCapabilities}"
+          # Hermetic CUDA pointed at nixpkgs' trees instead of downloads.
+          "--repo_env=LOCAL_CUDA_PATH=${paths.cuda}"
+          "--repo_env=LOCAL_CUDNN_PATH=${paths.cudnn}"
+          "--repo_env=LOCAL_NCCL_PATH=${paths.nccl}"
+        ];
+
+      rocm = [
+        # XLA's rocm_base config (local ROCm through @local_config_rocm).
+        "--config=rocm_base"
+        "--repo_env=TF_NEED_ROCM=1"
+        # Host code with clang, device code with the ROCm toolchain.
+        "--action_env=TF_ROCM_CLANG=1"
+        "--action_env=CLANG_COMPILER_PATH=${paths.clang}/bin/clang"
+        # The ROCm tree from nixpkgs; never /opt/rocm.
+        "--repo_env=ROCM_PATH=${paths.rocm}"
+        # nixpkgs splits ROCm over several store paths.
+        "--repo_env=TF_ROCM_MULTIPLE_PATHS=${paths.rocmMultiplePaths}"
+        # Explicit targets from pins.toml: rocm_agent_enumerator never runs.
+        "--repo_env=TF_ROCM_AMDGPU_TARGETS=${concatStringsSep "," pins.rocm7.gpuTargets}"
+      ];
+
+      backendFlags =
+        {
+          cpu = [ ];
+          cuda12 = cuda pins.cuda12;
+          cuda13 = cuda pins.cuda13;
+          rocm7 = rocm;
+        }
+        .${backend} or (throw "pjrtpkgs: unknown backend '${backend}'; known: ${concatStringsSep ", " sourceBackends}");
+    in
+    {
+      targets = [
+        (if backend == "cpu" then "//xla/pjrt/c:pjrt_c_api_cpu_plugin.so" else "//xla/pjrt/c:pjrt_c_api_gpu_plugin.so")
+      ];
+      flags = common ++ backendFlags;
+      # Environment of the Bazel process: nothing that varies between hosts.
+      env = {
+        USER = "nixbld";
+        # XLA's configure scripts read these; explicit so nothing is guessed.
+        TF_NEED_CUDA = if backend == "cuda12" || backend == "cuda13" then "1" else "0";
+        TF_NEED_ROCM = if backend == "rocm7" then "1" else "0";
+      };
+      # The file Bazel leaves under bazel-bin for the target.
+      output =
+        if backend == "cpu" then "xla/pjrt/c/pjrt_c_api_cpu_plugin.so" else "xla/pjrt/c/pjrt_c_api_gpu_plugin.so";
+    };
+
+  # Name of the installed library, the same for source and prebuilt packages.
+  pluginLibName = backend: "pjrt_c_api_${backend}_plugin.so";
+
+  # Contents of share/pjrt/version_info.json.
+  versionInfo =
+    {
+      backend,
+      origin,
+      xlaCommit,
+      pjrtApiVersion,
+      toolchains ? { },
+      extra ? { },
+    }:
+    {
+      schema = 1;
+      inherit backend origin toolchains;
+      xla_commit = xlaCommit;
+      pjrt_api_version = pjrtApiVersion;
+    }
+    // extra;
+}

@@ -1,0 +1,59 @@
+# The pjrtpkgs package set for one nixpkgs instance (one system). Used by
+# the flake's `packages` and by `overlays.default`; receives pins as plain
+# values (nix/pins.nix) and never reads pins.toml itself.
+{
+  pkgs,
+  pins,
+  pjrtLib ? import ./lib.nix,
+  projectSource,
+}:
+let
+  inherit (pkgs) lib callPackage;
+  system = pkgs.stdenv.hostPlatform.system;
+
+  xla-src = callPackage ./xla-src.nix { xlaPin = pins.xla; };
+
+  # The toolchains each GPU backend resolves against, by the attribute
+  # pins.toml names ([cuda12] / [cuda13] / [rocm7] nixpkgs_attribute).
+  gpuSets = {
+    cuda12 = pkgs.${pins.cuda12.attribute};
+    cuda13 = pkgs.${pins.cuda13.attribute};
+    rocm7 = pkgs.${pins.rocm7.attribute};
+  };
+
+  prebuiltPackages = builtins.mapAttrs (
+    _attr: entry:
+    callPackage ./prebuilt-plugin.nix {
+      inherit entry pjrtLib xla-src;
+      xlaPin = pins.xla;
+      cudaPackages =
+        if entry.backend == "cuda12" || entry.backend == "cuda13" then gpuSets.${entry.backend} else null;
+      rocmPackages = if entry.backend == "rocm7" then gpuSets.rocm7 else null;
+    }
+  ) (pjrtLib.prebuiltFor pins.prebuilt system);
+
+  sourcePlugin =
+    backend:
+    callPackage ./source-plugin.nix {
+      inherit backend pins pjrtLib xla-src;
+      bazel = pkgs.${pins.toolchains.bazel.attribute};
+      cudaPackages = if backend == "cuda12" || backend == "cuda13" then gpuSets.${backend} else null;
+      rocmPackages = if backend == "rocm7" then gpuSets.rocm7 else null;
+    };
+
+  sourcePackages = lib.optionalAttrs (builtins.elem system pjrtLib.linuxSystems) (
+    builtins.listToAttrs (
+      map (backend: {
+        name = "pjrt-${backend}";
+        value = sourcePlugin backend;
+      }) pjrtLib.sourceBackends
+    )
+  );
+in
+prebuiltPackages
+// sourcePackages
+// {
+  inherit xla-src;
+  xtask = callPackage ./xtask.nix { src = projectSource; };
+}
+// lib.optionalAttrs (sourcePackages ? pjrt-cpu) { default = sourcePackages.pjrt-cpu; }

@@ -1,0 +1,87 @@
+# The only reader of pins.toml. Everything else in nix/ receives the plain
+# values this file returns, so a change of schema is handled here once.
+#
+#   import ./pins.nix { }                      # the project's pins.toml
+#   import ./pins.nix { pinsFile = ./x.toml; } # tests: any other copy
+{
+  pinsFile ? ../pins.toml,
+}:
+let
+  raw = builtins.fromTOML (builtins.readFile pinsFile);
+
+  # An unknown or stale hash is spelled as this placeholder in pins.toml;
+  # Nix rejects it with a mismatch naming the real hash (see
+  # `cargo xtask deps-hash refresh`).
+  placeholderHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+  prebuiltEntry = name: entry: {
+    inherit name;
+    inherit (entry) version backend;
+    pjrtApiVersion = entry.pjrt_api_version or null;
+    # The XLA commit the wheel was built from, when the pin records it.
+    xlaCommit = entry.xla_commit or null;
+    platforms = builtins.mapAttrs (_system: p: {
+      inherit (p) url sha256 library;
+    }) (entry.platforms or { });
+  };
+
+  bazelDepsOf =
+    backend:
+    builtins.mapAttrs (_system: d: {
+      hash = d.hash or placeholderHash;
+      xlaCommit = d.xla_commit or null;
+      stale = (d.hash or placeholderHash) == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
+    }) ((raw.bazel_deps or { }).${backend} or { });
+in
+{
+  inherit placeholderHash;
+  schemaVersion = raw.schema_version;
+
+  xla = {
+    inherit (raw.xla) repository commit hash;
+    pjrtApiVersion = raw.xla.pjrt_api_version;
+    bazelVersion = raw.xla.bazel_version;
+    date = raw.xla.date or null;
+  };
+
+  toolchains = {
+    bazel = {
+      inherit (raw.toolchains.bazel) version;
+      attribute = raw.toolchains.bazel.nixpkgs_attribute;
+    };
+  };
+
+  cuda12 = {
+    cudaVersion = raw.cuda12.cuda_version;
+    cudnnVersion = raw.cuda12.cudnn_version;
+    ncclVersion = raw.cuda12.nccl_version;
+    nvshmemVersion = raw.cuda12.nvshmem_version or null;
+    attribute = raw.cuda12.nixpkgs_attribute;
+    computeCapabilities = raw.cuda12.compute_capabilities;
+  };
+
+  cuda13 = {
+    cudaVersion = raw.cuda13.cuda_version;
+    cudnnVersion = raw.cuda13.cudnn_version;
+    ncclVersion = raw.cuda13.nccl_version;
+    nvshmemVersion = raw.cuda13.nvshmem_version or null;
+    attribute = raw.cuda13.nixpkgs_attribute;
+    computeCapabilities = raw.cuda13.compute_capabilities;
+  };
+
+  rocm7 = {
+    distroVersion = raw.rocm7.distro_version;
+    attribute = raw.rocm7.nixpkgs_attribute;
+    gpuTargets = raw.rocm7.gpu_targets;
+  };
+
+  prebuilt = builtins.mapAttrs prebuiltEntry (raw.prebuilt or { });
+
+  # bazelDeps.<backend>.<system> = { hash; xlaCommit; stale; }
+  bazelDeps = builtins.listToAttrs (
+    map (backend: {
+      name = backend;
+      value = bazelDepsOf backend;
+    }) (builtins.attrNames (raw.bazel_deps or { }))
+  );
+}

@@ -1,0 +1,179 @@
+# A PJRT plugin repackaged from a pinned PyPI wheel: fetched by the sha256 of
+# pins.toml, unpacked, its ELF dependencies resolved against nixpkgs' CUDA or
+# ROCm libraries; libcuda is left to the host driver (driver runpath).
+{
+  lib,
+  stdenv,
+  fetchurl,
+  unzip,
+  autoPatchelfHook,
+  addDriverRunpath,
+  patchelf,
+  entry, # one pins.prebuilt entry, with `platform` for this system
+  xlaPin,
+  xla-src,
+  pjrtLib,
+  cudaPackages ? null,
+  rocmPackages ? null,
+}:
+let
+  inherit (entry) backend platform;
+  isCuda = cudaPackages != null;
+  isRocm = rocmPackages != null;
+  libName = pjrtLib.pluginLibName backend;
+
+  # Libraries the plugins link or dlopen. The wheels expect them from
+  # NVIDIA's / AMD's Python wheels; here they come from nixpkgs.
+  cudaLibs = lib.optionals isCuda (
+    map lib.getLib (
+      with cudaPackages;
+      [
+        cuda_cudart
+        cuda_cupti
+        cuda_nvrtc
+        libcublas
+        libcufft
+        libcurand
+        libcusolver
+        libcusparse
+        libnvjitlink
+        cudnn
+        nccl
+      ]
+    )
+  );
+  rocmLibs = lib.optionals isRocm (
+    map lib.getLib (
+      with rocmPackages;
+      [
+        clr
+        rocblas
+        hipblas
+        hipblaslt
+        miopen
+        rccl
+        rocsolver
+        hipsolver
+        rocsparse
+        hipsparse
+        rocfft
+        hipfft
+        roctracer
+      ]
+    )
+  );
+  runtimeLibs = cudaLibs ++ rocmLibs;
+
+  # Headers: the wheel's own when it ships them; else XLA's when the pin
+  # says which commit the wheel was built from and it is ours.
+  headersFromXla = entry.xlaCommit != null && entry.xlaCommit == xlaPin.commit;
+
+  versionInfo = pjrtLib.versionInfo {
+    inherit backend;
+    origin = "prebuilt";
+    xlaCommit = entry.xlaCommit;
+    pjrtApiVersion = entry.pjrtApiVersion;
+    toolchains =
+      lib.optionalAttrs isCuda {
+        cuda = cudaPackages.cudaMajorMinorVersion;
+        cudnn = cudaPackages.cudnn.version;
+      }
+      // lib.optionalAttrs isRocm { rocm = rocmPackages.clr.version; };
+    extra = {
+      package = entry.name;
+      inherit (entry) version;
+      inherit (platform) url sha256 library;
+    };
+  };
+in
+stdenv.mkDerivation {
+  pname = "pjrt-${entry.name}-bin";
+  inherit (entry) version;
+
+  src = fetchurl {
+    inherit (platform) url sha256;
+  };
+
+  dontUnpack = true;
+  dontConfigure = true;
+  dontBuild = true;
+  # Stripping a vendor's plugin gains little and risks breaking it.
+  dontStrip = true;
+
+  nativeBuildInputs = [
+    unzip
+  ]
+  ++ lib.optionals stdenv.hostPlatform.isLinux [
+    autoPatchelfHook
+    addDriverRunpath
+    patchelf
+  ];
+  buildInputs = lib.optionals stdenv.hostPlatform.isLinux ([ stdenv.cc.cc.lib ] ++ runtimeLibs);
+
+  # libcuda.so.1 belongs to the host's driver, found through the driver runpath.
+  autoPatchelfIgnoreMissingDeps = lib.optionals isCuda [ "libcuda.so.1" ];
+
+  versionInfoJson = builtins.toJSON versionInfo;
+  pluginPath = platform.library;
+  inherit libName;
+  xlaHeaders = lib.optionalString headersFromXla "${xla-src}/xla/pjrt/c";
+
+  installPhase = ''
+    runHook preInstall
+    mkdir wheel
+    unzip -q "$src" -d wheel
+    if [ ! -f "wheel/$pluginPath" ]; then
+      echo "pjrtpkgs: $pluginPath is not in the wheel; the pin's 'library' is wrong" >&2
+      exit 1
+    fi
+    install -Dm755 "wheel/$pluginPath" "$out/lib/$libName"
+    mkdir -p "$out/include" "$out/share/pjrt"
+    if [ -n "$xlaHeaders" ]; then
+      mkdir -p "$out/include/xla/pjrt/c"
+      cp "$xlaHeaders"/pjrt_c_api*.h "$out/include/xla/pjrt/c/"
+    else
+      # Some wheels ship the header they were built with.
+      find wheel -name 'pjrt_c_api*.h' -exec cp {} "$out/include/" \;
+    fi
+    printf '%s\n' "$versionInfoJson" > "$out/share/pjrt/version_info.json"
+    runHook postInstall
+  '';
+
+  # dlopen'ed CUDA/ROCm libraries are not DT_NEEDED: add their directories,
+  # then the driver directory, to the plugin's runpath.
+  postFixup = lib.optionalString stdenv.hostPlatform.isLinux (
+    lib.optionalString (runtimeLibs != [ ]) ''
+      patchelf --add-rpath "${lib.makeLibraryPath runtimeLibs}" "$out/lib/$libName"
+    ''
+    + lib.optionalString isCuda ''
+      addDriverRunpath "$out/lib/$libName"
+    ''
+  );
+
+  passthru = {
+    pjrtApiVersion = entry.pjrtApiVersion;
+    pluginLib = "lib/${libName}";
+    inherit backend versionInfo;
+  };
+
+  meta = {
+    description = "PJRT ${backend} plugin, repackaged from the ${entry.name} wheel ${entry.version}";
+    # The wheels' own licenses: XLA is Apache-2.0, but the CUDA/ROCm/TPU
+    # wheels bundle or link proprietary code, and libtpu is proprietary.
+    license =
+      if backend == "cpu" then
+        lib.licenses.asl20
+      else if backend == "rocm7" then
+        [
+          lib.licenses.asl20
+          lib.licenses.mit
+        ]
+      else
+        [
+          lib.licenses.asl20
+          lib.licenses.unfree
+        ];
+    sourceProvenance = [ lib.sourceTypes.binaryNativeCode ];
+    platforms = [ stdenv.hostPlatform.system ];
+  };
+}

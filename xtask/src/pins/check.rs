@@ -1,0 +1,542 @@
+//! The rules of pins.toml. Every finding is located: the dotted key it is
+//! about and the line:column of its value in the file.
+//!
+//! Severities and what `pins check` makes of them:
+//! - `Error`: the file is invalid (bad syntax, type, unknown key, format, or
+//!   a cross-field contradiction such as a Bazel major version mismatch).
+//!   Exit 1.
+//! - `Stale`: valid, but a pin must be recomputed before it can be used
+//!   (a [bazel_deps] hash that is the placeholder, or that was computed for
+//!   another XLA commit). Exit 3 when there is no error.
+//! - `Note`: worth knowing, changes nothing (a prebuilt plugin's unknown API
+//!   version, Bazel versions that differ below the major version). Exit 0.
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+use toml_edit::{Document, Item};
+
+use super::{Pins, PREBUILT_BACKENDS, SCHEMA_VERSION, SOURCE_BACKENDS, STALE_HASH, SYSTEMS, UNKNOWN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Stale,
+    Error,
+}
+
+/// One thing `pins check` says about the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Dotted key path, e.g. `xla.commit` (empty for the whole file).
+    pub key: String,
+    /// 1-based line and column, when known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    /// The file the finding is about.
+    pub origin: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Stale => "stale",
+            Severity::Note => "note",
+        };
+        write!(f, "{}", self.origin)?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {severity}: ")?;
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The outcome of checking a file: the typed model when it could be built,
+/// and every finding.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub pins: Option<Pins>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    /// (errors, stale pins).
+    pub fn counts(&self) -> (usize, usize) {
+        let count = |s| self.findings.iter().filter(|f| f.severity == s).count();
+        (count(Severity::Error), count(Severity::Stale))
+    }
+
+    /// 0 valid, 1 invalid, 3 (`EXIT_STALE`) valid with stale pins.
+    pub fn exit_code(&self) -> u8 {
+        match self.counts() {
+            (0, 0) => 0,
+            (0, _) => super::EXIT_STALE,
+            _ => crate::cli::EXIT_ERROR,
+        }
+    }
+
+    /// Every error, one per line, for an `anyhow` error message.
+    pub fn errors_text(&self) -> String {
+        let errors: Vec<String> =
+            self.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+        format!("invalid pins.toml:\n{}", errors.join("\n"))
+    }
+}
+
+/// Checks `text` (the contents of pins.toml; `origin` names it).
+pub fn check(text: &str, origin: &str) -> Report {
+    let mut ctx = Ctx { text, origin, doc: None, findings: Vec::new() };
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            let (line, column) = err.span().map(|s| line_col(text, s.start)).unzip();
+            ctx.findings.push(Finding {
+                severity: Severity::Error,
+                key: String::new(),
+                line,
+                column,
+                message: format!("not valid TOML: {}", err.message().trim_end()),
+                origin: origin.to_owned(),
+            });
+            return Report { pins: None, findings: ctx.findings };
+        }
+    };
+    ctx.doc = Some(&doc);
+    let pins: Pins = match toml::from_str(text) {
+        Ok(pins) => pins,
+        Err(err) => {
+            let span = err.span();
+            let key = span.as_ref().map(|s| key_at(doc.as_table(), s.start)).unwrap_or_default();
+            let (line, column) = span.map(|s| line_col(text, s.start)).unzip();
+            ctx.findings.push(Finding {
+                severity: Severity::Error,
+                key,
+                line,
+                column,
+                message: err.message().trim_end().to_owned(),
+                origin: origin.to_owned(),
+            });
+            return Report { pins: None, findings: ctx.findings };
+        }
+    };
+    rules(&pins, &mut ctx);
+    let findings = ctx.findings;
+    Report { pins: Some(pins), findings }
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+    doc: Option<&'a Document<&'a str>>,
+    findings: Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, severity: Severity, key: &str, message: impl Into<String>) {
+        let path: Vec<&str> = split_key(key);
+        let span = self.doc.and_then(|doc| span_of(doc.as_table(), &path));
+        let (line, column) = span.map(|s| line_col(self.text, s.start)).unzip();
+        self.findings.push(Finding {
+            severity,
+            key: key.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            origin: self.origin.to_owned(),
+        });
+    }
+
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        self.push(Severity::Error, key, message);
+    }
+
+    /// Checks `value` with `valid`, reporting `what` it should be.
+    fn format(&mut self, key: &str, value: &str, valid: fn(&str) -> bool, what: &str) {
+        if !valid(value) {
+            self.error(key, format!("`{value}` is not {what}"));
+        }
+    }
+}
+
+/// Splits a dotted key whose segments may be quoted (`"a.b"`).
+fn split_key(key: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = key;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            parts.push(&quoted[..end]);
+            rest = quoted.get(end + 1..).unwrap_or("");
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        } else {
+            let end = rest.find('.').unwrap_or(rest.len());
+            parts.push(&rest[..end]);
+            rest = rest.get(end + 1..).unwrap_or("");
+        }
+    }
+    parts
+}
+
+/// A key segment as written in a dotted path.
+fn segment(key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        key.to_owned()
+    } else {
+        format!("\"{key}\"")
+    }
+}
+
+fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
+    if pins.schema_version != SCHEMA_VERSION {
+        ctx.error(
+            "schema_version",
+            format!("this xtask reads schema {SCHEMA_VERSION}, the file says {}", pins.schema_version),
+        );
+    }
+
+    let x = &pins.xla;
+    if !x.repository.starts_with("https://") {
+        ctx.error("xla.repository", format!("`{}` is not an https URL", x.repository));
+    }
+    ctx.format("xla.commit", &x.commit, is_commit, "a full commit id (40 lowercase hex digits)");
+    ctx.format("xla.hash", &x.hash, is_sri_sha256, "an SRI sha256 hash (`sha256-` + base64 of 32 bytes)");
+    ctx.format("xla.date", &x.date, is_rfc3339, "an RFC 3339 date with an offset (2026-02-20T22:36:47-08:00)");
+    ctx.format("xla.pjrt_api_version", &x.pjrt_api_version, is_api_version, "a PJRT API version MAJOR.MINOR");
+    ctx.format("xla.bazel_version", &x.bazel_version, is_version, "a version (7.7.0)");
+
+    let bazel = &pins.toolchains.bazel;
+    ctx.format("toolchains.bazel.version", &bazel.version, is_version, "a version (7.7.0)");
+    if is_version(&bazel.version) && is_version(&x.bazel_version) {
+        let major = |v: &str| v.split('.').next().unwrap_or("").to_owned();
+        if major(&bazel.version) != major(&x.bazel_version) {
+            ctx.error(
+                "toolchains.bazel.version",
+                format!(
+                    "Bazel {} cannot build XLA, whose .bazelversion is {}: the major versions must match (pick the nixpkgs attribute bazel_{})",
+                    bazel.version,
+                    x.bazel_version,
+                    major(&x.bazel_version)
+                ),
+            );
+        } else if bazel.version != x.bazel_version {
+            ctx.push(
+                Severity::Note,
+                "toolchains.bazel.version",
+                format!("Bazel {} differs from XLA's .bazelversion {} (same major version)", bazel.version, x.bazel_version),
+            );
+        }
+    }
+    ctx.format("toolchains.bazel.nixpkgs_attribute", &bazel.nixpkgs_attribute, is_attribute, "a nixpkgs attribute name");
+
+    for (name, cuda) in [("cuda12", &pins.cuda12), ("cuda13", &pins.cuda13)] {
+        let Some(c) = cuda else { continue };
+        for (field, value) in [
+            ("cuda_version", &c.cuda_version),
+            ("cudnn_version", &c.cudnn_version),
+            ("nccl_version", &c.nccl_version),
+            ("nvshmem_version", &c.nvshmem_version),
+        ] {
+            ctx.format(&format!("{name}.{field}"), value, is_version, "a version (12.9.1)");
+        }
+        let want_major = &name[4..];
+        if is_version(&c.cuda_version) && c.cuda_version.split('.').next() != Some(want_major) {
+            ctx.error(&format!("{name}.cuda_version"), format!("[{name}] pins CUDA {}", c.cuda_version));
+        }
+        ctx.format(&format!("{name}.nixpkgs_attribute"), &c.nixpkgs_attribute, is_attribute, "a nixpkgs attribute name");
+        list(ctx, &format!("{name}.compute_capabilities"), &c.compute_capabilities, is_compute_capability, "sm_XX or compute_XX (sm_90, sm_100a, compute_120)");
+    }
+    if let Some(r) = &pins.rocm7 {
+        if !r.distro_version.starts_with("rocm_7") {
+            ctx.error("rocm7.distro_version", format!("`{}` is not a ROCm 7 distribution (rocm_7.x...)", r.distro_version));
+        }
+        ctx.format("rocm7.nixpkgs_attribute", &r.nixpkgs_attribute, is_attribute, "a nixpkgs attribute name");
+        list(ctx, "rocm7.gpu_targets", &r.gpu_targets, is_gfx_target, "an AMDGPU target (gfx90a, gfx942, gfx1100)");
+    }
+
+    for (name, p) in &pins.prebuilt {
+        let key = format!("prebuilt.{}", segment(name));
+        ctx.format(&format!("{key}.version"), &p.version, is_pep440ish, "a version");
+        if !PREBUILT_BACKENDS.contains(&p.backend.as_str()) {
+            ctx.error(&format!("{key}.backend"), format!("`{}` is not one of {}", p.backend, PREBUILT_BACKENDS.join(", ")));
+        }
+        if p.pjrt_api_version == UNKNOWN {
+            let why = p.pjrt_api_version_note.as_deref().unwrap_or("no reason recorded");
+            ctx.push(Severity::Note, &format!("{key}.pjrt_api_version"), format!("unknown: {why}"));
+        } else {
+            ctx.format(
+                &format!("{key}.pjrt_api_version"),
+                &p.pjrt_api_version,
+                is_api_version,
+                "a PJRT API version MAJOR.MINOR or \"unknown\"",
+            );
+        }
+        if p.platforms.is_empty() {
+            ctx.error(&format!("{key}.platforms"), "no platform pinned");
+        }
+        for (system, w) in &p.platforms {
+            let key = format!("{key}.platforms.{}", segment(system));
+            if !SYSTEMS.contains(&system.as_str()) {
+                ctx.error(&key, format!("`{system}` is not a known Nix system ({})", SYSTEMS.join(", ")));
+            }
+            ctx.format(&format!("{key}.sha256"), &w.sha256, is_hex_sha256, "a sha256 in lowercase hex (64 digits)");
+            if !w.url.starts_with("https://") {
+                ctx.error(&format!("{key}.url"), format!("`{}` is not an https URL", w.url));
+            } else {
+                let file = w.url.rsplit('/').next().unwrap_or("");
+                match crate::prebuilt::wheel_tags(file) {
+                    None => ctx.error(&format!("{key}.url"), format!("`{file}` is not a wheel file name")),
+                    Some(tags) => {
+                        if tags.version != p.version {
+                            ctx.error(
+                                &format!("{key}.url"),
+                                format!("the wheel `{file}` is version {}, not the pinned {}", tags.version, p.version),
+                            );
+                        }
+                        if SYSTEMS.contains(&system.as_str()) && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system)) {
+                            ctx.error(&format!("{key}.url"), format!("the wheel `{file}` is not built for {system}"));
+                        }
+                    }
+                }
+            }
+            let lib = &w.library;
+            if lib.is_empty() || lib.starts_with('/') || lib.split('/').any(|c| c == ".." || c.is_empty()) {
+                ctx.error(&format!("{key}.library"), format!("`{lib}` is not a relative path inside the wheel"));
+            }
+        }
+    }
+
+    for (backend, systems) in &pins.bazel_deps {
+        let bkey = format!("bazel_deps.{}", segment(backend));
+        if !SOURCE_BACKENDS.contains(&backend.as_str()) {
+            ctx.error(&bkey, format!("`{backend}` is not a source-built backend ({})", SOURCE_BACKENDS.join(", ")));
+        }
+        for (system, deps) in systems {
+            let key = format!("{bkey}.{}", segment(system));
+            if !SYSTEMS.contains(&system.as_str()) {
+                ctx.error(&key, format!("`{system}` is not a known Nix system ({})", SYSTEMS.join(", ")));
+            }
+            if !is_sri_sha256(&deps.hash) {
+                ctx.error(&format!("{key}.hash"), format!("`{}` is not an SRI sha256 hash", deps.hash));
+                continue;
+            }
+            if let Some(commit) = &deps.xla_commit {
+                ctx.format(&format!("{key}.xla_commit"), commit, is_commit, "a full commit id (40 lowercase hex digits)");
+            }
+            if deps.hash == STALE_HASH {
+                ctx.push(Severity::Stale, &format!("{key}.hash"), "placeholder hash: not computed yet");
+            } else if deps.xla_commit.as_deref() != Some(pins.xla.commit.as_str()) {
+                let was = deps.xla_commit.as_deref().unwrap_or("an unrecorded commit");
+                ctx.push(
+                    Severity::Stale,
+                    &format!("{key}.hash"),
+                    format!("computed for XLA {was}, not the pinned {}", pins.xla.commit),
+                );
+            }
+        }
+    }
+}
+
+fn list(ctx: &mut Ctx<'_>, key: &str, values: &[String], valid: fn(&str) -> bool, what: &str) {
+    if values.is_empty() {
+        ctx.error(key, "empty list: name the targets explicitly, they are never probed");
+    }
+    for v in values {
+        if !valid(v) {
+            ctx.error(key, format!("`{v}` is not {what}"));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for v in values {
+        if !seen.insert(v) {
+            ctx.error(key, format!("`{v}` is listed twice"));
+        }
+    }
+}
+
+// ---- formats ---------------------------------------------------------------
+
+pub(crate) fn is_commit(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub(crate) fn is_hex_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.
+pub(crate) fn is_sri_sha256(s: &str) -> bool {
+    use base64::Engine;
+    s.strip_prefix("sha256-")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .is_some_and(|bytes| bytes.len() == 32)
+}
+
+/// Dotted numeric version: 7.7.0, 12.9.1, 2.27.7 (at least two parts).
+pub(crate) fn is_version(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// PyPI versions: numeric release, optionally with PEP 440 suffixes (0.9.1.post1, 0.6.0rc1).
+fn is_pep440ish(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'-' || b == b'_')
+}
+
+fn is_api_version(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 2 && is_version(s) && parts.iter().all(|p| p.len() == 1 || !p.starts_with('0'))
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    match s.parse::<toml::value::Datetime>() {
+        Ok(dt) => dt.date.is_some() && dt.time.is_some() && dt.offset.is_some() && s.as_bytes().get(10) == Some(&b'T'),
+        Err(_) => false,
+    }
+}
+
+fn is_attribute(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+}
+
+/// sm_XX / compute_XX with an optional arch-specific `a` / family `f` suffix.
+fn is_compute_capability(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("sm_").or_else(|| s.strip_prefix("compute_")) else {
+        return false;
+    };
+    let digits = rest.strip_suffix(['a', 'f']).unwrap_or(rest);
+    (2..=3).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+}
+
+/// gfx + 3 or 4 hex-ish digits (gfx90a, gfx942, gfx1100, gfx1201), with an
+/// optional feature suffix (gfx90a:xnack+).
+fn is_gfx_target(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("gfx") else { return false };
+    let id = rest.split(':').next().unwrap_or("");
+    (3..=4).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.as_bytes()[0].is_ascii_digit()
+        && rest.split(':').skip(1).all(|f| f.ends_with(['+', '-']) && f.len() > 1)
+}
+
+// ---- locations -------------------------------------------------------------
+
+/// 1-based line and column (in characters) of byte `offset`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The span of the value at `path` (or of the deepest existing table on it).
+fn span_of(table: &toml_edit::Table, path: &[&str]) -> Option<Range<usize>> {
+    let (first, rest) = path.split_first()?;
+    let Some((key, item)) = table.get_key_value(first) else {
+        return table.span();
+    };
+    if rest.is_empty() {
+        return item_span(item).or_else(|| key.span());
+    }
+    match item {
+        Item::Table(t) => span_of(t, rest).or_else(|| t.span()).or_else(|| key.span()),
+        Item::Value(toml_edit::Value::InlineTable(t)) => {
+            let (k, _) = rest.split_first()?;
+            t.get(k).and_then(|v| v.span()).or_else(|| t.span())
+        }
+        other => item_span(other).or_else(|| key.span()),
+    }
+}
+
+fn item_span(item: &Item) -> Option<Range<usize>> {
+    match item {
+        Item::Value(v) => v.span(),
+        Item::Table(t) => t.span(),
+        Item::ArrayOfTables(a) => a.span(),
+        Item::None => None,
+    }
+}
+
+/// The dotted key whose span is the innermost one holding `offset`.
+fn key_at(table: &toml_edit::Table, offset: usize) -> String {
+    fn walk(table: &toml_edit::Table, offset: usize, path: &mut Vec<String>, best: &mut Option<(usize, Vec<String>)>) {
+        for (key, item) in table.iter() {
+            path.push(segment(key));
+            let key_span = table.key(key).and_then(|k| k.span());
+            let spans = [key_span, item_span(item)];
+            for span in spans.into_iter().flatten() {
+                if span.contains(&offset) || span.start == offset {
+                    let width = span.end - span.start;
+                    if best.as_ref().is_none_or(|(w, _)| width <= *w) {
+                        *best = Some((width, path.clone()));
+                    }
+                }
+            }
+            if let Item::Table(t) = item {
+                walk(t, offset, path, best);
+            }
+            path.pop();
+        }
+    }
+    let mut best = None;
+    walk(table, offset, &mut Vec::new(), &mut best);
+    best.map(|(_, p)| p.join(".")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert!(is_sri_sha256(STALE_HASH));
+        assert!(is_sri_sha256("sha256-K0lveAY1nXeFA9FIV3nXhEJ0r589CNaVp/M5heUo1BY="));
+        assert!(!is_sri_sha256("sha256-K0lveAY1nXeFA9FIV3nXhEJ0r589CNaVp/M5heUo1B="));
+        assert!(!is_sri_sha256("sha512-K0lveAY1nXeFA9FIV3nXhEJ0r589CNaVp/M5heUo1BY="));
+        assert!(is_commit("964a0a45a0c3090cd484a3c51e8f9d05ed10b968"));
+        assert!(!is_commit("964A0a45a0c3090cd484a3c51e8f9d05ed10b968"));
+        assert!(!is_commit("964a0a45"));
+        assert!(is_rfc3339("2026-02-20T22:36:47-08:00"));
+        assert!(is_rfc3339("2026-02-20T22:36:47Z"));
+        assert!(!is_rfc3339("2026-02-20T22:36:47"));
+        assert!(!is_rfc3339("2026-02-20"));
+        assert!(!is_rfc3339("2026-02-30T22:36:47Z"));
+        assert!(is_api_version("0.93") && is_api_version("1.0") && !is_api_version("0.093") && !is_api_version("0"));
+        for ok in ["sm_50", "sm_100", "sm_90a", "sm_100f", "compute_120"] {
+            assert!(is_compute_capability(ok), "{ok}");
+        }
+        for bad in ["sm50", "sm_5", "sm_1000", "compute_", "sm_90x", "gfx90a"] {
+            assert!(!is_compute_capability(bad), "{bad}");
+        }
+        for ok in ["gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100", "gfx90a:xnack+"] {
+            assert!(is_gfx_target(ok), "{ok}");
+        }
+        for bad in ["gfx", "gfx9", "gfx90g", "sm_90", "gfx90a:xnack"] {
+            assert!(!is_gfx_target(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn split_and_locate() {
+        assert_eq!(split_key("prebuilt.\"a.b\".platforms.x86_64-linux"), ["prebuilt", "a.b", "platforms", "x86_64-linux"]);
+        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 5), (2, 3));
+    }
+}

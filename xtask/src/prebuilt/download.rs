@@ -1,0 +1,128 @@
+//! Verified downloads: the sha256 is computed while streaming into a
+//! temporary file next to the destination; only a file whose hash matches the
+//! pin is renamed into place. A mismatch deletes the download.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The HTTP agent of every download. It trusts the system's CA bundle when
+/// there is one (`SSL_CERT_FILE`, `NIX_SSL_CERT_FILE`, Debian's and
+/// Fedora's paths), so it works behind TLS-intercepting proxies like curl and
+/// pip do; else the bundled Mozilla roots.
+pub fn http_agent() -> ureq::Agent {
+    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+    let env_files = ["SSL_CERT_FILE", "NIX_SSL_CERT_FILE"].into_iter().filter_map(std::env::var_os).map(std::path::PathBuf::from);
+    let known = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(std::path::PathBuf::from);
+    let certs: Vec<_> = env_files
+        .chain(known)
+        .find_map(|path| std::fs::read(path).ok())
+        .map(|pem| {
+            parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let roots = if certs.is_empty() { RootCerts::WebPki } else { RootCerts::new_with_certs(&certs) };
+    ureq::Agent::config_builder().tls_config(TlsConfig::builder().root_certs(roots).build()).build().new_agent()
+}
+
+/// Lowercase hex sha256 of a file, with a progress bar for large files.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress(len, &format!("verifying {}", file_name(path)));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Makes `dest` a verified copy of `url`: an existing file is re-verified
+/// (and deleted, then downloaded again, when it does not match).
+pub fn fetch_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        let actual = sha256_file(dest)?;
+        if actual == sha256 {
+            return Ok(());
+        }
+        eprintln!(
+            "warning: cached {} is corrupt (sha256 {actual}, pinned {sha256}); deleting it and downloading again",
+            dest.display()
+        );
+        std::fs::remove_file(dest).with_context(|| format!("cannot delete the corrupt {}", dest.display()))?;
+    }
+    download(url, sha256, dest)
+}
+
+/// Downloads `url` to `dest`, verifying `sha256` before the file appears.
+pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Dropping `tmp` on any error deletes the partial download.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut response = http_agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
+    let len = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let bar = progress(len, &format!("downloading {}", file_name(dest)));
+    let mut reader = response.body_mut().as_reader();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).with_context(|| format!("download of {url} interrupted"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n]).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    let actual = hex::encode(hasher.finalize());
+    if actual != sha256 {
+        drop(tmp);
+        bail!(
+            "sha256 mismatch for {url}:\n  pinned     {sha256}\n  downloaded {actual}\nthe download was deleted; if the pin is wrong, re-pin with `cargo xtask prebuilt update`"
+        );
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error).with_context(|| format!("cannot move the download to {}", dest.display()))?;
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A byte progress bar on stderr (hidden when stderr is not a terminal).
+fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
+    let bar = if len > 0 { indicatif::ProgressBar::new(len) } else { indicatif::ProgressBar::no_length() };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_owned());
+    bar
+}
