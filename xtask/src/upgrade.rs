@@ -169,11 +169,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let copy = project_copy_with(&root, &pins_new)?;
             for (backend, system, hash) in deps.iter_mut() {
                 eprintln!("  building the {backend} dependencies for {system} ...");
-                let h = peers::refresh_deps_hash(copy.path(), backend, system)?;
-                pins_new = peers::with_deps_hash(&pins_new, backend, system, &h, &new.commit)?;
-                std::fs::write(copy.path().join("pins.toml"), &pins_new)?;
-                *hash = Some(h);
+                *hash = Some(peers::refresh_deps_hash(copy.path(), backend, system)?);
             }
+            pins_new = std::fs::read_to_string(copy.path().join("pins.toml"))?;
             Ok(())
         })?;
     }

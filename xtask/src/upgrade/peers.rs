@@ -35,50 +35,31 @@ pub struct HeaderDiff {
 
 /// NAR hash (SRI) of the commit's tree, as `fetchFromGitHub` computes it.
 pub fn source_hash(repo: &Repository, commit: Oid) -> Result<String> {
-    let _ = (repo, commit);
-    Err(anyhow!("hash engine not merged yet"))
+    Ok(crate::hash::git::hash_commit(repo, commit)?.to_sri())
 }
 
-/// `[xla]` of pins.toml, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XlaPin {
-    pub repository: String,
-    pub commit: String,
-    pub hash: String,
-    pub date: String,
-    pub pjrt_api_version: String,
-    pub bazel_version: String,
-}
+pub use crate::pins::XlaPin;
 
+/// `[xla]` of pins.toml, after validating the whole file.
 pub fn load_xla_pin(pins_toml: &Path) -> Result<XlaPin> {
-    let text = std::fs::read_to_string(pins_toml).with_context(|| format!("cannot read {}", pins_toml.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", pins_toml.display()))?;
-    let xla = table.get("xla").and_then(|x| x.as_table()).context("pins.toml has no [xla] table")?;
-    let field = |k: &str| -> Result<String> {
-        xla.get(k).and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("pins.toml [xla] has no `{k}`"))
-    };
-    Ok(XlaPin {
-        repository: field("repository")?,
-        commit: field("commit")?,
-        hash: field("hash")?,
-        date: field("date")?,
-        pjrt_api_version: field("pjrt_api_version")?,
-        bazel_version: field("bazel_version")?,
-    })
+    Ok(crate::pins::Pins::load(pins_toml)
+        .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_toml.display()))?
+        .xla)
 }
 
 /// pins.toml with the new `[xla]`, optionally a new `[toolchains.bazel]
-/// version`, and every Bazel dependency hash marked stale. Comments and
-/// layout are kept.
+/// version` (same major: the attribute stays), and every Bazel dependency
+/// hash marked stale. Comments and layout are kept; the result is validated.
 pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> Result<String> {
-    let _ = (text, xla, bazel_toolchain);
-    Err(anyhow!("pins editor not merged yet"))
-}
-
-/// pins.toml with one Bazel dependency hash filled in.
-pub fn with_deps_hash(text: &str, backend: &str, system: &str, hash: &str, xla_commit: &str) -> Result<String> {
-    let _ = (text, backend, system, hash, xla_commit);
-    Err(anyhow!("pins editor not merged yet"))
+    let mut doc = crate::pins::PinsDocument::parse(text)?;
+    doc.set_xla(xla);
+    if let Some(v) = bazel_toolchain {
+        doc.set_bazel_version(v);
+    }
+    doc.mark_bazel_deps_stale();
+    let out = doc.to_string();
+    crate::pins::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
+    Ok(out)
 }
 
 /// `(backend, system)` of every `[bazel_deps.<backend>.<system>]` in pins.toml.
@@ -130,9 +111,17 @@ fn generator_name(root: &Path) -> Result<String> {
     Ok(format!("bindgen {version}"))
 }
 
-/// The Bazel dependency hash Nix reports for `backend` on `system`, built
-/// from the project at `root`.
-pub fn refresh_deps_hash(root: &Path, backend: &str, system: &str) -> Result<String> {
-    let _ = (root, backend, system);
-    Err(anyhow!("deps-hash engine not merged yet"))
+/// Refreshes the Bazel dependency hash of `backend` on `system` in the
+/// project copy at `copy` (whose pins.toml the refresh rewrites): the
+/// deps-hash engine works on the project root, so the root is pointed at the
+/// copy for the call and restored after.
+pub fn refresh_deps_hash(copy: &Path, backend: &str, system: &str) -> Result<String> {
+    let previous = std::env::var_os(crate::project::ROOT_ENV);
+    std::env::set_var(crate::project::ROOT_ENV, copy);
+    let result = crate::deps_hash::refresh(backend, system);
+    match previous {
+        Some(v) => std::env::set_var(crate::project::ROOT_ENV, v),
+        None => std::env::remove_var(crate::project::ROOT_ENV),
+    }
+    result
 }
