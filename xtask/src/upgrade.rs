@@ -67,6 +67,11 @@ pub struct Args {
     /// Allow COMMIT to be an ancestor of the pinned commit.
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Accept a new Bazel MAJOR version: switch [toolchains.bazel] to
+    /// nixpkgs' `bazel_<major>` (a human decision; without it such an
+    /// upgrade stops before writing anything).
+    #[arg(long)]
+    pub accept_bazel_major: bool,
     /// Also build each plugin's Bazel dependency derivation with Nix and pin
     /// the hash it reports (slow), instead of marking the hashes stale.
     #[arg(long)]
@@ -82,10 +87,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let pins_text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
     let old = peers::load_xla_pin(&pins_path)?;
     let pins_table: toml::Table = pins_text.parse().with_context(|| format!("{} is not valid TOML", pins_path.display()))?;
-
-    let mut guarded: Vec<PathBuf> = vec!["pins.toml".into(), report::CHANGELOG.into()];
-    guarded.extend(peers::binding_paths());
-    refuse_local_edits(&root, &guarded)?;
 
     // 1. resolve
     let (repo, new_oid, old_oid, downgrade) = progress.step("resolve", &format!("resolving {} in the XLA repository", args.commit), || {
@@ -108,6 +109,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             old.commit
         );
     }
+    // Before any work that could be lost: the files this upgrade rewrites
+    // must not hold uncommitted edits (checked again, exactly, before the
+    // final write).
+    let mut guarded: Vec<PathBuf> = vec!["pins.toml".into(), report::CHANGELOG.into()];
+    guarded.extend(peers::binding_paths());
+    refuse_local_edits(&root, &guarded)?;
 
     // 2. hash
     let hash = progress.step("hash", "hashing the source tree (fetchFromGitHub NAR hash)", || {
@@ -124,7 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let v = versions::read(&repo, new_oid)?;
         let old_header = read_blob(&repo, old_oid, crate::xla_headers::CORE_HEADER)?;
         let old_api = versions::parse_api_version(&old_header).with_context(|| format!("in the header of {old_oid}"))?;
-        let review = review::review(&pins_table, &v);
+        let review = review::review(&pins_table, &v, args.accept_bazel_major);
         Ok((v, old_api, review))
     })?;
     let new = XlaPin {
@@ -158,6 +165,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // 5. pins
     let mut staged = Staged::new(&root);
     let mut pins_new = progress.step("pins", "updating pins.toml", || {
+        if let Some(f) = review.bazel_major_change() {
+            bail!(
+                "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
+                 is ready, rerun with --accept-bazel-major.",
+                f.message,
+                versions::major(new_versions.bazel.as_deref().unwrap_or(""))
+            );
+        }
         peers::updated_pins(&pins_text, &new, review.bazel_toolchain_version.as_deref())
     })?;
     let entries = peers::bazel_deps_entries(&pins_text)?;
@@ -191,7 +206,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     // 9. report
     let (report_path, report_md) = progress.step("report", "writing the upgrade report and CHANGELOG entry", || {
-        let changelog = read_blob(&repo, new_oid, "xla/pjrt/c/CHANGELOG.md").unwrap_or_default();
+        // The later commit's changelog names every version crossed (for a
+        // downgrade, the versions being left).
+        let later = if downgrade { old_oid } else { new_oid };
+        let changelog = read_blob(&repo, later, "xla/pjrt/c/CHANGELOG.md").unwrap_or_default();
         let (lo, hi) = if downgrade { (new_versions.pjrt_api, old_api) } else { (old_api, new_versions.pjrt_api) };
         let sections = versions::changelog_sections(&changelog, lo, hi);
         let u = report::Upgrade {

@@ -88,20 +88,32 @@ fn breaking_upgrade_is_loud() {
     }
     let xla = SyntheticXla::build();
     let s = base_project(&xla);
+    // Bazel 7 -> 8 selects another nixpkgs attribute: a human decision, so
+    // without --accept-bazel-major nothing is written.
+    let before = snapshot(s.path());
     let out = s.upgrade(xla.path(), &[&xla.breaking], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARNING: PJRT C API verdict: BREAKING"), "{stderr}");
+    assert!(stderr.contains("`bazel_8` instead of `bazel_7`") && stderr.contains("--accept-bazel-major"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+
+    let out = s.upgrade(xla.path(), &[&xla.breaking, "--accept-bazel-major"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("WARNING: PJRT C API verdict: BREAKING"), "{stderr}");
     let first_lines: String = stdout.lines().take(8).collect::<Vec<_>>().join("\n");
     assert!(first_lines.contains("verdict: BREAKING") && first_lines.contains("WARNING"), "{first_lines}");
-    // Bazel 7 -> 8, CUDA 13.0 -> 13.1, ROCm 7 -> 8: human decisions, loud, not written.
-    for needle in ["`bazel_8` instead of `bazel_7`", "`cudaPackages_13_1` instead of `cudaPackages_13_0`", "new ROCm MAJOR"] {
+    // CUDA 13.0 -> 13.1, ROCm 7 -> 8: human decisions, loud, not written.
+    for needle in ["`cudaPackages_13_1` instead of `cudaPackages_13_0`", "new ROCm MAJOR"] {
         assert!(stderr.contains(needle), "missing {needle}: {stderr}");
         assert!(stdout.contains(needle), "report misses {needle}");
     }
+    assert!(stdout.contains("accepted with --accept-bazel-major"), "{stdout}");
     let p = pins(&s);
     assert_eq!(xla_field(&p, "bazel_version"), "8.0.0");
-    assert_eq!(p["toolchains"]["bazel"]["version"].as_str(), Some("7.4.1"));
+    assert_eq!(p["toolchains"]["bazel"]["version"].as_str(), Some("8.0.0"));
+    assert_eq!(p["toolchains"]["bazel"]["nixpkgs_attribute"].as_str(), Some("bazel_8"));
     assert_eq!(p["cuda13"]["cuda_version"].as_str(), Some("13.0.0"));
     assert!(stdout.contains("Removed ``client``") && stdout.contains("Added ``num_devices``"), "both crossed versions quoted");
     assert!(s.read("CHANGELOG.md").contains("**BREAKING**"));
@@ -160,7 +172,7 @@ fn local_edits_stop_it_before_anything() {
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("uncommitted local edits") && stderr.contains("pins.toml") && stderr.contains("CHANGELOG.md"), "{stderr}");
-    assert!(!stderr.contains("[1/"), "stopped before the first step: {stderr}");
+    assert!(!stderr.contains("[2/"), "stopped before any work after resolving: {stderr}");
     assert_eq!(snapshot(s.path()), before);
 }
 

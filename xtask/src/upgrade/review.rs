@@ -41,6 +41,11 @@ pub struct Review {
 }
 
 impl Review {
+    /// The unaccepted Bazel major change, which stops the upgrade.
+    pub fn bazel_major_change(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.level == Level::Action && f.pin == BAZEL_ATTRIBUTE)
+    }
+
     pub fn actions(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.level == Level::Action)
     }
@@ -58,7 +63,11 @@ fn get_str(pins: &toml::Table, section: &str, key: &str) -> Option<String> {
     get(pins, section, key).and_then(|v| v.as_str()).map(str::to_string)
 }
 
-pub fn review(pins: &toml::Table, new: &XlaVersions) -> Review {
+const BAZEL_ATTRIBUTE: &str = "[toolchains.bazel] nixpkgs_attribute";
+
+/// Compares `new` with `pins`. `accept_bazel_major`: the maintainer chose to
+/// move to the new Bazel major (`--accept-bazel-major`).
+pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -> Review {
     let mut r = Review::default();
     let mut push = |level, pin: String, pinned: &str, xla: &str, message: String| {
         r.findings.push(Finding { level, pin, pinned: pinned.to_string(), xla: xla.to_string(), message });
@@ -67,15 +76,30 @@ pub fn review(pins: &toml::Table, new: &XlaVersions) -> Review {
     // Bazel.
     if let (Some(xla_bazel), Some(tool)) = (&new.bazel, get_str(pins, "toolchains.bazel", "version")) {
         let attr = get_str(pins, "toolchains.bazel", "nixpkgs_attribute").unwrap_or_else(|| "?".into());
-        if major(xla_bazel) != major(&tool) {
+        if major(xla_bazel) != major(&tool) && accept_bazel_major {
+            push(
+                Level::Updated,
+                BAZEL_ATTRIBUTE.into(),
+                &format!("{attr} ({tool})"),
+                &format!("bazel_{} ({xla_bazel})", major(xla_bazel)),
+                format!(
+                    "Bazel major version {} -> {}, accepted with --accept-bazel-major: check that nixpkgs' `bazel_{}` provides {xla_bazel} \
+                     and that the Nix build support handles Bazel {}",
+                    major(&tool),
+                    major(xla_bazel),
+                    major(xla_bazel),
+                    major(xla_bazel)
+                ),
+            );
+            r.bazel_toolchain_version = Some(xla_bazel.clone());
+        } else if major(xla_bazel) != major(&tool) {
             push(
                 Level::Action,
-                "[toolchains.bazel] nixpkgs_attribute".into(),
+                BAZEL_ATTRIBUTE.into(),
                 &format!("{attr} ({tool})"),
                 xla_bazel,
                 format!(
-                    "Bazel major version {} -> {}: the build needs nixpkgs' `bazel_{}` instead of `{attr}` (and its build support); \
-                     edit [toolchains.bazel] version and nixpkgs_attribute by hand, then rebuild",
+                    "Bazel major version {} -> {}: the build needs nixpkgs' `bazel_{}` instead of `{attr}` (and its build support)",
                     major(&tool),
                     major(xla_bazel),
                     major(xla_bazel)
@@ -260,15 +284,19 @@ nixpkgs_attribute = "rocmPackages"
 
     #[test]
     fn same_major_bazel_is_updated_and_nixpkgs_selectors_are_actions() {
-        let r = review(&pins(), &versions("7.7.0", "12.9.1", "rocm_7.10.0_gfx90X"));
+        let r = review(&pins(), &versions("7.7.0", "12.9.1", "rocm_7.10.0_gfx90X"), false);
         assert_eq!(r.bazel_toolchain_version.as_deref(), Some("7.7.0"));
         assert_eq!(r.actions().count(), 0, "{:?}", r.findings);
 
-        let r = review(&pins(), &versions("8.0.0", "13.1.0", "rocm_8.0.0_gfx90X"));
+        let r = review(&pins(), &versions("8.0.0", "13.1.0", "rocm_8.0.0_gfx90X"), false);
+        assert!(r.bazel_major_change().is_some());
         assert_eq!(r.bazel_toolchain_version, None);
         let msgs: Vec<_> = r.actions().map(|f| f.message.clone()).collect();
         assert!(msgs.iter().any(|m| m.contains("`bazel_8` instead of `bazel_7`")), "{msgs:?}");
         assert!(msgs.iter().any(|m| m.contains("`cudaPackages_13_1` instead of `cudaPackages_12_9`")), "{msgs:?}");
         assert!(msgs.iter().any(|m| m.contains("new ROCm MAJOR")), "{msgs:?}");
+        let accepted = review(&pins(), &versions("8.0.0", "12.9.1", "rocm_7.10.0_gfx90X"), true);
+        assert!(accepted.bazel_major_change().is_none());
+        assert_eq!(accepted.bazel_toolchain_version.as_deref(), Some("8.0.0"));
     }
 }
