@@ -1,9 +1,297 @@
-//! `cargo xtask diff_headers` (being written).
+//! `cargo xtask diff-headers OLD NEW`: a semantic API/ABI diff of the PJRT
+//! C API between two XLA commits (or two XLA source trees). libclang models
+//! every public header at each side; the models are compared and each
+//! change classified by PJRT's versioning rules.
+
+mod compare;
+pub mod model;
+mod parse;
+mod render;
+mod source;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::{bail, Context, Result};
+use git2::{Oid, Repository};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`diff_headers` is not implemented yet")
+pub use compare::{Change, ChangeKind, Compat};
+pub use model::ApiModel;
+use model::DeclKind;
+use source::{Snapshot, TuInput};
+
+use crate::xla_repo::{self, XlaRepoArg};
+
+/// Exit status when NEW breaks OLD's API or ABI.
+pub const EXIT_BREAKING: u8 = 2;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Semantic API/ABI diff of the PJRT C API between two XLA commits",
+    long_about = "Semantic API/ABI diff of the PJRT C API between two XLA commits, or two directories holding XLA source trees.\n\n\
+Parses xla/pjrt/c/pjrt_c_api.h and every public extension header (discovered at each commit) with libclang, \
+for x86_64-linux, and compares the two models: version macros, structs with every field's type, offset and size, \
+the PJRT_Api member list, function-pointer typedefs, enums and their values, typedefs and *_STRUCT_SIZE declarations. \
+Each change is classified by PJRT's rules: appending is compatible (MINOR bump), removing, retyping, reordering or \
+inserting before the end is breaking (MAJOR bump). Warns when the version macros do not match what changed.\n\n\
+Headers are read straight from git objects, so partial clones work.",
+    after_help = "Exit status: 0 unchanged or compatible, 2 breaking, 1 error.\n\n\
+Examples:\n  cargo xtask diff-headers HEAD~1 HEAD --xla-repo ~/src/xla\n  \
+XLA_REPO=~/src/xla.git cargo xtask diff-headers 70fe662~ 70fe662 --format markdown >> CHANGELOG.md\n  \
+cargo xtask diff-headers old-xla/ new-xla/ --format json | jq .verdict"
+)]
+pub struct Args {
+    /// The older side: a commit, tag or branch of the XLA repository, or a
+    /// directory holding an XLA source tree.
+    pub old: String,
+    /// The newer side, like OLD.
+    pub new: String,
+    #[command(flatten)]
+    pub xla_repo: XlaRepoArg,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Print both models (everything libclang found) as JSON instead of
+    /// the diff: for debugging this tool.
+    #[arg(long, hide = true)]
+    pub dump_models: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable report, grouped by header.
+    Text,
+    /// Markdown for a CHANGELOG or a pull request.
+    Markdown,
+    /// JSON, schema documented in docs/diff-headers.md.
+    Json,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let as_dir = |s: &str| -> Option<PathBuf> {
+        let p = PathBuf::from(s);
+        p.join("xla").is_dir().then_some(p)
+    };
+    let report = match (as_dir(&args.old), as_dir(&args.new)) {
+        (Some(old), Some(new)) => diff_dirs(&old, &new)?,
+        (Some(_), None) | (None, Some(_)) => bail!(
+            "one of OLD and NEW is a directory holding an XLA tree and the other is not; give two commits or two directories"
+        ),
+        (None, None) => {
+            let repo = xla_repo::open_for(&args.xla_repo, &[&args.old, &args.new])?;
+            let old = xla_repo::resolve_commit(&repo, &args.old)?;
+            let new = xla_repo::resolve_commit(&repo, &args.new)?;
+            let mut report = diff_commits(&repo, old, new)?;
+            report.old.label = args.old.clone();
+            report.new.label = args.new.clone();
+            report
+        }
+    };
+    if args.dump_models {
+        let dump = |m: &ApiModel| serde_json::json!({"headers": m.headers, "decls": m.decls.values().collect::<Vec<_>>(), "notes": m.notes});
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format {
+        Format::Text => print!("{}", report.to_text()),
+        Format::Markdown => print!("{}", report.to_markdown()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+    }
+    Ok(match report.verdict() {
+        Verdict::Breaking => ExitCode::from(EXIT_BREAKING),
+        Verdict::Unchanged | Verdict::Compatible => ExitCode::SUCCESS,
+    })
+}
+
+/// The overall weight of a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// No modelled declaration changed.
+    Unchanged,
+    /// Only compatible (or neutral) changes: a MINOR bump at most.
+    Compatible,
+    /// At least one breaking change: needs a MAJOR bump.
+    Breaking,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Unchanged => "unchanged",
+            Verdict::Compatible => "compatible",
+            Verdict::Breaking => "breaking",
+        }
+    }
+}
+
+/// One side of a diff.
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// What the user named (a revision or a directory).
+    pub label: String,
+    /// The commit, when the side is a commit.
+    pub commit: Option<String>,
+    pub model: ApiModel,
+}
+
+/// The result of a diff.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub old: Side,
+    pub new: Side,
+    pub changes: Vec<Change>,
+    warnings: Vec<String>,
+    /// How the models were built (stubbed includes, ignored C++ errors).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn verdict(&self) -> Verdict {
+        match self.changes.iter().map(|c| c.compat).max() {
+            None => Verdict::Unchanged,
+            Some(Compat::Breaking) => Verdict::Breaking,
+            Some(_) => Verdict::Compatible,
+        }
+    }
+
+    /// Version macros that do not match what changed, stale STRUCT_SIZEs.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// `MAJOR.MINOR` of OLD, from `PJRT_API_MAJOR` / `PJRT_API_MINOR`.
+    pub fn old_api_version(&self) -> Option<String> {
+        self.old.model.api_version()
+    }
+
+    pub fn new_api_version(&self) -> Option<String> {
+        self.new.model.api_version()
+    }
+
+    pub fn to_text(&self) -> String {
+        render::text(self)
+    }
+
+    pub fn to_markdown(&self) -> String {
+        render::markdown(self)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        render::json(self)
+    }
+}
+
+/// Diffs the PJRT headers of two commits of `repo`.
+pub fn diff_commits(repo: &Repository, old: Oid, new: Oid) -> Result<Report> {
+    let snapshots = [Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?];
+    let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
+    Ok(report(
+        Side { label: old.to_string(), commit: Some(old.to_string()), model: old_model },
+        Side { label: new.to_string(), commit: Some(new.to_string()), model: new_model },
+    ))
+}
+
+/// Diffs the PJRT headers of two directories holding XLA source trees.
+pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {
+    let snapshots = [Snapshot::dir(old)?, Snapshot::dir(new)?];
+    let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
+    Ok(report(
+        Side { label: old.display().to_string(), commit: None, model: old_model },
+        Side { label: new.display().to_string(), commit: None, model: new_model },
+    ))
+}
+
+/// Whether libclang can be loaded (and released again), with the error
+/// `diff_commits` would give when it cannot.
+pub fn libclang_available() -> Result<()> {
+    parse::parse_all(&[], |_| {}).map(|_| ())
+}
+
+/// The model of the PJRT headers at one commit.
+pub fn model_commit(repo: &Repository, commit: Oid) -> Result<ApiModel> {
+    Ok(models(&[Snapshot::commit(repo, commit)?])?.remove(0))
+}
+
+fn report(old: Side, new: Side) -> Report {
+    let changes = compare::compare(&old.model, &new.model);
+    let warnings = compare::version_warnings(&old.model, &new.model, &changes);
+    let mut notes: Vec<String> = old.model.notes.iter().chain(&new.model.notes).cloned().collect();
+    notes.sort();
+    notes.dedup();
+    Report { old, new, changes, warnings, notes }
+}
+
+/// Models every snapshot. A header whose text and includes are identical
+/// on several sides is parsed once: between nearby commits only the
+/// headers that changed cost a parse.
+fn models(snapshots: &[Snapshot]) -> Result<Vec<ApiModel>> {
+    let mut per_snapshot = Vec::new();
+    let mut unique: Vec<TuInput> = Vec::new();
+    let mut index_of: HashMap<TuInput, usize> = HashMap::new();
+    for snapshot in snapshots {
+        let headers = snapshot.public_headers()?;
+        let mut ids = Vec::new();
+        for header in &headers {
+            let input = source::tu_input(snapshot, header)
+                .with_context(|| format!("cannot collect the includes of {} at {}", header.path, snapshot.describe()))?;
+            let id = *index_of.entry(input.clone()).or_insert_with(|| {
+                unique.push(input);
+                unique.len() - 1
+            });
+            ids.push(id);
+        }
+        per_snapshot.push(ids);
+    }
+    let progress = indicatif::ProgressBar::new(unique.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} parsing PJRT headers {pos}/{len} {wide_msg}").expect("valid template"),
+    );
+    let inputs: Vec<&TuInput> = unique.iter().collect();
+    let parsed = parse::parse_all(&inputs, |main| {
+        progress.set_message(main.to_string());
+        progress.inc(1);
+    });
+    progress.finish_and_clear();
+    let parsed = parsed?;
+
+    Ok(per_snapshot
+        .iter()
+        .map(|ids| {
+            let mut model = ApiModel::default();
+            for &id in ids {
+                let tu = &parsed[id];
+                model.headers.insert(unique[id].main.clone(), tu.header.clone());
+                model.notes.extend(tu.notes.iter().cloned());
+                for decl in &tu.decls {
+                    let kind = match decl.kind.kind_name() {
+                        "union" => "struct",
+                        k => k,
+                    };
+                    model.decls.entry((kind, decl.name.clone())).or_insert_with(|| decl.clone());
+                }
+            }
+            fill_struct_sizes(&mut model);
+            model
+        })
+        .collect())
+}
+
+/// A STRUCT_SIZE's value, from the layout: offsetof(last) + sizeof(last).
+fn fill_struct_sizes(model: &mut ApiModel) {
+    let values: Vec<((&'static str, String), Option<u64>)> = model
+        .decls
+        .iter()
+        .filter_map(|(key, decl)| match &decl.kind {
+            DeclKind::StructSize(size) => {
+                let field = model.structure(&decl.name)?.fields.iter().find(|f| f.name == size.last_field);
+                Some((key.clone(), field.and_then(|f| Some(f.offset_bytes() + f.size?))))
+            }
+            _ => None,
+        })
+        .collect();
+    for (key, value) in values {
+        if let Some(DeclKind::StructSize(size)) = model.decls.get_mut(&key).map(|d| &mut d.kind) {
+            size.value = value;
+        }
+    }
 }

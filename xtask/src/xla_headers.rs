@@ -83,6 +83,40 @@ pub fn public_headers(repo: &Repository, commit: Oid) -> Result<Vec<Header>> {
     Ok(found)
 }
 
+/// Every public PJRT header in a directory holding an XLA source tree,
+/// sorted by path: the same rule as [`public_headers`], for work trees that
+/// are not (or not only) git commits.
+pub fn public_headers_in_dir(root: &std::path::Path) -> Result<Vec<Header>> {
+    fn walk(root: &std::path::Path, rel: &str, found: &mut Vec<Header>) -> Result<()> {
+        let dir = root.join(rel);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            let path = format!("{rel}/{name}");
+            let kind = entry.file_type().with_context(|| format!("cannot stat {}", entry.path().display()))?;
+            if kind.is_dir() {
+                walk(root, &path, found)?;
+            } else if is_public_header(&path) {
+                let contents = std::fs::read(entry.path()).with_context(|| format!("cannot read {}", entry.path().display()))?;
+                found.push(Header { path, contents });
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(root, "xla/pjrt", &mut found)?;
+    if !found.iter().any(|h| h.path == CORE_HEADER) {
+        bail!("{} has no {CORE_HEADER}: not an XLA source tree, or one that predates the PJRT C API", root.display());
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_public_header;
