@@ -7,22 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use git2::{Oid, Repository};
 
-/// The verdict of the PJRT header diff, worst first when sorted descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    Unchanged,
-    Compatible,
-    Breaking,
-}
+pub use crate::diff_headers::Verdict;
 
-impl Verdict {
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Unchanged => "UNCHANGED",
-            Verdict::Compatible => "COMPATIBLE",
-            Verdict::Breaking => "BREAKING",
-        }
-    }
+/// The verdict word as the report shouts it.
+pub fn verdict_word(v: Verdict) -> String {
+    v.as_str().to_ascii_uppercase()
 }
 
 /// The PJRT header diff between the pinned and the target commit.
@@ -77,8 +66,8 @@ pub fn bazel_deps_entries(text: &str) -> Result<Vec<(String, String)>> {
 }
 
 pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> {
-    let _ = (repo, old, new);
-    Err(anyhow!("diff-headers engine not merged yet"))
+    let report = crate::diff_headers::diff_commits(repo, old, new)?;
+    Ok(HeaderDiff { verdict: report.verdict(), warnings: report.warnings().to_vec(), markdown: report.to_markdown() })
 }
 
 /// The generated binding files for `commit`: (path relative to the project

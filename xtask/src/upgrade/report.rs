@@ -42,7 +42,7 @@ pub fn report_path(new: &XlaPin) -> String {
 pub fn verdict_line(u: &Upgrade) -> String {
     format!(
         "PJRT C API verdict: {} (API {} -> {})",
-        u.diff.verdict.word(),
+        super::peers::verdict_word(u.diff.verdict),
         u.old.pjrt_api_version,
         u.new.pjrt_api_version
     )
