@@ -145,7 +145,7 @@ pub fn markdown(u: &Upgrade) -> String {
     }
 
     let _ = writeln!(m, "## Header diff\n");
-    let _ = writeln!(m, "{}\n", demote(u.diff.markdown.trim(), 2));
+    let _ = writeln!(m, "{}\n", demote(u.diff.markdown.trim(), 1));
 
     let _ = writeln!(m, "## Files written\n");
     let stale = u.deps.iter().filter(|d| d.2.is_none()).count();
