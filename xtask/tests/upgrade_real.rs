@@ -40,9 +40,9 @@ fn crossed_changelog(repo: &std::path::Path) -> Vec<String> {
     let mut sections = Vec::new();
     let mut current: Option<String> = None;
     for line in log.lines() {
-        if line.starts_with("## ") {
+        if let Some(heading) = line.strip_prefix("## ") {
             sections.extend(current.take());
-            let v = line[3..].split_whitespace().next().unwrap_or("");
+            let v = heading.split_whitespace().next().unwrap_or("");
             if ["0.48", "0.49", "0.50"].contains(&v) {
                 current = Some(String::new());
             }

@@ -177,7 +177,7 @@ pub fn changelog_sections(changelog: &str, old: ApiVersion, new: ApiVersion) -> 
         .filter(|(v, _)| *v > old && *v <= new)
         .map(|(v, t)| (v, t.trim_end().to_string()))
         .collect();
-    crossed.sort_by(|a, b| b.0.cmp(&a.0));
+    crossed.sort_by_key(|s| std::cmp::Reverse(s.0));
     crossed.dedup_by(|a, b| a.0 == b.0);
     crossed
 }
