@@ -25,9 +25,12 @@ rec {
     "rocm7"
   ];
 
-  # prebuilt.<name> in pins.toml -> flake package name. TPU has no source
-  # build, so its only package carries no `-bin` suffix.
-  prebuiltAttrName = name: if name == "tpu" then "pjrt-tpu" else "pjrt-${name}-bin";
+  # [prebuilt.<name>] (a PyPI package name) -> its own flake package.
+  prebuiltAttrName = name: "prebuilt-${name}";
+
+  # The per-backend package (`pjrt-cpu-bin`, ..., `pjrt-tpu`): TPU has no
+  # source build, so its name carries no `-bin`.
+  backendAttrName = backend: if backend == "tpu" then "pjrt-tpu" else "pjrt-${backend}-bin";
 
   # The systems at least one prebuilt plugin is pinned for.
   prebuiltSystems =
@@ -36,17 +39,49 @@ rec {
   unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
   foldl' = builtins.foldl';
 
-  # The prebuilt plugins pinned for `system`, as { attrName = entry; }.
+  # A PJRT API version that is "major.minor" (pins may say "unknown").
+  knownApiVersion = v: v != null && builtins.match "[0-9]+[.][0-9]+" v != null;
+
+  # Of several wheels for one backend, the per-backend package is the one
+  # with the newest known PJRT API version; ties go to the first name.
+  newestWheel =
+    entries:
+    foldl' (
+      best: e:
+      if best == null then
+        e
+      else if knownApiVersion e.pjrtApiVersion
+        && (!knownApiVersion best.pjrtApiVersion || builtins.compareVersions e.pjrtApiVersion best.pjrtApiVersion > 0)
+      then
+        e
+      else
+        best
+    ) null entries;
+
+  # The prebuilt packages for `system`: one `prebuilt-<name>` per pinned
+  # wheel, plus the per-backend alias `pjrt-<backend>-bin` / `pjrt-tpu`.
   prebuiltFor =
     prebuilt: system:
-    listToAttrs (
-      map (name: {
-        name = prebuiltAttrName name;
-        value = prebuilt.${name} // {
-          platform = prebuilt.${name}.platforms.${system};
-        };
-      }) (filter (name: hasAttr system prebuilt.${name}.platforms) (attrNames prebuilt))
-    );
+    let
+      here = map (name: prebuilt.${name} // { platform = prebuilt.${name}.platforms.${system}; }) (
+        filter (name: hasAttr system prebuilt.${name}.platforms) (attrNames prebuilt)
+      );
+      backends = unique (map (e: e.backend) here);
+    in
+    {
+      wheels = listToAttrs (
+        map (e: {
+          name = prebuiltAttrName e.name;
+          value = e;
+        }) here
+      );
+      aliases = listToAttrs (
+        map (backend: {
+          name = backendAttrName backend;
+          value = prebuiltAttrName (newestWheel (filter (e: e.backend == backend) here)).name;
+        }) backends
+      );
+    };
 
   # `sha256-…` SRI or 64 hex digits: what fetchurl accepts as `sha256`.
   isHexSha256 = s: builtins.match "[0-9a-f]{64}" s != null;

@@ -21,7 +21,8 @@ let
     rocm7 = pkgs.${pins.rocm7.attribute};
   };
 
-  prebuiltPackages = builtins.mapAttrs (
+  prebuiltPins = pjrtLib.prebuiltFor pins.prebuilt system;
+  wheelPackages = builtins.mapAttrs (
     _attr: entry:
     callPackage ./prebuilt-plugin.nix {
       inherit entry pjrtLib xla-src;
@@ -30,7 +31,9 @@ let
         if entry.backend == "cuda12" || entry.backend == "cuda13" then gpuSets.${entry.backend} else null;
       rocmPackages = if entry.backend == "rocm7" then gpuSets.rocm7 else null;
     }
-  ) (pjrtLib.prebuiltFor pins.prebuilt system);
+  ) prebuiltPins.wheels;
+  # pjrt-cpu-bin, pjrt-cuda12-bin, ..., pjrt-tpu: the newest wheel of each backend.
+  prebuiltPackages = wheelPackages // builtins.mapAttrs (_alias: attr: wheelPackages.${attr}) prebuiltPins.aliases;
 
   sourcePlugin =
     backend:

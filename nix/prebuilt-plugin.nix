@@ -72,7 +72,7 @@ let
     inherit backend;
     origin = "prebuilt";
     xlaCommit = entry.xlaCommit;
-    pjrtApiVersion = entry.pjrtApiVersion;
+    pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
     toolchains =
       lib.optionalAttrs isCuda {
         cuda = cudaPackages.cudaMajorMinorVersion;
@@ -151,7 +151,7 @@ stdenv.mkDerivation {
   );
 
   passthru = {
-    pjrtApiVersion = entry.pjrtApiVersion;
+    pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
     pluginLib = "lib/${libName}";
     inherit backend versionInfo;
   };

@@ -79,14 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// `[xla] commit` of pins.toml.
 pub fn pinned_xla_commit(pins_toml: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(pins_toml).with_context(|| format!("cannot read {}", pins_toml.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", pins_toml.display()))?;
-    table
-        .get("xla")
-        .and_then(|x| x.get("commit"))
-        .and_then(|c| c.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("{} has no `[xla] commit`; run `cargo xtask pins check`", pins_toml.display()))
+    Ok(crate::pins::Pins::load(pins_toml)?.xla.commit)
 }
 
 /// "bindgen X.Y.Z" as Cargo.lock pins it: the version is what makes the

@@ -17,7 +17,8 @@ use anyhow::{bail, Context, Result};
 
 pub use parse::parse_hash_mismatch;
 
-use crate::{fsutil, project};
+use crate::pins::PinsDocument;
+use crate::project;
 
 /// The "unknown or stale" hash of pins.toml.
 pub const PLACEHOLDER_HASH: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -94,10 +95,10 @@ pub fn refresh(backend: &str, system: &str) -> Result<String> {
     let hash = hash.with_context(|| format!("cannot compute the Bazel dependency hash of {backend} on {system}"))?;
 
     // Re-read: the file may have changed during the (long) build.
-    let text = std::fs::read_to_string(&pins_path)?;
-    let commit = xla_commit(&text)?;
-    let updated = set_bazel_deps(&text, backend, system, &hash, Some(&commit))?;
-    fsutil::write_atomic(&pins_path, updated.as_bytes())?;
+    let mut doc = PinsDocument::read(&pins_path)?;
+    let commit = xla_commit(&doc.to_string())?;
+    doc.set_bazel_deps_hash(backend, system, &hash, &commit);
+    doc.write(&pins_path)?;
     Ok(hash)
 }
 
@@ -145,17 +146,18 @@ fn current_system() -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// pins.toml with `[bazel_deps.<backend>.<system>]` set, comments kept.
+/// pins.toml text with `[bazel_deps.<backend>.<system>]` set, comments kept;
+/// used for the scratch copy (the placeholder, without `xla_commit`).
 pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_commit: Option<&str>) -> Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
     let deps = doc
         .entry("bazel_deps")
-        .or_insert_with(|| implicit_table())
+        .or_insert_with(implicit_table)
         .as_table_mut()
         .context("pins.toml: bazel_deps is not a table")?;
     let per_backend = deps
         .entry(backend)
-        .or_insert_with(|| implicit_table())
+        .or_insert_with(implicit_table)
         .as_table_mut()
         .with_context(|| format!("pins.toml: bazel_deps.{backend} is not a table"))?;
     let entry = per_backend

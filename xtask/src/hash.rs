@@ -181,8 +181,8 @@ name and hard links share their target's contents, as Nix's extraction (libarchi
     #[command(
         long_about = "Hash of a commit's tree as fetchFromGitHub pins it (the NAR hash of `git archive COMMIT` \
 unpacked), read straight from git objects: nothing is checked out or extracted.\n\n\
-Mode 100755 is an executable file, 120000 a symlink, 160000 (a submodule) an empty directory, as in \
-GitHub's archive. A commit whose objects are not all in the repository is an error naming the \
+Mode 100755 is an executable file, 120000 a symlink, 160000 (a submodule) an empty directory, and \
+trees with no file below them are left out, as in `git archive` and GitHub's archive. A commit whose objects are not all in the repository is an error naming the \
 missing object and its path, never a wrong hash. Commits whose .gitattributes use export-ignore or \
 export-subst are refused (GitHub's archive differs from the tree there).",
         after_help = AFTER_HELP

@@ -193,10 +193,7 @@ impl Pins {
 
 /// The Nix system of the machine running the xtask.
 pub fn host_system() -> String {
-    let arch = match std::env::consts::ARCH {
-        "aarch64" => "aarch64",
-        other => other,
-    };
+    let arch = std::env::consts::ARCH;
     let os = match std::env::consts::OS {
         "macos" => "darwin",
         other => other,

@@ -204,7 +204,7 @@ fn pin_release(
         let Some(file) = best else { continue };
         let unchanged = existing
             .and_then(|e| e.platforms.get(*system))
-            .filter(|p| p.sha256 == file.sha256 && library.is_none_or(|l| l == p.library));
+            .filter(|p| p.sha256 == file.sha256 && library.map_or(true, |l| l == p.library));
         let library = match (unchanged, library) {
             (Some(p), _) => p.library.clone(),
             (None, Some(l)) => l.to_owned(),

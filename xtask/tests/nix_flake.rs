@@ -137,6 +137,16 @@ fn ensure_prebuilt_pins(dir: &Path) {
     });
 }
 
+/// The flake package of one `[prebuilt.<name>]` wheel.
+fn wheel_attr(name: &str) -> String {
+    format!("prebuilt-{name}")
+}
+
+/// The per-backend package of the prebuilt plugins.
+fn backend_attr(backend: &str) -> String {
+    if backend == "tpu" { "pjrt-tpu".to_owned() } else { format!("pjrt-{backend}-bin") }
+}
+
 fn drv_paths(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let v = flake_eval(dir, "packages", "ps: builtins.mapAttrs (s: p: builtins.mapAttrs (n: d: d.drvPath) p) ps");
     serde_json::from_value(v).unwrap()
@@ -344,17 +354,25 @@ fn every_output_evaluates_for_every_system() {
         assert!(all["hydraJobs"]["packages"][system]["pjrt-cpu"].is_string());
         assert!(all["formatter"][system].is_string());
     }
-    // Every pinned prebuilt plugin is a package of exactly its systems.
-    for (name, entry) in toml["prebuilt"].as_table().unwrap() {
-        let attr = if name == "tpu" { "pjrt-tpu".to_owned() } else { format!("pjrt-{name}-bin") };
-        for system in ["x86_64-linux", "aarch64-linux", "aarch64-darwin"] {
+    // Every pinned wheel is a package of exactly its systems, and each
+    // backend with a wheel on a system has its per-backend package there.
+    for system in ["x86_64-linux", "aarch64-linux", "aarch64-darwin"] {
+        let mut backends = std::collections::BTreeSet::new();
+        for (name, entry) in toml["prebuilt"].as_table().unwrap() {
             let pinned = entry["platforms"].get(system).is_some();
-            let present = all["packages"].get(system).and_then(|p| p.get(&attr)).is_some();
-            assert_eq!(pinned, present, "{attr} on {system}");
+            let present = all["packages"].get(system).and_then(|p| p.get(wheel_attr(name))).is_some();
+            assert_eq!(pinned, present, "{name} on {system}");
+            if pinned {
+                backends.insert(entry["backend"].as_str().unwrap().to_owned());
+            }
         }
-    }
-    if toml["prebuilt"].get("cpu").is_some() {
-        assert!(all["checks"]["x86_64-linux"]["smoke-cpu-bin"].is_string(), "{}", all["checks"]);
+        for backend in &backends {
+            let alias = &all["packages"][system][backend_attr(backend)];
+            assert!(alias.is_string(), "{system}: {} missing", backend_attr(backend));
+        }
+        if backends.contains("cpu") {
+            assert!(all["checks"][system]["smoke-cpu-bin"].is_string(), "{}", all["checks"]);
+        }
     }
     assert_eq!(all["overlay"], true);
 }
@@ -425,7 +443,7 @@ fn prebuilt_packages_fetch_the_pinned_url_and_hash() {
     let toml = pins(dir.path());
     let packages = drv_paths(dir.path());
     for (name, entry) in toml["prebuilt"].as_table().unwrap() {
-        let attr = if name == "tpu" { "pjrt-tpu".to_owned() } else { format!("pjrt-{name}-bin") };
+        let attr = wheel_attr(name);
         for (system, pin) in entry["platforms"].as_table().unwrap() {
             let drv = &packages[system][&attr];
             let closure = show_derivation(dir.path(), drv);
@@ -461,12 +479,25 @@ fn changing_one_pin_changes_only_its_packages() {
     ensure_prebuilt_pins(dir.path());
     let before = drv_paths(dir.path());
 
-    // A new wheel for CUDA 13 on x86_64: only that package changes.
+    // A new wheel for CUDA 13 on x86_64: only that wheel's package (and the
+    // CUDA 13 alias, when it is the only CUDA 13 wheel) changes.
+    let toml = pins(dir.path());
+    let cuda13: Vec<&String> = toml["prebuilt"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["backend"].as_str() == Some("cuda13") && e["platforms"].get("x86_64-linux").is_some())
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(cuda13.len(), 1, "expected one CUDA 13 wheel for x86_64-linux: {cuda13:?}");
+    let name = cuda13[0].clone();
     edit_pins(dir.path(), |doc| {
-        doc["prebuilt"]["cuda13"]["platforms"]["x86_64-linux"]["sha256"] = toml_edit::value("f".repeat(64));
+        doc["prebuilt"][&name]["platforms"]["x86_64-linux"]["sha256"] = toml_edit::value("f".repeat(64));
     });
     let after = drv_paths(dir.path());
-    assert_eq!(changed(&before, &after), ["x86_64-linux.pjrt-cuda13-bin"]);
+    let mut expected = vec!["x86_64-linux.pjrt-cuda13-bin".to_owned(), format!("x86_64-linux.{}", wheel_attr(&name))];
+    expected.sort();
+    assert_eq!(changed(&before, &after), expected);
 
     // New CUDA 13 targets: only the CUDA 13 source builds change.
     edit_pins(dir.path(), |doc| {
@@ -516,7 +547,7 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             let src_drv = if system == "x86_64-linux" { xla_src.clone() } else { packages[system]["xla-src"].clone() };
             assert_eq!(fixed.len(), 2, "{backend}/{system}: {fixed:?}");
             assert!(fixed.contains(&deps_drv) && fixed.contains(&&src_drv), "{backend}/{system}: {fixed:?}");
-            assert_eq!(closure[&src_drv]["outputs"]["out"]["hash"].as_str().is_some(), true);
+            assert!(closure[&src_drv]["outputs"]["out"]["hash"].as_str().is_some());
             // Its hash is the pin's, or the placeholder when none is pinned.
             let pinned = toml["bazel_deps"]
                 .get(backend)
@@ -532,4 +563,16 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             assert!(disallowed.contains(src_out), "{backend}/{system}: {disallowed}");
         }
     }
+}
+
+/// No unused bindings or arguments in the Nix code (deadnix, from crates.io:
+/// `cargo install deadnix --version 1.3.1 --locked`).
+#[test]
+fn nix_code_has_no_dead_bindings() {
+    if !require("deadnix") {
+        return;
+    }
+    let root = project_root();
+    let out = Command::new("deadnix").current_dir(&root).args(["--fail", "flake.nix", "nix", "overlays"]).output().unwrap();
+    assert!(out.status.success(), "deadnix:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

@@ -16728,3 +16728,860 @@ impl Default for PJRT_HostAllocator_Extension {
 }
 pub const PJRT_HostAllocator_Extension_STRUCT_SIZE: PJRT_HostAllocator_Extension_STRUCT_SIZE_t = 48;
 pub type PJRT_HostAllocator_Extension_STRUCT_SIZE_t = ::std::os::raw::c_uint;
+
+// `struct_size` values, from the headers' `PJRT_DEFINE_STRUCT_TRAITS`.
+impl crate::StructSize for PJRT_AbiVersion_Extension {
+    const STRUCT_SIZE: usize = PJRT_AbiVersion_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Api {
+    const STRUCT_SIZE: usize = PJRT_Api_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Api_Version {
+    const STRUCT_SIZE: usize = PJRT_Api_Version_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_AddMetadata_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_AddMetadata_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_BufferCount_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_BufferCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_BufferSize_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_BufferSize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_Device_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_Device_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_RetrieveBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_RetrieveBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_SetBufferError_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_SetBufferError_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_TransferData_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_TransferData_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncHostToDeviceTransferManager_TransferLiteral_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncHostToDeviceTransferManager_TransferLiteral_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_AsyncTrackingEvent_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_AsyncTrackingEvent_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_CopyRawToHostFuture_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_CopyRawToHostFuture_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_CopyRawToHostFuture_Callback_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_CopyRawToHostFuture_Callback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_CopyRawToHost_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_CopyRawToHost_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_CopyToDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_CopyToDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_CopyToMemory_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_CopyToMemory_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_DecreaseExternalReferenceCount_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_DecreaseExternalReferenceCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_Delete_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_Delete_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_Device_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_Device_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_Dimensions_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_Dimensions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_DonateWithControlDependency_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_DonateWithControlDependency_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_DonateWithControlDependency_Callback_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_DonateWithControlDependency_Callback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_DynamicDimensionIndices_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_DynamicDimensionIndices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_ElementType_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_ElementType_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_GetMemoryLayout_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_GetMemoryLayout_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_IncreaseExternalReferenceCount_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_IncreaseExternalReferenceCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_IsDeleted_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_IsDeleted_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_IsOnCpu_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_IsOnCpu_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_MemoryLayout {
+    const STRUCT_SIZE: usize = PJRT_Buffer_MemoryLayout_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_MemoryLayout_Strides {
+    const STRUCT_SIZE: usize = PJRT_Buffer_MemoryLayout_Strides_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_MemoryLayout_Tiled {
+    const STRUCT_SIZE: usize = PJRT_Buffer_MemoryLayout_Tiled_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_Memory_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_Memory_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_OnDeviceSizeInBytes_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_OnDeviceSizeInBytes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_OpaqueDeviceMemoryDataPointer_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_OpaqueDeviceMemoryDataPointer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_ReadyEvent_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_ReadyEvent_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_ToHostBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_ToHostBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_UnpaddedDimensions_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_UnpaddedDimensions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Buffer_UnsafePointer_Args {
+    const STRUCT_SIZE: usize = PJRT_Buffer_UnsafePointer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Callback_Extension {
+    const STRUCT_SIZE: usize = PJRT_Callback_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Callback_InvokeCallback_Args {
+    const STRUCT_SIZE: usize = PJRT_Callback_InvokeCallback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Callback_PrefatalArgs {
+    const STRUCT_SIZE: usize = PJRT_Callback_PrefatalArgs_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Callback_RegisterCallback_Args {
+    const STRUCT_SIZE: usize = PJRT_Callback_RegisterCallback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Callback_Tpu_SliceBuilderArgs {
+    const STRUCT_SIZE: usize = PJRT_Callback_Tpu_SliceBuilderArgs_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_AddressableDevices_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_AddressableDevices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_AddressableMemories_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_AddressableMemories_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_BufferFromHostBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_BufferFromHostBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_Compile_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_Compile_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_CreateAliasBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_CreateAliasBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_CreateBuffersForAsyncHostToDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_CreateBuffersForAsyncHostToDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_CreateErrorBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_CreateErrorBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_CreateUninitializedBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_CreateUninitializedBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_CreateViewOfDeviceBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_CreateViewOfDeviceBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_Create_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_Create_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_DefaultDeviceAssignment_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_DefaultDeviceAssignment_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_Devices_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_Devices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_DmaMap_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_DmaMap_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_DmaUnmap_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_DmaUnmap_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_FulfillAliasBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_FulfillAliasBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_LookupAddressableDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_LookupAddressableDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_LookupDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_LookupDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_PlatformName_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_PlatformName_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_PlatformVersion_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_PlatformVersion_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_ProcessIndex_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_ProcessIndex_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_RuntimeAbiVersion_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_RuntimeAbiVersion_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_TopologyDescription_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_TopologyDescription_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Client_UpdateGlobalProcessInfo_Args {
+    const STRUCT_SIZE: usize = PJRT_Client_UpdateGlobalProcessInfo_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Compile_Args {
+    const STRUCT_SIZE: usize = PJRT_Compile_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CopyToDeviceStream_AddChunk_Args {
+    const STRUCT_SIZE: usize = PJRT_CopyToDeviceStream_AddChunk_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CopyToDeviceStream_CurrentBytes_Args {
+    const STRUCT_SIZE: usize = PJRT_CopyToDeviceStream_CurrentBytes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CopyToDeviceStream_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_CopyToDeviceStream_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CopyToDeviceStream_GranuleSize_Args {
+    const STRUCT_SIZE: usize = PJRT_CopyToDeviceStream_GranuleSize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CopyToDeviceStream_TotalBytes_Args {
+    const STRUCT_SIZE: usize = PJRT_CopyToDeviceStream_TotalBytes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_CrossHostTransfers_Extension {
+    const STRUCT_SIZE: usize = PJRT_CrossHostTransfers_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Custom_Partitioner_Extension {
+    const STRUCT_SIZE: usize = PJRT_Custom_Partitioner_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_Attributes_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_Attributes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_DebugString_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_DebugString_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_Id_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_Id_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_Kind_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_Kind_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_MemoryDescriptions_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_MemoryDescriptions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_ProcessIndex_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_ProcessIndex_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_DeviceDescription_ToString_Args {
+    const STRUCT_SIZE: usize = PJRT_DeviceDescription_ToString_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_AddressableMemories_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_AddressableMemories_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_CreateAsyncTrackingEvent_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_CreateAsyncTrackingEvent_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_DefaultMemory_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_DefaultMemory_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_GetAttributes_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_GetAttributes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_GetDescription_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_GetDescription_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_IsAddressable_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_IsAddressable_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_LocalHardwareId_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_LocalHardwareId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_MemoryStats_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_MemoryStats_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Device_PoisonExecution_Args {
+    const STRUCT_SIZE: usize = PJRT_Device_PoisonExecution_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Error_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Error_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Error_GetCode_Args {
+    const STRUCT_SIZE: usize = PJRT_Error_GetCode_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Error_Message_Args {
+    const STRUCT_SIZE: usize = PJRT_Error_Message_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_Await_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_Await_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_Create_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_Create_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_Error_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_Error_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_IsReady_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_IsReady_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_OnReady_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_OnReady_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Event_Set_Args {
+    const STRUCT_SIZE: usize = PJRT_Event_Set_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExampleExtension_CreateExampleExtensionCpp_Args {
+    const STRUCT_SIZE: usize = PJRT_ExampleExtension_CreateExampleExtensionCpp_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExampleExtension_ExampleMethod_Args {
+    const STRUCT_SIZE: usize = PJRT_ExampleExtension_ExampleMethod_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Example_Extension {
+    const STRUCT_SIZE: usize = PJRT_Example_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableAbiVersion_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableAbiVersion_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableAbiVersion_FromProto_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableAbiVersion_FromProto_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableAbiVersion_PlatformId_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableAbiVersion_PlatformId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableAbiVersion_ToProto_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableAbiVersion_ToProto_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableMetadata_DestroySerializedMetadata_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableMetadata_DestroySerializedMetadata_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableMetadata_Extension {
+    const STRUCT_SIZE: usize = PJRT_ExecutableMetadata_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecutableMetadata_GetExecutableMetadata_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecutableMetadata_GetExecutableMetadata_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_DeserializeAndLoad_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_DeserializeAndLoad_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_Fingerprint_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_Fingerprint_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_GetAbiVersion_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_GetAbiVersion_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_GetCompileOptions_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_GetCompileOptions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_GetCompiledMemoryStats_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_GetCompiledMemoryStats_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_GetCostAnalysis_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_GetCostAnalysis_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_Name_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_Name_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_NumOutputs_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_NumOutputs_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_NumPartitions_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_NumPartitions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_NumReplicas_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_NumReplicas_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_OptimizedProgram_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_OptimizedProgram_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_OutputDimensions_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_OutputDimensions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_OutputElementTypes_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_OutputElementTypes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_OutputMemoryKinds_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_OutputMemoryKinds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_Serialize_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_Serialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Executable_SizeOfGeneratedCodeInBytes_Args {
+    const STRUCT_SIZE: usize = PJRT_Executable_SizeOfGeneratedCodeInBytes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecuteContext_Create_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecuteContext_Create_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecuteContext_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_ExecuteContext_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ExecuteOptions {
+    const STRUCT_SIZE: usize = PJRT_ExecuteOptions_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Extension_Base {
+    const STRUCT_SIZE: usize = PJRT_Extension_Base_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_FFI_Extension {
+    const STRUCT_SIZE: usize = PJRT_FFI_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_FFI_Register_Handler_Args {
+    const STRUCT_SIZE: usize = PJRT_FFI_Register_Handler_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_FFI_Type_Register_Args {
+    const STRUCT_SIZE: usize = PJRT_FFI_Type_Register_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_FFI_UserData_Add_Args {
+    const STRUCT_SIZE: usize = PJRT_FFI_UserData_Add_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Get_Stream_For_External_Ready_Events_Args {
+    const STRUCT_SIZE: usize = PJRT_Get_Stream_For_External_Ready_Events_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Gpu_Custom_Call {
+    const STRUCT_SIZE: usize = PJRT_Gpu_Custom_Call_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Gpu_Register_Custom_Call_Args {
+    const STRUCT_SIZE: usize = PJRT_Gpu_Register_Custom_Call_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_HostAllocator_Allocate_Args {
+    const STRUCT_SIZE: usize = PJRT_HostAllocator_Allocate_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_HostAllocator_Extension {
+    const STRUCT_SIZE: usize = PJRT_HostAllocator_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_HostAllocator_Free_Args {
+    const STRUCT_SIZE: usize = PJRT_HostAllocator_Free_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_HostAllocator_GetPreferredAlignment_Args {
+    const STRUCT_SIZE: usize = PJRT_HostAllocator_GetPreferredAlignment_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_KeyValueGetCallback_Args {
+    const STRUCT_SIZE: usize = PJRT_KeyValueGetCallback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_KeyValuePutCallback_Args {
+    const STRUCT_SIZE: usize = PJRT_KeyValuePutCallback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_KeyValueTryGetCallback_Args {
+    const STRUCT_SIZE: usize = PJRT_KeyValueTryGetCallback_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_Extension {
+    const STRUCT_SIZE: usize = PJRT_Layouts_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_MemoryLayout_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_MemoryLayout_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_MemoryLayout_Serialize_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_MemoryLayout_Serialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_PJRT_Buffer_MemoryLayout_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_PJRT_Buffer_MemoryLayout_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_PJRT_Client_GetDefaultLayout_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_PJRT_Client_GetDefaultLayout_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_PJRT_Executable_GetOutputLayouts_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_PJRT_Executable_GetOutputLayouts_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_PJRT_Executable_GetParameterLayouts_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_PJRT_Executable_GetParameterLayouts_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Layouts_PJRT_Topology_GetDefaultLayout_Args {
+    const STRUCT_SIZE: usize = PJRT_Layouts_PJRT_Topology_GetDefaultLayout_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_AddressableDevices_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_AddressableDevices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_Delete_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_Delete_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_Execute_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_Execute_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_Fingerprint_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_Fingerprint_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_GetDeviceAssignment_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_GetDeviceAssignment_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_GetExecutable_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_GetExecutable_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_LoadedExecutable_IsDeleted_Args {
+    const STRUCT_SIZE: usize = PJRT_LoadedExecutable_IsDeleted_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_ClientContext_Initialize_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_ClientContext_Initialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_ClientContext_MegascalePort_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_ClientContext_MegascalePort_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_ClientContext_UnblockPendingWork_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_ClientContext_UnblockPendingWork_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_CreateAoTConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_CreateAoTConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_CreateClientContextFromPjRtClient_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_CreateClientContextFromPjRtClient_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_CreateDefaultClientContext_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_CreateDefaultClientContext_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_CreateMultiSliceConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_CreateMultiSliceConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_DeleteClientContext_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_DeleteClientContext_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_DeleteMultiSliceConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_DeleteMultiSliceConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_Extension {
+    const STRUCT_SIZE: usize = PJRT_Megascale_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_MultiSliceConfig_GetNumDevicesPerSlice_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_MultiSliceConfig_GetNumDevicesPerSlice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_MultiSliceConfig_NumSlices_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_MultiSliceConfig_NumSlices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_MultiSliceConfig_Serialize_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_MultiSliceConfig_Serialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Megascale_MultiSliceConfig_SliceId_Args {
+    const STRUCT_SIZE: usize = PJRT_Megascale_MultiSliceConfig_SliceId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_MemoryDescription_Kind_Args {
+    const STRUCT_SIZE: usize = PJRT_MemoryDescription_Kind_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_MemoryDescriptions_Extension {
+    const STRUCT_SIZE: usize = PJRT_MemoryDescriptions_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_AddressableByDevices_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_AddressableByDevices_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_DebugString_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_DebugString_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_Id_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_Id_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_Kind_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_Kind_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_Kind_Id_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_Kind_Id_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Memory_ToString_Args {
+    const STRUCT_SIZE: usize = PJRT_Memory_ToString_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_NamedValue {
+    const STRUCT_SIZE: usize = PJRT_NamedValue_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_C_Buffers_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_C_Buffers_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_Destroy_Compiler_Args {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_Destroy_Compiler_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_Extension {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_Get_Compiler_Args {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_Get_Compiler_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_Get_PhaseNames_Args {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_Get_PhaseNames_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_PhaseCompile_Run_Phase_Args {
+    const STRUCT_SIZE: usize = PJRT_PhaseCompile_Run_Phase_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Plugin_Attributes_Args {
+    const STRUCT_SIZE: usize = PJRT_Plugin_Attributes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Plugin_Initialize_Args {
+    const STRUCT_SIZE: usize = PJRT_Plugin_Initialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ProcessInfo {
+    const STRUCT_SIZE: usize = PJRT_ProcessInfo_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Profiler_Extension {
+    const STRUCT_SIZE: usize = PJRT_Profiler_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Program {
+    const STRUCT_SIZE: usize = PJRT_Program_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_CopyRawDeviceToHost_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_CopyRawDeviceToHost_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_CopyRawHostToDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_CopyRawHostToDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_CreateRawAliasOfBuffer_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_CreateRawAliasOfBuffer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_Extension {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_GetHostPointer_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_GetHostPointer_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_GetMemorySpace_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_GetMemorySpace_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RawBuffer_GetOnDeviceSizeInBytes_Args {
+    const STRUCT_SIZE: usize = PJRT_RawBuffer_GetOnDeviceSizeInBytes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RecvCallbackInfo {
+    const STRUCT_SIZE: usize = PJRT_RecvCallbackInfo_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Register_Batch_Partitionable_Args {
+    const STRUCT_SIZE: usize = PJRT_Register_Batch_Partitionable_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Register_Custom_Partitioner_Args {
+    const STRUCT_SIZE: usize = PJRT_Register_Custom_Partitioner_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_FromProto_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_FromProto_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_IsCompatibleWithExecutable_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_IsCompatibleWithExecutable_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_IsCompatibleWithRuntime_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_IsCompatibleWithRuntime_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_PlatformId_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_PlatformId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_RuntimeAbiVersion_ToProto_Args {
+    const STRUCT_SIZE: usize = PJRT_RuntimeAbiVersion_ToProto_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_SendCallbackInfo {
+    const STRUCT_SIZE: usize = PJRT_SendCallbackInfo_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_ShapeSpec {
+    const STRUCT_SIZE: usize = PJRT_ShapeSpec_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Shardings_Extension {
+    const STRUCT_SIZE: usize = PJRT_Shardings_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Shardings_PJRT_Executable_OutputShardings_Args {
+    const STRUCT_SIZE: usize = PJRT_Shardings_PJRT_Executable_OutputShardings_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Shardings_PJRT_Executable_ParameterShardings_Args {
+    const STRUCT_SIZE: usize = PJRT_Shardings_PJRT_Executable_ParameterShardings_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Stream_Extension {
+    const STRUCT_SIZE: usize = PJRT_Stream_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_Attributes_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_Attributes_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_Create_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_Create_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_Deserialize_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_Deserialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_Destroy_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_GetDeviceDescriptions_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_GetDeviceDescriptions_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_PlatformName_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_PlatformName_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_PlatformVersion_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_PlatformVersion_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TopologyDescription_Serialize_Args {
+    const STRUCT_SIZE: usize = PJRT_TopologyDescription_Serialize_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuExecutable_Extension {
+    const STRUCT_SIZE: usize = PJRT_TpuExecutable_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuExecutable_GetCoreProgramAbiVersion_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuExecutable_GetCoreProgramAbiVersion_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuExecutable_GetHloModuleWithConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuExecutable_GetHloModuleWithConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuExecutable_GetTargetArguments_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuExecutable_GetTargetArguments_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipBounds_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipBounds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipCoordAndIdxForLogiDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipCoordAndIdxForLogiDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipCount_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipIdFromCoord_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipIdFromCoord_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipsPerProcessBounds_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipsPerProcessBounds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ChipsPerProcess_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ChipsPerProcess_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_CoreCountPerChip_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_CoreCountPerChip_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_CoreCountPerProcess_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_CoreCountPerProcess_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_CoreCount_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_CoreCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_Extension {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_GetDefaultPlatformConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_GetDefaultPlatformConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_GetRoutingStrategy_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_GetRoutingStrategy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_GetSliceConfig_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_GetSliceConfig_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_GetSliceConfigs_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_GetSliceConfigs_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_HasLimitedIciConnectivity_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_HasLimitedIciConnectivity_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_IsEnhancedBarrierEnabled_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_IsEnhancedBarrierEnabled_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_IsReachableOverLimitedIci_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_IsReachableOverLimitedIci_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_IsSubsliceTopology_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_IsSubsliceTopology_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_LogiDeviceCountPerChip_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_LogiDeviceCountPerChip_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_LogiDeviceCountPerProcess_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_LogiDeviceCountPerProcess_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_LogiDeviceCount_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_LogiDeviceCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_LogiDeviceIdFromChipCoordAndIdx_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_LogiDeviceIdFromChipCoordAndIdx_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_LogiDeviceIdsOnProcess_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_LogiDeviceIdsOnProcess_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcIdAndIdxOnProcForChip_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcIdAndIdxOnProcForChip_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcIdAndIdxOnProcForLogiDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcIdAndIdxOnProcForLogiDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcessBounds_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcessBounds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcessCoordFromId_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcessCoordFromId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcessCount_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcessCount_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ProcessIds_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ProcessIds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_ReplaceHostBounds_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_ReplaceHostBounds_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_SliceConfig {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_SliceConfig_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_SubsliceDeviceIdFromFullDeviceId_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_SubsliceDeviceIdFromFullDeviceId_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_TpuTopology_Subslice_Args {
+    const STRUCT_SIZE: usize = PJRT_TpuTopology_Subslice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_CrossHostRecvNotifierInfo {
+    const STRUCT_SIZE: usize = PJRT_Transfers_CrossHostRecvNotifierInfo_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_CrossHostRemoteSendCallbackInfo {
+    const STRUCT_SIZE: usize = PJRT_Transfers_CrossHostRemoteSendCallbackInfo_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_PJRT_Buffer_CopyToRemoteDevice_Args {
+    const STRUCT_SIZE: usize = PJRT_Transfers_PJRT_Buffer_CopyToRemoteDevice_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_PJRT_Client_CrossHostReceiveBuffers_Args {
+    const STRUCT_SIZE: usize = PJRT_Transfers_PJRT_Client_CrossHostReceiveBuffers_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_PJRT_Client_CrossHostSendBuffers_Args {
+    const STRUCT_SIZE: usize = PJRT_Transfers_PJRT_Client_CrossHostSendBuffers_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Transfers_PJRT_Client_MakeCrossHostReceiveBuffers_Args {
+    const STRUCT_SIZE: usize = PJRT_Transfers_PJRT_Client_MakeCrossHostReceiveBuffers_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Triton_Compile_Args {
+    const STRUCT_SIZE: usize = PJRT_Triton_Compile_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Triton_Extension {
+    const STRUCT_SIZE: usize = PJRT_Triton_Extension_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PJRT_Wait_Until_Buffer_Ready_On_Stream_Args {
+    const STRUCT_SIZE: usize = PJRT_Wait_Until_Buffer_Ready_On_Stream_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Api {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Api_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_CollectData_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_CollectData_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Create_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Create_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Destroy_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Error_Destroy_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Error_Destroy_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Error_GetCode_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Error_GetCode_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Error_Message_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Error_Message_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Start_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Start_Args_STRUCT_SIZE as usize;
+}
+impl crate::StructSize for PLUGIN_Profiler_Stop_Args {
+    const STRUCT_SIZE: usize = PLUGIN_Profiler_Stop_Args_STRUCT_SIZE as usize;
+}

@@ -11,4 +11,31 @@ mod bindings;
 
 pub use bindings::*;
 
+/// An args or extension struct with a `struct_size` the header defines
+/// (`PJRT_DEFINE_STRUCT_TRAITS`): the offset of the end of its last field at
+/// the bindings' API version. Callers put it in `struct_size`.
+pub trait StructSize {
+    const STRUCT_SIZE: usize;
+}
+
+/// Fetches a `PJRT_Api` member of `plugin` as a callable function pointer,
+/// or [`Error::Unsupported`] when the plugin's `PJRT_Api` ends before it
+/// (an older plugin) or leaves it null. The member is never read unless it
+/// lies within the plugin's `struct_size`.
+#[macro_export]
+macro_rules! api_fn {
+    ($plugin:expr, $name:ident) => {{
+        let plugin: &$crate::loader::Plugin = $plugin;
+        let end = ::core::mem::offset_of!($crate::PJRT_Api, $name) + ::core::mem::size_of::<usize>();
+        match plugin.api_up_to(end, ::core::stringify!($name)) {
+            // SAFETY: the member lies within the plugin's PJRT_Api.
+            Ok(api) => match unsafe { ::core::ptr::addr_of!((*api).$name).read() } {
+                Some(f) => Ok(f),
+                None => Err(plugin.null_function(::core::stringify!($name))),
+            },
+            Err(e) => Err(e),
+        }
+    }};
+}
+
 pub mod loader;

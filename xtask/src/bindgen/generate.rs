@@ -67,6 +67,7 @@ pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Gener
 
     let bindings = run_bindgen(dir.path(), &umbrella)?;
     let source = super::naming::name_anonymous_enums(&bindings)?;
+    let source = struct_size_impls(source);
 
     let headers: Vec<String> = files.keys().cloned().collect();
     let mut out = String::new();
@@ -108,6 +109,33 @@ fn preamble(
     }
     p.push('\n');
     p
+}
+
+/// Appends `impl crate::StructSize for X` for every struct `X` whose
+/// `X_STRUCT_SIZE` constant `PJRT_DEFINE_STRUCT_TRAITS` defines, so callers
+/// can fill `struct_size` generically.
+fn struct_size_impls(mut source: String) -> String {
+    let structs: BTreeSet<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub struct "))
+        .filter_map(|l| l.split([' ', '{', ';']).next())
+        .collect();
+    let mut impls = String::from("\n// `struct_size` values, from the headers' `PJRT_DEFINE_STRUCT_TRAITS`.\n");
+    let mut names: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const "))
+        .filter_map(|l| l.split(':').next()?.strip_suffix("_STRUCT_SIZE"))
+        .filter(|name| structs.contains(name))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        impls.push_str(&format!(
+            "impl crate::StructSize for {name} {{\n    const STRUCT_SIZE: usize = {name}_STRUCT_SIZE as usize;\n}}\n"
+        ));
+    }
+    source.push_str(&impls);
+    source
 }
 
 /// `PJRT_API_MAJOR` and `PJRT_API_MINOR` as the header defines them.

@@ -258,8 +258,24 @@ pub fn normalize_type(spelling: &str) -> String {
         let end = s[start..].find(')').map_or(s.len(), |e| start + e + 1);
         s.replace_range(start..end, "<anonymous>");
     }
-    let words: Vec<&str> = s.split(' ').filter(|w| !matches!(*w, "struct" | "enum" | "union")).collect();
-    words.join(" ")
+    // Drop a keyword wherever it starts a word: `(struct X *)`, `const enum E`.
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    'scan: while !rest.is_empty() {
+        let at_word_start = out.chars().last().map_or(true, |c| !(c.is_ascii_alphanumeric() || c == '_'));
+        if at_word_start {
+            for keyword in ["struct ", "enum ", "union "] {
+                if let Some(after) = rest.strip_prefix(keyword) {
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 struct Walker<'a> {
@@ -509,3 +525,13 @@ fn signature(ty: &clang::Type) -> Option<Signature> {
     })
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_spellings_compare_across_c_and_cxx() {
+        assert_eq!(super::normalize_type("PJRT_Error *(*)(struct PJRT_Foo_Args *)"), "PJRT_Error *(*)(PJRT_Foo_Args *)");
+        assert_eq!(super::normalize_type("const enum PJRT_Buffer_Type *"), "const PJRT_Buffer_Type *");
+        assert_eq!(super::normalize_type("my_struct x"), "my_struct x");
+        assert_eq!(super::normalize_type("struct (unnamed struct at /v/a.h:3:9)"), "<anonymous>");
+    }
+}

@@ -149,8 +149,8 @@ fn strip_comments(text: &str) -> String {
         let tail = &rest[i..];
         if tail.starts_with("//") {
             rest = tail.find('\n').map_or("", |n| &tail[n..]);
-        } else if tail.starts_with("/*") {
-            rest = tail[2..].find("*/").map_or("", |n| &tail[n + 4..]);
+        } else if let Some(body) = tail.strip_prefix("/*") {
+            rest = body.find("*/").map_or("", |n| &body[n + 2..]);
         } else {
             out.push('/');
             rest = &tail[1..];

@@ -5,7 +5,9 @@
 //!
 //! - `100644` regular file, `100755` executable file (git's rule: owner
 //!   execute bit), `120000` symlink whose target is the blob;
-//! - `040000` directory, an empty tree included;
+//! - `040000` directory; a tree with nothing but (empty) trees below it is
+//!   left out, as `git archive` writes a directory only when it writes
+//!   something inside it (checked against git 2.47);
 //! - `160000` submodule (gitlink): `git archive` writes an empty directory,
 //!   so the NAR has an empty directory there (GitHub does not include
 //!   submodule contents either).
@@ -16,6 +18,8 @@
 //! `.gitattributes` with `export-ignore` or `export-subst` would make
 //! `git archive` (and GitHub) differ from the tree: such commits are
 //! refused rather than given a wrong hash.
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 use git2::{ErrorCode, Oid, Repository};
@@ -42,6 +46,7 @@ pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
         sink: NarSink::new(HashWriter::new())?,
         path: Vec::new(),
         progress: super::progress::bytes_spinner(format!("hashing the tree of {commit}")),
+        content_memo: HashMap::new(),
     };
     walk.tree(tree_id)?;
     walk.progress.finish_and_clear();
@@ -54,6 +59,7 @@ struct TreeWalk<'r> {
     /// Path of the tree being walked, for error messages.
     path: Vec<u8>,
     progress: indicatif::ProgressBar,
+    content_memo: HashMap<Oid, bool>,
 }
 
 struct Child {
@@ -81,6 +87,13 @@ impl<'r> TreeWalk<'r> {
                 self.path.push(b'/');
             }
             self.path.extend_from_slice(&child.name);
+            if child.mode & MODE_TYPE == MODE_TREE && !self.has_content(child.id)? {
+                // git archive writes a directory only once something is
+                // written inside it: trees with no file, link or
+                // submodule anywhere below are left out.
+                self.path.truncate(parent_len);
+                continue;
+            }
             self.sink.begin_entry(&child.name)?;
             match child.mode & MODE_TYPE {
                 MODE_TREE => self.tree(child.id)?,
@@ -112,6 +125,39 @@ impl<'r> TreeWalk<'r> {
         }
         self.sink.end_directory()?;
         Ok(())
+    }
+
+    /// Whether the tree `id` holds, at any depth, something that is not a
+    /// tree (memoised: a tree's answer never changes).
+    fn has_content(&mut self, id: Oid) -> Result<bool> {
+        if let Some(&known) = self.content_memo.get(&id) {
+            return Ok(known);
+        }
+        let tree = self
+            .repo
+            .find_tree(id)
+            .map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
+        let mut subtrees = Vec::new();
+        let mut found = false;
+        for entry in tree.iter() {
+            if entry.filemode_raw() & MODE_TYPE == MODE_TREE {
+                subtrees.push(entry.id());
+            } else {
+                found = true;
+                break;
+            }
+        }
+        drop(tree);
+        if !found {
+            for sub in subtrees {
+                if self.has_content(sub)? {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        self.content_memo.insert(id, found);
+        Ok(found)
     }
 
     fn blob(&self, id: Oid) -> Result<git2::Blob<'r>> {

@@ -1,0 +1,248 @@
+//! The PJRT calls of the smoke test, each object owned by a guard that
+//! destroys it, so every exit path frees what was created.
+
+use std::ffi::c_void;
+use std::ptr::null_mut;
+
+use pjrt_sys::loader::{string_from, Plugin, Result};
+use pjrt_sys::*;
+
+/// Calls a `PJRT_Api` member with `args`, turning its `PJRT_Error` into an
+/// error. The member must lie within the plugin's `PJRT_Api`.
+macro_rules! call {
+    ($plugin:expr, $name:ident, $args:expr) => {{
+        let plugin: &Plugin = $plugin;
+        match pjrt_sys::api_fn!(plugin, $name) {
+            // SAFETY: args is a fully initialized struct of our API version,
+            // never smaller than what an older plugin expects.
+            Ok(f) => plugin.check(unsafe { f($args) }, stringify!($name)),
+            Err(e) => Err(e),
+        }
+    }};
+}
+
+/// An args struct with `struct_size` set, as these bindings define it, the
+/// given fields, and every other field zero (null, "not set").
+#[allow(clippy::redundant_field_names)]
+macro_rules! args {
+    ($ty:ident { $($field:ident : $value:expr),* $(,)? }) => {
+        $ty { struct_size: <$ty as pjrt_sys::StructSize>::STRUCT_SIZE, $($field: $value,)* ..Default::default() }
+    };
+}
+
+pub struct Client<'p> {
+    pub plugin: &'p Plugin,
+    pub raw: *mut PJRT_Client,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceInfo {
+    pub id: i32,
+    pub kind: String,
+    pub description: String,
+}
+
+impl<'p> Client<'p> {
+    pub fn create(plugin: &'p Plugin) -> Result<Client<'p>> {
+        let mut a = args!(PJRT_Client_Create_Args {});
+        call!(plugin, PJRT_Client_Create, &mut a)?;
+        Ok(Client { plugin, raw: a.client })
+    }
+
+    pub fn platform_name(&self) -> Result<String> {
+        let mut a = args!(PJRT_Client_PlatformName_Args { client: self.raw });
+        call!(self.plugin, PJRT_Client_PlatformName, &mut a)?;
+        Ok(unsafe { string_from(a.platform_name, a.platform_name_size) })
+    }
+
+    pub fn platform_version(&self) -> Result<String> {
+        let mut a = args!(PJRT_Client_PlatformVersion_Args { client: self.raw });
+        call!(self.plugin, PJRT_Client_PlatformVersion, &mut a)?;
+        Ok(unsafe { string_from(a.platform_version, a.platform_version_size) })
+    }
+
+    pub fn addressable_devices(&self) -> Result<Vec<*mut PJRT_Device>> {
+        let mut a = args!(PJRT_Client_AddressableDevices_Args { client: self.raw });
+        call!(self.plugin, PJRT_Client_AddressableDevices, &mut a)?;
+        if a.addressable_devices.is_null() {
+            return Ok(Vec::new());
+        }
+        Ok(unsafe { std::slice::from_raw_parts(a.addressable_devices, a.num_addressable_devices) }.to_vec())
+    }
+
+    pub fn describe(&self, device: *mut PJRT_Device) -> Result<DeviceInfo> {
+        let p = self.plugin;
+        let mut d = args!(PJRT_Device_GetDescription_Args { device: device });
+        call!(p, PJRT_Device_GetDescription, &mut d)?;
+        let description = d.device_description;
+        let mut id = args!(PJRT_DeviceDescription_Id_Args { device_description: description });
+        call!(p, PJRT_DeviceDescription_Id, &mut id)?;
+        let mut kind = args!(PJRT_DeviceDescription_Kind_Args { device_description: description });
+        call!(p, PJRT_DeviceDescription_Kind, &mut kind)?;
+        let mut text = args!(PJRT_DeviceDescription_DebugString_Args { device_description: description });
+        call!(p, PJRT_DeviceDescription_DebugString, &mut text)?;
+        Ok(DeviceInfo {
+            id: id.id,
+            kind: unsafe { string_from(kind.device_kind, kind.device_kind_size) },
+            description: unsafe { string_from(text.debug_string, text.debug_string_size) },
+        })
+    }
+
+    /// Compiles a program in `format` ("mlir", "hlo") with serialized
+    /// `xla.CompileOptionsProto` options.
+    pub fn compile(&self, code: &str, format: &str, options: &[u8]) -> Result<LoadedExecutable<'p>> {
+        let program = args!(PJRT_Program {
+            code: code.as_ptr() as *mut _,
+            code_size: code.len(),
+            format: format.as_ptr() as *const _,
+            format_size: format.len(),
+        });
+        let mut a = args!(PJRT_Client_Compile_Args {
+            client: self.raw,
+            program: &program,
+            compile_options: options.as_ptr() as *const _,
+            compile_options_size: options.len(),
+        });
+        call!(self.plugin, PJRT_Client_Compile, &mut a)?;
+        Ok(LoadedExecutable { plugin: self.plugin, raw: a.executable })
+    }
+
+    /// Copies a dense row-major f32 array to `device`, waiting until the
+    /// plugin is done with the host memory.
+    pub fn buffer_from_f32(&self, data: &[f32], dims: &[i64], device: *mut PJRT_Device) -> Result<Buffer<'p>> {
+        let mut a = args!(PJRT_Client_BufferFromHostBuffer_Args {
+            client: self.raw,
+            data: data.as_ptr() as *const c_void,
+            type_: PJRT_Buffer_Type_F32,
+            dims: dims.as_ptr(),
+            num_dims: dims.len(),
+            host_buffer_semantics: PJRT_HostBufferSemantics_kImmutableUntilTransferCompletes,
+            device: device,
+        });
+        call!(self.plugin, PJRT_Client_BufferFromHostBuffer, &mut a)?;
+        let buffer = Buffer { plugin: self.plugin, raw: a.buffer };
+        Event::own(self.plugin, a.done_with_host_buffer).wait()?;
+        Ok(buffer)
+    }
+}
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        let mut a = args!(PJRT_Client_Destroy_Args { client: self.raw });
+        let _ = call!(self.plugin, PJRT_Client_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
+    }
+}
+
+pub struct LoadedExecutable<'p> {
+    plugin: &'p Plugin,
+    raw: *mut PJRT_LoadedExecutable,
+}
+
+impl<'p> LoadedExecutable<'p> {
+    pub fn num_outputs(&self) -> Result<usize> {
+        let p = self.plugin;
+        let mut g = args!(PJRT_LoadedExecutable_GetExecutable_Args { loaded_executable: self.raw });
+        call!(p, PJRT_LoadedExecutable_GetExecutable, &mut g)?;
+        let mut n = args!(PJRT_Executable_NumOutputs_Args { executable: g.executable });
+        let result = call!(p, PJRT_Executable_NumOutputs, &mut n);
+        let mut d = args!(PJRT_Executable_Destroy_Args { executable: g.executable });
+        call!(p, PJRT_Executable_Destroy, &mut d)?;
+        result.map(|()| n.num_outputs)
+    }
+
+    /// Runs on one device with `inputs`, waits for completion and returns
+    /// the outputs.
+    pub fn execute(&self, inputs: &[&Buffer<'p>]) -> Result<Vec<Buffer<'p>>> {
+        let num_outputs = self.num_outputs()?;
+        let mut options = args!(PJRT_ExecuteOptions {});
+        let arguments: Vec<*mut PJRT_Buffer> = inputs.iter().map(|b| b.raw).collect();
+        let argument_lists = [arguments.as_ptr()];
+        let mut outputs: Vec<*mut PJRT_Buffer> = vec![null_mut(); num_outputs];
+        let output_lists = [outputs.as_mut_ptr()];
+        let mut complete: [*mut PJRT_Event; 1] = [null_mut()];
+        let mut a = args!(PJRT_LoadedExecutable_Execute_Args {
+            executable: self.raw,
+            options: &mut options,
+            argument_lists: argument_lists.as_ptr(),
+            num_devices: 1,
+            num_args: arguments.len(),
+            output_lists: output_lists.as_ptr(),
+            device_complete_events: complete.as_mut_ptr(),
+        });
+        call!(self.plugin, PJRT_LoadedExecutable_Execute, &mut a)?;
+        let outputs: Vec<Buffer> = outputs.into_iter().map(|raw| Buffer { plugin: self.plugin, raw }).collect();
+        Event::own(self.plugin, complete[0]).wait()?;
+        Ok(outputs)
+    }
+}
+
+impl Drop for LoadedExecutable<'_> {
+    fn drop(&mut self) {
+        let mut a = args!(PJRT_LoadedExecutable_Destroy_Args { executable: self.raw });
+        let _ = call!(self.plugin, PJRT_LoadedExecutable_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
+    }
+}
+
+pub struct Buffer<'p> {
+    plugin: &'p Plugin,
+    raw: *mut PJRT_Buffer,
+}
+
+impl Buffer<'_> {
+    /// Copies the buffer back into host memory as f32s.
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
+        // A first call without a destination asks for the size.
+        let mut size = args!(PJRT_Buffer_ToHostBuffer_Args { src: self.raw });
+        call!(self.plugin, PJRT_Buffer_ToHostBuffer, &mut size)?;
+        let mut out = vec![0f32; size.dst_size.div_ceil(4)];
+        let mut a = args!(PJRT_Buffer_ToHostBuffer_Args {
+            src: self.raw,
+            dst: out.as_mut_ptr() as *mut c_void,
+            dst_size: size.dst_size,
+        });
+        call!(self.plugin, PJRT_Buffer_ToHostBuffer, &mut a)?;
+        Event::own(self.plugin, a.event).wait()?;
+        Ok(out)
+    }
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        if self.raw.is_null() {
+            return;
+        }
+        let mut a = args!(PJRT_Buffer_Destroy_Args { buffer: self.raw });
+        let _ = call!(self.plugin, PJRT_Buffer_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
+    }
+}
+
+/// An event the plugin handed us; destroyed when dropped.
+struct Event<'p> {
+    plugin: &'p Plugin,
+    raw: *mut PJRT_Event,
+}
+
+impl<'p> Event<'p> {
+    fn own(plugin: &'p Plugin, raw: *mut PJRT_Event) -> Event<'p> {
+        Event { plugin, raw }
+    }
+
+    /// Blocks until the event is ready; its error, if any, is the result.
+    fn wait(self) -> Result<()> {
+        if self.raw.is_null() {
+            return Ok(());
+        }
+        let mut a = args!(PJRT_Event_Await_Args { event: self.raw });
+        call!(self.plugin, PJRT_Event_Await, &mut a)
+    }
+}
+
+impl Drop for Event<'_> {
+    fn drop(&mut self) {
+        if self.raw.is_null() {
+            return;
+        }
+        let mut a = args!(PJRT_Event_Destroy_Args { event: self.raw });
+        let _ = call!(self.plugin, PJRT_Event_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
+    }
+}

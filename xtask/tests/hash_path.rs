@@ -1,0 +1,86 @@
+//! `hash path` against the real `nix hash path`.
+
+#[path = "hash_support.rs"]
+mod support;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use proptest::prelude::*;
+use support::{nix, nix_hash_path, run_xtask, strategy, try_nix_hash_path};
+use xtask::hash::{nar::hash_path, NarHash};
+
+/// Every output form of the CLI equals Nix's for `path`.
+fn assert_cli_matches_nix(path: &Path) {
+    let sri = nix_hash_path(path, None);
+    assert_eq!(run_xtask([OsStr::new("hash"), "path".as_ref(), path.as_os_str()]).unwrap(), sri, "SRI of {path:?}");
+    assert_eq!(
+        run_xtask([OsStr::new("hash"), "path".as_ref(), "--base32".as_ref(), path.as_os_str()]).unwrap(),
+        nix_hash_path(path, Some("--base32")),
+        "--base32 of {path:?}"
+    );
+    assert_eq!(
+        run_xtask([OsStr::new("hash"), "path".as_ref(), "--hex".as_ref(), path.as_os_str()]).unwrap(),
+        nix_hash_path(path, Some("--base16")),
+        "--hex of {path:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_xtask([OsStr::new("hash"), "path".as_ref(), "--json".as_ref(), path.as_os_str()]).unwrap())
+            .unwrap();
+    assert_eq!(json["sri"], sri.as_str());
+    assert_eq!(json["nix32"], nix_hash_path(path, Some("--base32")).as_str());
+}
+
+#[test]
+fn edge_case_tree_matches_nix() {
+    if !nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    support::edge_case_tree(&root);
+    assert_cli_matches_nix(&root);
+    // Sub-paths: a lone file, an executable, an empty file, an empty
+    // directory, a symlink (hashed as a link, not followed).
+    for sub in ["plain", "big.bin", "empty", "empty-dir", "link-to-dir", "dangling", "deep"] {
+        let path = root.join(sub);
+        assert_eq!(hash_path(&path).unwrap().to_sri(), nix_hash_path(&path, None), "{sub}");
+    }
+    assert_eq!(NarHash::from_sri(&nix_hash_path(&root, None)).unwrap(), hash_path(&root).unwrap());
+}
+
+#[test]
+fn fifo_is_refused_like_nix() {
+    if !nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    std::fs::create_dir(&root).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(root.join("pipe")).status().unwrap();
+    assert!(status.success());
+    assert!(try_nix_hash_path(&root).is_err(), "nix hashes a fifo?");
+    let err = hash_path(&root).unwrap_err();
+    assert!(format!("{err:#}").contains("pipe"), "{err:#}");
+}
+
+#[test]
+fn missing_path_is_a_clear_error() {
+    let err = run_xtask(["hash", "path", "/nonexistent/pjrtpkgs-hash-test"]).unwrap_err();
+    assert!(err.contains("/nonexistent/pjrtpkgs-hash-test"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_trees_match_nix(tree in strategy::tree()) {
+        if !nix() {
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        tree.materialize(&root);
+        prop_assert_eq!(hash_path(&root).unwrap().to_sri(), nix_hash_path(&root, None));
+    }
+}
