@@ -3,7 +3,7 @@
 # (3c8260f6 -> e715c172, March-April 2024), on a scratch copy of the project.
 # Each run: resolve, hash the 0.50 tree from git objects, read versions, diff
 # the headers with libclang, edit pins.toml, run bindgen, `cargo check` the
-# regenerated pjrt-sys in a staging copy (shared target dir, warm after the
+# regenerated pjrt-sys (a copy of the real crate, loader included) in a staging copy (shared target dir, warm after the
 # warmup run), write report + changelog.
 #
 #   XLA_REPO=/work/.mirror/zml+xla/repo bench/upgrade-xla.sh
@@ -24,7 +24,7 @@ bin="${CARGO_TARGET_DIR:-$root/target}/release/xtask"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 p="$work/pristine"
-mkdir -p "$p/crates/pjrt-sys/src"
+mkdir -p "$p/crates"
 
 # pins.toml of the project, re-pinned to OLD.
 date=$(git --git-dir="$XLA_REPO" log -1 --format=%cI "$OLD" 2>/dev/null || git -C "$XLA_REPO" log -1 --format=%cI "$OLD")
@@ -34,10 +34,10 @@ sed -e "/^\[xla\]/,/^\[/ { s|^commit = .*|commit = \"$OLD\"|; s|^date = .*|date 
     "$root/pins.toml" >"$p/pins.toml"
 printf '# Changelog\n\n## 0.1.0\n\n- First release.\n' >"$p/CHANGELOG.md"
 cp "$root/Cargo.lock" "$p/Cargo.lock"
-printf '[workspace]\nresolver = "2"\nmembers = ["crates/pjrt-sys"]\n\n[workspace.package]\nedition = "2021"\nlicense = "Apache-2.0"\n' >"$p/Cargo.toml"
-printf '[package]\nname = "pjrt-sys"\nversion = "0.1.0"\nedition.workspace = true\nlicense.workspace = true\n' >"$p/crates/pjrt-sys/Cargo.toml"
-printf '#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]\nmod bindings;\npub use bindings::*;\n' >"$p/crates/pjrt-sys/src/lib.rs"
-echo '// not generated yet' >"$p/crates/pjrt-sys/src/bindings.rs"
+printf '[workspace]\nresolver = "2"\nmembers = ["crates/pjrt-sys"]\n\n[workspace.package]\nedition = "2021"\nlicense = "Apache-2.0"\nrust-version = "1.80"\n' >"$p/Cargo.toml"
+# The real pjrt-sys (generated bindings + hand-written loader), without build outputs.
+cp -r "$root/crates/pjrt-sys" "$p/crates/pjrt-sys"
+rm -rf "$p/crates/pjrt-sys/target"
 
 export PJRTPKGS_UPGRADE_TARGET_DIR="$work/staging-target" PJRTPKGS_CACHE_DIR="$work/cache"
 hyperfine --warmup 1 --runs "$RUNS" --export-json "$work/result.json" \

@@ -30,7 +30,7 @@ fn old_project(repo: &std::path::Path) -> Scratch {
     let date = git(repo, &["log", "-1", "--format=%cI", OLD]);
     let bazel = git(repo, &["show", &format!("{OLD}:.bazelversion")]);
     let bazel = bazel.lines().next().unwrap().trim().to_string();
-    Scratch::new(&upgrade_support::pins_for(OLD, &date, "0.47", &bazel))
+    Scratch::with_real_pjrt_sys(&upgrade_support::pins_for(OLD, &date, "0.47", &bazel))
 }
 
 /// The sections of the real xla/pjrt/c/CHANGELOG.md for 0.48..=0.50, read

@@ -339,6 +339,51 @@ impl Scratch {
             "[workspace]\nresolver = \"2\"\nmembers = [\"crates/pjrt-sys\"]\n\n[workspace.package]\nedition = \"2021\"\nlicense = \"Apache-2.0\"\n",
         );
         std::fs::copy(project_root().join("Cargo.lock"), d.join("Cargo.lock")).unwrap();
+        Self::init(dir, true)
+    }
+
+    /// A scratch project whose crates/pjrt-sys is a copy of the real one
+    /// (its hand-written loader included), for upgrades on real headers.
+    pub fn with_real_pjrt_sys(pins: &str) -> Scratch {
+        let dir = tempfile::Builder::new().prefix("pjrtpkgs-scratch-").tempdir().unwrap();
+        let d = dir.path();
+        write(d, "pins.toml", pins);
+        write(d, "CHANGELOG.md", "# Changelog\n\n## 0.1.0\n\n- First release.\n");
+        write(
+            d,
+            "Cargo.toml",
+            "[workspace]\nresolver = \"2\"\nmembers = [\"crates/pjrt-sys\"]\n\n[workspace.package]\nedition = \"2021\"\nlicense = \"Apache-2.0\"\nrust-version = \"1.80\"\n",
+        );
+        std::fs::copy(project_root().join("Cargo.lock"), d.join("Cargo.lock")).unwrap();
+        std::fs::create_dir_all(d.join("crates")).unwrap();
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(project_root().join("crates/pjrt-sys"))
+            .arg(d.join("crates/pjrt-sys"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = std::fs::remove_dir_all(d.join("crates/pjrt-sys/target"));
+        Self::init(dir, false)
+    }
+
+    fn init(dir: tempfile::TempDir, minimal_crate: bool) -> Scratch {
+        let d = dir.path();
+        if minimal_crate {
+            Self::minimal_pjrt_sys(d);
+        }
+        write(d, ".gitignore", "/target\n");
+        git(d, &["init", "-q", "-b", "main"]);
+        git(d, &["add", "-A"]);
+        git(d, &["commit", "-q", "-m", "scratch project"]);
+        let cache = tempfile::Builder::new().prefix("pjrtpkgs-cache-").tempdir().unwrap();
+        Scratch { dir, cache }
+    }
+
+    /// pjrt-sys reduced to the generated bindings and the one trait they
+    /// implement (`StructSize`): synthetic headers have none of the API
+    /// members the real loader calls.
+    fn minimal_pjrt_sys(d: &Path) {
         write(
             d,
             "crates/pjrt-sys/Cargo.toml",
@@ -347,15 +392,9 @@ impl Scratch {
         write(
             d,
             "crates/pjrt-sys/src/lib.rs",
-            "//! Scratch pjrt-sys: just the generated bindings.\n#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]\nmod bindings;\npub use bindings::*;\n",
+            "//! Scratch pjrt-sys: just the generated bindings.\n#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]\nmod bindings;\npub use bindings::*;\npub trait StructSize {\n    const STRUCT_SIZE: usize;\n}\n",
         );
         write(d, "crates/pjrt-sys/src/bindings.rs", "// not generated yet\n");
-        write(d, ".gitignore", "/target\n");
-        git(d, &["init", "-q", "-b", "main"]);
-        git(d, &["add", "-A"]);
-        git(d, &["commit", "-q", "-m", "scratch project"]);
-        let cache = tempfile::Builder::new().prefix("pjrtpkgs-cache-").tempdir().unwrap();
-        Scratch { dir, cache }
     }
 
     pub fn path(&self) -> &Path {
