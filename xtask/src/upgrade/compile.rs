@@ -1,0 +1,121 @@
+//! Compiles the regenerated `crates/pjrt-sys` in a staging copy, so a
+//! binding that does not build stops the upgrade before anything is written.
+//!
+//! The copy is a one-member workspace (the project's `[workspace.package]`
+//! and Cargo.lock, `members = ["crates/pjrt-sys"]`) in a temporary
+//! directory, checked with `cargo check --offline`. Its target directory is
+//! `$PJRTPKGS_UPGRADE_TARGET_DIR`, else `<cache>/upgrade-target`: shared
+//! between runs, so only pjrt-sys itself is rebuilt.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::staging::Staged;
+
+pub const CRATE_DIR: &str = "crates/pjrt-sys";
+pub const TARGET_DIR_ENV: &str = "PJRTPKGS_UPGRADE_TARGET_DIR";
+
+pub fn target_dir() -> Result<PathBuf> {
+    match std::env::var_os(TARGET_DIR_ENV) {
+        Some(d) => Ok(PathBuf::from(d)),
+        None => Ok(crate::project::cache_dir()?.join("upgrade-target")),
+    }
+}
+
+/// `cargo check`s pjrt-sys as `staged` would leave it.
+pub fn check_staged(staged: &Staged) -> Result<()> {
+    let root = staged.root();
+    let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-compile-").tempdir()?;
+    copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))?;
+    // Overlay the staged files that live in the crate.
+    let crate_prefix = Path::new(CRATE_DIR);
+    for rel in walk(&root.join(CRATE_DIR))?.into_iter().map(|p| crate_prefix.join(p)).chain(staged_in_crate(staged)) {
+        if let Some(contents) = staged.read(&rel)? {
+            let target = dir.path().join(&rel);
+            std::fs::create_dir_all(target.parent().unwrap())?;
+            std::fs::write(&target, contents)?;
+        }
+    }
+    std::fs::write(dir.path().join("Cargo.toml"), workspace_manifest(root)?)?;
+    if let Ok(lock) = std::fs::read(root.join("Cargo.lock")) {
+        std::fs::write(dir.path().join("Cargo.lock"), lock)?;
+    }
+    let target = target_dir()?;
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["check", "--offline", "--quiet", "--package", "pjrt-sys", "--manifest-path"])
+        .arg(dir.path().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .context("cannot run cargo to compile the regenerated bindings")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!(
+            "the regenerated {CRATE_DIR} does not compile (cargo check exited with {}); nothing was written. \
+             The new headers may need changes to the hand-written parts of {CRATE_DIR}. cargo said:\n{}",
+            output.status,
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn staged_in_crate(staged: &Staged) -> Vec<PathBuf> {
+    staged.changes().unwrap_or_default().into_iter().map(|(p, _)| p).filter(|p| p.starts_with(CRATE_DIR)).collect()
+}
+
+/// The project's root manifest reduced to a workspace of pjrt-sys alone.
+fn workspace_manifest(root: &Path) -> Result<String> {
+    let path = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let ws = doc
+        .get_mut("workspace")
+        .and_then(|w| w.as_table_like_mut())
+        .with_context(|| format!("{} has no [workspace]", path.display()))?;
+    let mut members = toml_edit::Array::new();
+    members.push(CRATE_DIR);
+    ws.insert("members", toml_edit::value(members));
+    ws.remove("default-members");
+    Ok(doc.to_string())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for rel in walk(from)? {
+        let target = to.join(&rel);
+        std::fs::create_dir_all(target.parent().unwrap())?;
+        std::fs::copy(from.join(&rel), &target).with_context(|| format!("cannot copy {}", from.join(&rel).display()))?;
+    }
+    Ok(())
+}
+
+/// Files under `dir`, relative to it; `target/` directories are skipped.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = dir.join(&rel);
+        let entries = match std::fs::read_dir(&abs) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.as_os_str().is_empty() => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", abs.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let child = rel.join(&name);
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                if name != "target" {
+                    stack.push(child);
+                }
+            } else if ty.is_file() {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

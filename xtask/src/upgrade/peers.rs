@@ -1,0 +1,116 @@
+//! The other verbs' engines, as `upgrade-xla` uses them: hashing, pins.toml
+//! editing, header diffing, binding generation and Nix dependency hashes.
+//! Kept in one place so the orchestration reads as the steps it runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use git2::{Oid, Repository};
+
+pub use crate::diff_headers::Verdict;
+
+/// The verdict word as the report shouts it.
+pub fn verdict_word(v: Verdict) -> String {
+    v.as_str().to_ascii_uppercase()
+}
+
+/// The PJRT header diff between the pinned and the target commit.
+#[derive(Debug, Clone)]
+pub struct HeaderDiff {
+    pub verdict: Verdict,
+    pub warnings: Vec<String>,
+    pub markdown: String,
+}
+
+/// NAR hash (SRI) of the commit's tree, as `fetchFromGitHub` computes it.
+pub fn source_hash(repo: &Repository, commit: Oid) -> Result<String> {
+    Ok(crate::hash::git::hash_commit(repo, commit)?.to_sri())
+}
+
+pub use crate::pins::XlaPin;
+
+/// `[xla]` of pins.toml, after validating the whole file.
+pub fn load_xla_pin(pins_toml: &Path) -> Result<XlaPin> {
+    Ok(crate::pins::Pins::load(pins_toml)
+        .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_toml.display()))?
+        .xla)
+}
+
+/// pins.toml with the new `[xla]`, optionally a new `[toolchains.bazel]
+/// version` (same major: the attribute stays), and every Bazel dependency
+/// hash marked stale. Comments and layout are kept; the result is validated.
+pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> Result<String> {
+    let mut doc = crate::pins::PinsDocument::parse(text)?;
+    doc.set_xla(xla);
+    if let Some(v) = bazel_toolchain {
+        doc.set_bazel_version(v);
+    }
+    doc.mark_bazel_deps_stale();
+    let out = doc.to_string();
+    crate::pins::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
+    Ok(out)
+}
+
+/// `(backend, system)` of every `[bazel_deps.<backend>.<system>]` in pins.toml.
+pub fn bazel_deps_entries(text: &str) -> Result<Vec<(String, String)>> {
+    let table: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
+    let mut out = Vec::new();
+    if let Some(deps) = table.get("bazel_deps").and_then(|d| d.as_table()) {
+        for (backend, systems) in deps {
+            for (system, _) in systems.as_table().into_iter().flatten() {
+                out.push((backend.clone(), system.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> {
+    let report = crate::diff_headers::diff_commits(repo, old, new)?;
+    Ok(HeaderDiff { verdict: report.verdict(), warnings: report.warnings().to_vec(), markdown: report.to_markdown() })
+}
+
+/// The generated binding files for `commit`: (path relative to the project
+/// root, contents). Nothing is written.
+pub fn generate_bindings(root: &Path, repo: &Repository, commit: Oid) -> Result<Vec<(PathBuf, String)>> {
+    let generated = crate::bindgen::generate(repo, commit, &generator_name(root)?)?;
+    Ok(vec![(PathBuf::from(crate::bindgen::BINDINGS_PATH), generated.source)])
+}
+
+/// The binding files `generate_bindings` writes, for the early
+/// uncommitted-edits check.
+pub fn binding_paths() -> Vec<PathBuf> {
+    vec![PathBuf::from(crate::bindgen::BINDINGS_PATH)]
+}
+
+/// "bindgen X.Y.Z" as the project's Cargo.lock pins it (what `cargo xtask
+/// bindgen` names in the preamble, so both produce identical files).
+fn generator_name(root: &Path) -> Result<String> {
+    let lock = root.join("Cargo.lock");
+    let text = std::fs::read_to_string(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
+    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", lock.display()))?;
+    let version = table
+        .get("package")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("bindgen"))
+        .and_then(|p| p.get("version")?.as_str())
+        .ok_or_else(|| anyhow!("{} pins no `bindgen` package", lock.display()))?;
+    Ok(format!("bindgen {version}"))
+}
+
+/// Refreshes the Bazel dependency hash of `backend` on `system` in the
+/// project copy at `copy` (whose pins.toml the refresh rewrites): the
+/// deps-hash engine works on the project root, so the root is pointed at the
+/// copy for the call and restored after.
+pub fn refresh_deps_hash(copy: &Path, backend: &str, system: &str) -> Result<String> {
+    let previous = std::env::var_os(crate::project::ROOT_ENV);
+    std::env::set_var(crate::project::ROOT_ENV, copy);
+    let result = crate::deps_hash::refresh(backend, system);
+    match previous {
+        Some(v) => std::env::set_var(crate::project::ROOT_ENV, v),
+        None => std::env::remove_var(crate::project::ROOT_ENV),
+    }
+    result
+}

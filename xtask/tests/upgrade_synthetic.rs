@@ -1,0 +1,219 @@
+//! `cargo xtask upgrade-xla` end to end on a synthetic XLA-like git history
+//! and a scratch copy of the project: a normal upgrade, a breaking one, a
+//! dry run, idempotence, a refused downgrade, refused local edits, a tree
+//! with a missing blob, and a failure injected at every step. Every refusal
+//! or failure must leave the project byte-identical.
+
+mod upgrade_support;
+
+use upgrade_support::{nix_hash_of_commit, require, snapshot, text, Scratch, SyntheticXla};
+
+const STALE: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+fn base_project(xla: &SyntheticXla) -> Scratch {
+    Scratch::new(&upgrade_support::pins_for(&xla.base, "2024-03-29T15:40:47-07:00", "0.1", "7.4.1"))
+}
+
+fn pins(s: &Scratch) -> toml::Table {
+    s.read("pins.toml").parse().unwrap()
+}
+
+fn xla_field(t: &toml::Table, k: &str) -> String {
+    t["xla"][k].as_str().unwrap().to_string()
+}
+
+#[test]
+fn normal_upgrade_then_idempotent() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    // An abbreviated sha resolves.
+    let out = s.upgrade(xla.path(), &[&xla.compatible[..9]], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "upgrade failed:\n{stderr}");
+
+    let p = pins(&s);
+    assert_eq!(xla_field(&p, "commit"), xla.compatible);
+    assert_eq!(xla_field(&p, "pjrt_api_version"), "0.2");
+    assert_eq!(xla_field(&p, "bazel_version"), "7.7.0");
+    assert_eq!(xla_field(&p, "date"), "2024-04-26T13:34:51-07:00");
+    // Same Bazel major: the toolchain version follows, the attribute stays.
+    assert_eq!(p["toolchains"]["bazel"]["version"].as_str(), Some("7.7.0"));
+    assert_eq!(p["toolchains"]["bazel"]["nixpkgs_attribute"].as_str(), Some("bazel_7"));
+    // Every Bazel dependency hash is stale now.
+    for backend in ["cpu", "cuda12"] {
+        assert_eq!(p["bazel_deps"][backend]["x86_64-linux"]["hash"].as_str(), Some(STALE), "{backend}");
+    }
+    // NCCL changed through the cuda_version config both pjrt_cuda configs
+    // inherit: reported, never written.
+    assert_eq!(p["cuda12"]["nccl_version"].as_str(), Some("2.27.7"));
+    assert!(stderr.contains("[cuda12] nccl_version") && stderr.contains("[cuda13] nccl_version"), "{stderr}");
+
+    if require("nix", "checks the source hash against `nix hash path`") {
+        assert_eq!(xla_field(&p, "hash"), nix_hash_of_commit(xla.path(), &xla.compatible));
+    }
+
+    let bindings = s.read("crates/pjrt-sys/src/bindings.rs");
+    assert!(bindings.contains("num_devices") && bindings.contains(&xla.compatible), "bindings not regenerated");
+    assert!(bindings.contains("extra_value"), "extension header not in the bindings");
+
+    let report_path = format!("docs/upgrades/2024-04-26-{}.md", &xla.compatible[..12]);
+    let report = s.read(&report_path);
+    assert_eq!(stdout, report, "stdout shows the report");
+    let verdict_at = report.find("verdict: COMPATIBLE").expect("verdict in the report");
+    assert!(verdict_at < report.find("## ").unwrap(), "verdict is up front");
+    assert!(report.contains("Added ``num_devices`` to ``PJRT_Client_Create_Args``"), "CHANGELOG section of 0.2 quoted");
+    assert!(!report.contains("Initial synthetic API"), "0.1 was not crossed");
+    assert!(report.contains("HERMETIC_NCCL_VERSION | 2.28.3"), "{report}");
+    let changelog = s.read("CHANGELOG.md");
+    assert!(changelog.starts_with("# Changelog\n\n## Unreleased\n\n### XLA\n\n- XLA `"), "{changelog}");
+    assert!(changelog.contains(&report_path) && changelog.contains("## 0.1.0\n\n- First release."));
+    assert!(stderr.contains("(") && stderr.contains(" s)") && stderr.contains("total"), "step durations: {stderr}");
+
+    // Second run, same commit (by tag this time): nothing changes.
+    let before = snapshot(s.path());
+    let again = s.upgrade(xla.path(), &["v0.2"], &[]);
+    let (_, stderr) = text(&again);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("already at {}", xla.compatible)), "{stderr}");
+    assert_eq!(snapshot(s.path()), before, "second run changed the tree");
+}
+
+#[test]
+fn breaking_upgrade_is_loud() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    // Bazel 7 -> 8 selects another nixpkgs attribute: a human decision, so
+    // without --accept-bazel-major nothing is written.
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.breaking], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARNING: PJRT C API verdict: BREAKING"), "{stderr}");
+    assert!(stderr.contains("`bazel_8` instead of `bazel_7`") && stderr.contains("--accept-bazel-major"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+
+    let out = s.upgrade(xla.path(), &[&xla.breaking, "--accept-bazel-major"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARNING: PJRT C API verdict: BREAKING"), "{stderr}");
+    let first_lines: String = stdout.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert!(first_lines.contains("verdict: BREAKING") && first_lines.contains("WARNING"), "{first_lines}");
+    // CUDA 13.0 -> 13.1, ROCm 7 -> 8: human decisions, loud, not written.
+    for needle in ["`cudaPackages_13_1` instead of `cudaPackages_13_0`", "new ROCm MAJOR"] {
+        assert!(stderr.contains(needle), "missing {needle}: {stderr}");
+        assert!(stdout.contains(needle), "report misses {needle}");
+    }
+    assert!(stdout.contains("accepted with --accept-bazel-major"), "{stdout}");
+    let p = pins(&s);
+    assert_eq!(xla_field(&p, "bazel_version"), "8.0.0");
+    assert_eq!(p["toolchains"]["bazel"]["version"].as_str(), Some("8.0.0"));
+    assert_eq!(p["toolchains"]["bazel"]["nixpkgs_attribute"].as_str(), Some("bazel_8"));
+    assert_eq!(p["cuda13"]["cuda_version"].as_str(), Some("13.0.0"));
+    assert!(stdout.contains("Removed ``client``") && stdout.contains("Added ``num_devices``"), "both crossed versions quoted");
+    assert!(s.read("CHANGELOG.md").contains("**BREAKING**"));
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.compatible, "--dry-run"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("verdict: COMPATIBLE"), "the dry run shows the report");
+    assert!(stderr.contains("dry run: nothing written") && stderr.contains("modify pins.toml"), "{stderr}");
+    assert!(stderr.contains("create docs/upgrades/"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+}
+
+#[test]
+fn downgrade_refused_unless_allowed() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = Scratch::new(&upgrade_support::pins_for(&xla.compatible, "2024-04-26T13:34:51-07:00", "0.2", "7.7.0"));
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.base], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refusing to downgrade") && stderr.contains("--allow-downgrade"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+
+    let out = s.upgrade(xla.path(), &[&xla.base, "--allow-downgrade"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(xla_field(&pins(&s), "commit"), xla.base);
+    assert!(stdout.contains("DOWNGRADE") && stdout.contains("Added ``num_devices``"), "{stdout}");
+}
+
+#[test]
+fn local_edits_stop_it_before_anything() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let edited = format!("{}\n# a local edit\n", s.read("pins.toml"));
+    std::fs::write(s.path().join("pins.toml"), edited).unwrap();
+    std::fs::write(s.path().join("CHANGELOG.md"), "# Changelog\n\n- local\n").unwrap();
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.compatible], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("uncommitted local edits") && stderr.contains("pins.toml") && stderr.contains("CHANGELOG.md"), "{stderr}");
+    assert!(!stderr.contains("[2/"), "stopped before any work after resolving: {stderr}");
+    assert_eq!(snapshot(s.path()), before);
+}
+
+#[test]
+fn missing_blob_is_a_clear_error() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let partial = xla.commit_with_missing_blob();
+    let s = base_project(&xla);
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&partial], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot hash the tree of {partial}")) && stderr.contains("lacks objects"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+}
+
+#[test]
+fn failure_at_every_step_changes_nothing() {
+    if !require("git", "builds the synthetic XLA repository") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let before = snapshot(s.path());
+    for step in ["resolve", "hash", "versions", "diff", "pins", "nix", "bindings", "compile", "report", "commit"] {
+        let mut args = vec![xla.compatible.as_str()];
+        if step == "nix" {
+            args.push("--nix");
+        }
+        let out = s.upgrade(xla.path(), &args, &[("PJRTPKGS_UPGRADE_FAIL_AT", step)]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{step}: {stderr}");
+        assert!(stderr.contains("injected failure"), "{step}: {stderr}");
+        assert_eq!(snapshot(s.path()), before, "failure at {step} changed the tree");
+    }
+    let out = s.upgrade(xla.path(), &[&xla.compatible], &[("PJRTPKGS_UPGRADE_FAIL_AT", "nonsense")]);
+    assert!(!out.status.success() && text(&out).1.contains("names no step"));
+    // And the same project still upgrades afterwards.
+    let out = s.upgrade(xla.path(), &[&xla.compatible], &[]);
+    assert!(out.status.success(), "{}", text(&out).1);
+}
