@@ -240,8 +240,6 @@ let
     }
   );
 
-  libName = pjrtLib.pluginLibName backend;
-
   toolchains = {
     bazel = bazel.version;
   }
@@ -254,6 +252,23 @@ let
   // lib.optionalAttrs isRocm {
     rocm = rocmPackages.clr.version;
     gpu_targets = pins.rocm7.gpuTargets;
+  };
+
+  layout = pjrtLib.pluginLayout {
+    inherit backend;
+    versionInfo = pjrtLib.versionInfo {
+      inherit backend toolchains;
+      origin = "source";
+      xlaCommit = pins.xla.commit;
+      pjrtApiVersion = pins.xla.pjrtApiVersion;
+      extra = {
+        bazel_version_mismatch = bazelMismatch;
+        bazel_flags = bazelConfig.flags;
+      };
+    };
+    library = ''"bazel-bin/$bazelOutput"'';
+    # The headers of the very commit the plugin was built from.
+    xlaHeaders = "xla/pjrt/c";
   };
 in
 assert lib.assertMsg (bazel.version == pins.toolchains.bazel.version)
@@ -295,29 +310,13 @@ stdenv.mkDerivation (
       runHook postBuild
     '';
 
-    versionInfoJson = builtins.toJSON (
-      pjrtLib.versionInfo {
-        inherit backend toolchains;
-        origin = "source";
-        xlaCommit = pins.xla.commit;
-        pjrtApiVersion = pins.xla.pjrtApiVersion;
-        extra = {
-          bazel_version_mismatch = bazelMismatch;
-          bazel_flags = bazelConfig.flags;
-        };
-      }
-    );
-    inherit libName;
     bazelOutput = bazelConfig.output;
-
-    installPhase = ''
-      runHook preInstall
-      install -Dm755 "bazel-bin/$bazelOutput" "$out/lib/$libName"
-      mkdir -p "$out/include/xla/pjrt/c" "$out/share/pjrt"
-      cp xla/pjrt/c/pjrt_c_api*.h "$out/include/xla/pjrt/c/"
-      printf '%s\n' "$versionInfoJson" > "$out/share/pjrt/version_info.json"
-      runHook postInstall
-    '';
+    inherit (layout)
+      libName
+      versionInfoJson
+      xlaHeaders
+      installPhase
+      ;
 
     postFixup = lib.optionalString (isCuda || isRocm) ''
       addDriverRunpath "$out/lib/$libName"
@@ -333,7 +332,7 @@ stdenv.mkDerivation (
     passthru = {
       inherit deps bazelConfig backend;
       pjrtApiVersion = pins.xla.pjrtApiVersion;
-      pluginLib = "lib/${libName}";
+      pluginLib = "lib/${layout.libName}";
     };
 
     meta = {
