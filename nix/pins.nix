@@ -25,6 +25,16 @@ let
     }) (entry.platforms or { });
   };
 
+  # [cuda12] / [cuda13]: the same fields for each CUDA major version.
+  cudaPin = t: {
+    cudaVersion = t.cuda_version;
+    cudnnVersion = t.cudnn_version;
+    ncclVersion = t.nccl_version;
+    nvshmemVersion = t.nvshmem_version or null;
+    attribute = t.nixpkgs_attribute;
+    computeCapabilities = t.compute_capabilities;
+  };
+
   bazelDepsOf =
     backend:
     builtins.mapAttrs (_system: d: {
@@ -51,23 +61,8 @@ in
     };
   };
 
-  cuda12 = {
-    cudaVersion = raw.cuda12.cuda_version;
-    cudnnVersion = raw.cuda12.cudnn_version;
-    ncclVersion = raw.cuda12.nccl_version;
-    nvshmemVersion = raw.cuda12.nvshmem_version or null;
-    attribute = raw.cuda12.nixpkgs_attribute;
-    computeCapabilities = raw.cuda12.compute_capabilities;
-  };
-
-  cuda13 = {
-    cudaVersion = raw.cuda13.cuda_version;
-    cudnnVersion = raw.cuda13.cudnn_version;
-    ncclVersion = raw.cuda13.nccl_version;
-    nvshmemVersion = raw.cuda13.nvshmem_version or null;
-    attribute = raw.cuda13.nixpkgs_attribute;
-    computeCapabilities = raw.cuda13.compute_capabilities;
-  };
+  cuda12 = cudaPin raw.cuda12;
+  cuda13 = cudaPin raw.cuda13;
 
   rocm7 = {
     distroVersion = raw.rocm7.distro_version;

@@ -23,44 +23,17 @@ let
 
   # Libraries the plugins link or dlopen. The wheels expect them from
   # NVIDIA's / AMD's Python wheels; here they come from nixpkgs.
+  gpuLibraries = import ./gpu-libraries.nix;
   cudaLibs = lib.optionals isCuda (
     map lib.getLib (
-      with cudaPackages;
-      [
-        cuda_cudart
-        cuda_cupti
-        cuda_nvrtc
-        libcublas
-        libcufft
-        libcurand
-        libcusolver
-        libcusparse
-        libnvjitlink
-        cudnn
-        nccl
+      gpuLibraries.cudaRuntime cudaPackages
+      ++ [
+        cudaPackages.cudnn
+        cudaPackages.nccl
       ]
     )
   );
-  rocmLibs = lib.optionals isRocm (
-    map lib.getLib (
-      with rocmPackages;
-      [
-        clr
-        rocblas
-        hipblas
-        hipblaslt
-        miopen
-        rccl
-        rocsolver
-        hipsolver
-        rocsparse
-        hipsparse
-        rocfft
-        hipfft
-        roctracer
-      ]
-    )
-  );
+  rocmLibs = lib.optionals isRocm (map lib.getLib (gpuLibraries.rocmRuntime rocmPackages));
   runtimeLibs = cudaLibs ++ rocmLibs;
 
   # Headers: the wheel's own when it ships them; else XLA's when the pin

@@ -40,6 +40,8 @@ let
       stale = true;
     };
 
+  gpuLibraries = import ./gpu-libraries.nix;
+
   # Hermetic CUDA pointed at nixpkgs: one tree per LOCAL_*_PATH, laid out as
   # NVIDIA's redistributables are (bin/, include/, lib/, nvvm/).
   cudaTree = lib.optionalAttrs isCuda {
@@ -49,25 +51,7 @@ let
         (lib.getBin p)
         (lib.getDev p)
         (lib.getLib p)
-      ]) (
-        with cudaPackages;
-        [
-          cuda_nvcc
-          cuda_cudart
-          cuda_cccl
-          cuda_cupti
-          cuda_nvml_dev
-          cuda_nvrtc
-          cuda_nvtx
-          cuda_profiler_api
-          libcublas
-          libcufft
-          libcurand
-          libcusolver
-          libcusparse
-          libnvjitlink
-        ]
-      );
+      ]) (gpuLibraries.cudaBuildOnly cudaPackages ++ gpuLibraries.cudaRuntime cudaPackages);
     };
     cudnn = symlinkJoin {
       name = "pjrt-${backend}-local-cudnn";
@@ -86,26 +70,7 @@ let
   };
 
   rocmParts = lib.optionals isRocm (
-    with rocmPackages;
-    [
-      clr
-      rocm-device-libs
-      rocblas
-      hipblas
-      hipblaslt
-      miopen
-      rccl
-      rocsolver
-      hipsolver
-      rocsparse
-      hipsparse
-      rocfft
-      hipfft
-      rocprim
-      hipcub
-      rocthrust
-      roctracer
-    ]
+    gpuLibraries.rocmRuntime rocmPackages ++ gpuLibraries.rocmBuildOnly rocmPackages
   );
   rocmTree = symlinkJoin {
     name = "pjrt-rocm7-local-rocm";
