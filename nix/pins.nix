@@ -35,13 +35,22 @@ let
     computeCapabilities = t.compute_capabilities;
   };
 
+  # A table without `hash` is an error, not a silent placeholder (as in
+  # `cargo xtask pins check`); a missing table is reported by source-plugin.nix.
   bazelDepsOf =
     backend:
-    builtins.mapAttrs (_system: d: {
-      hash = d.hash or placeholderHash;
-      xlaCommit = d.xla_commit or null;
-      stale = (d.hash or placeholderHash) == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
-    }) ((raw.bazel_deps or { }).${backend} or { });
+    builtins.mapAttrs (
+      system: d:
+      let
+        hash =
+          d.hash or (throw "pjrtpkgs: pins.toml [bazel_deps.${backend}.${system}] has no `hash`; write the placeholder \"${placeholderHash}\" or run `cargo xtask deps-hash refresh ${backend} --system ${system}`");
+      in
+      {
+        inherit hash;
+        xlaCommit = d.xla_commit or null;
+        stale = hash == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
+      }
+    ) ((raw.bazel_deps or { }).${backend} or { });
 in
 {
   inherit placeholderHash;

@@ -3,7 +3,7 @@
 # Two derivations:
 #   deps  - fixed-output: Bazel fetches XLA's external repositories (network
 #           allowed), normalised into a tarball; hash from pins.toml
-#           [bazel_deps.<backend>.<system>].
+#           [bazel_deps.<backend>.<system>], which must exist.
 #   build - an ordinary derivation (no network, no impure variables) that
 #           unpacks deps and runs Bazel offline with the flags of
 #           pjrtLib.bazelConfig.
@@ -33,12 +33,13 @@ let
   system = stdenv.hostPlatform.system;
   isCuda = backend == "cuda12" || backend == "cuda13";
   isRocm = backend == "rocm7";
+  # Never a silent default: a missing table would hide which deps hash the
+  # build uses. The placeholder must be written out (explicitly unknown).
   depsPin =
-    (pins.bazelDeps.${backend} or { }).${system} or {
-      hash = pins.placeholderHash;
-      xlaCommit = null;
-      stale = true;
-    };
+    (pins.bazelDeps.${backend} or { }).${system} or (throw ''
+      pjrtpkgs: pins.toml has no [bazel_deps.${backend}.${system}] table, so pjrt-${backend} on ${system} has no deps hash.
+      Add it with the placeholder (hash = "${pins.placeholderHash}") or compute it:
+        cargo xtask deps-hash refresh ${backend} --system ${system}'');
 
   gpuLibraries = import ./gpu-libraries.nix;
 
