@@ -626,6 +626,35 @@ fn every_source_build_has_its_bazel_deps_table() {
     assert_eq!(before.stdout, after.stdout, "a missing table elsewhere changed x86_64-linux.pjrt-cuda13");
 }
 
+/// flake.nix carries the binary-cache `nixConfig` of docs/cache.md and
+/// nix/cache-config.md, commented out (no public cache yet), and the block is
+/// a valid flake attribute once uncommented.
+#[test]
+fn cache_nix_config_is_the_documented_block_commented_out() {
+    if !require("nix") {
+        return;
+    }
+    let root = project_root();
+    let flake = std::fs::read_to_string(root.join("flake.nix")).unwrap();
+    let commented: Vec<&str> = flake
+        .lines()
+        .skip_while(|l| l.trim() != "# nixConfig = {")
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .collect();
+    assert!(commented.last().is_some_and(|l| l.trim() == "# };"), "no commented-out nixConfig block in flake.nix: {commented:?}");
+    let block: String = commented.iter().map(|l| l.replacen("# ", "", 1) + "\n").collect();
+    for doc in ["docs/cache.md", "nix/cache-config.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        assert!(text.contains(&block), "{doc} does not show flake.nix's nixConfig block:\n{block}");
+    }
+    let dir = scratch();
+    let uncommented = flake.replace(&commented.join("\n"), block.trim_end());
+    assert!(uncommented.contains("\n  nixConfig = {\n"), "{uncommented}");
+    std::fs::write(dir.path().join("flake.nix"), uncommented).unwrap();
+    let linux = flake_eval(dir.path(), "lib.linuxSystems", "x: x");
+    assert!(linux.as_array().is_some_and(|a| !a.is_empty()), "{linux}");
+}
+
 /// No unused bindings or arguments in the Nix code (deadnix, from crates.io:
 /// `cargo install deadnix --version 1.3.1 --locked`).
 #[test]
