@@ -36,8 +36,8 @@ let
   rocmLibs = lib.optionals isRocm (map lib.getLib (gpuLibraries.rocmRuntime rocmPackages));
   runtimeLibs = cudaLibs ++ rocmLibs;
 
-  # Headers: the wheel's own when it ships them; else XLA's when the pin
-  # says which commit the wheel was built from and it is ours.
+  # Headers: XLA's when the pin says which commit the wheel was built from
+  # and it is ours; else the wheel's own, when it ships them.
   headersFromXla = entry.xlaCommit != null && entry.xlaCommit == xlaPin.commit;
 
   pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
