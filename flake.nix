@@ -1,11 +1,12 @@
 {
   description = "PJRT plugins of XLA (CPU, CUDA 12/13, ROCm 7, TPU), built from source or repackaged, all pinned in pins.toml";
 
-  # --- nixConfig: reserved for the binary cache ----------------------------
-  # The cache helper supplies extra-substituters / extra-trusted-public-keys
-  # (`cargo xtask cache keygen`); the lead merges them here.
-  # nixConfig = { };
-  # --------------------------------------------------------------------------
+  # Binary cache, opt-in (--accept-flake-config); see docs/cache.md and nix/cache-config.md.
+  # Commented out because no public pjrtpkgs cache exists yet: never invent its URL or key.
+  # nixConfig = {
+  #   extra-substituters = [ "https://cache.pjrtpkgs.example.org" ];
+  #   extra-trusted-public-keys = [ "pjrtpkgs-1:REPLACE-WITH-THE-BASE64-PUBLIC-KEY=" ];
+  # };
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/8c809a146a140c5c8806f13399592dbcb1bb5dc4";
 

@@ -1,5 +1,5 @@
-# Pure functions of plain values: no nixpkgs, no derivations. Everything
-# here is tested by nix/tests/lib.nix with `nix-instantiate --eval`.
+# Pure functions of plain values: no nixpkgs, no derivations. Tested with
+# `nix-instantiate --eval` and through the flake in xtask/tests/nix_flake.rs.
 let
   inherit (builtins)
     concatStringsSep
@@ -197,6 +197,42 @@ rec {
 
   # Name of the installed library, the same for source and prebuilt packages.
   pluginLibName = backend: "pjrt_c_api_${backend}_plugin.so";
+
+  # The one layout of every plugin package, source-built or prebuilt:
+  #   lib/pjrt_c_api_<backend>_plugin.so
+  #   include/xla/pjrt/c/pjrt_c_api*.h  XLA's headers (`xlaHeaders`: a directory, or "" when unknown)
+  #   include/pjrt_c_api*.h             else what `fallbackHeaders` (shell) copies there, if anything
+  #   share/pjrt/version_info.json      `versionInfo` (see below)
+  # Returns the derivation attributes that install it (`libName`,
+  # `versionInfoJson` and `xlaHeaders` are passed through the environment);
+  # `prepare` runs first, `library` is a shell word naming the plugin file.
+  pluginLayout =
+    {
+      backend,
+      versionInfo,
+      library,
+      xlaHeaders,
+      fallbackHeaders ? "",
+      prepare ? "",
+    }:
+    {
+      libName = pluginLibName backend;
+      versionInfoJson = builtins.toJSON versionInfo;
+      inherit xlaHeaders;
+      installPhase = ''
+        runHook preInstall
+        ${prepare}
+        install -Dm755 ${library} "$out/lib/$libName"
+        mkdir -p "$out/include" "$out/share/pjrt"
+        if [ -n "$xlaHeaders" ]; then
+          mkdir -p "$out/include/xla/pjrt/c"
+          cp "$xlaHeaders"/pjrt_c_api*.h "$out/include/xla/pjrt/c/"
+        ${if fallbackHeaders == "" then "" else "else\n  ${fallbackHeaders}"}
+        fi
+        printf '%s\n' "$versionInfoJson" > "$out/share/pjrt/version_info.json"
+        runHook postInstall
+      '';
+    };
 
   # Contents of share/pjrt/version_info.json.
   versionInfo =

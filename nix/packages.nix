@@ -20,29 +20,35 @@ let
     cuda13 = pkgs.${pins.cuda13.attribute};
     rocm7 = pkgs.${pins.rocm7.attribute};
   };
+  # The `cudaPackages` / `rocmPackages` arguments of a plugin of `backend`.
+  gpuArgs = backend: {
+    cudaPackages = if backend == "cuda12" || backend == "cuda13" then gpuSets.${backend} else null;
+    rocmPackages = if backend == "rocm7" then gpuSets.rocm7 else null;
+  };
 
   prebuiltPins = pjrtLib.prebuiltFor pins.prebuilt system;
   wheelPackages = builtins.mapAttrs (
     _attr: entry:
-    callPackage ./prebuilt-plugin.nix {
-      inherit entry pjrtLib xla-src;
-      xlaPin = pins.xla;
-      cudaPackages =
-        if entry.backend == "cuda12" || entry.backend == "cuda13" then gpuSets.${entry.backend} else null;
-      rocmPackages = if entry.backend == "rocm7" then gpuSets.rocm7 else null;
-    }
+    callPackage ./prebuilt-plugin.nix (
+      gpuArgs entry.backend
+      // {
+        inherit entry pjrtLib xla-src;
+        xlaPin = pins.xla;
+      }
+    )
   ) prebuiltPins.wheels;
   # pjrt-cpu-bin, pjrt-cuda12-bin, ..., pjrt-tpu: the newest wheel of each backend.
   prebuiltPackages = wheelPackages // builtins.mapAttrs (_alias: attr: wheelPackages.${attr}) prebuiltPins.aliases;
 
   sourcePlugin =
     backend:
-    callPackage ./source-plugin.nix {
-      inherit backend pins pjrtLib xla-src;
-      bazel = pkgs.${pins.toolchains.bazel.attribute};
-      cudaPackages = if backend == "cuda12" || backend == "cuda13" then gpuSets.${backend} else null;
-      rocmPackages = if backend == "rocm7" then gpuSets.rocm7 else null;
-    };
+    callPackage ./source-plugin.nix (
+      gpuArgs backend
+      // {
+        inherit backend pins pjrtLib xla-src;
+        bazel = pkgs.${pins.toolchains.bazel.attribute};
+      }
+    );
 
   sourcePackages = lib.optionalAttrs (builtins.elem system pjrtLib.linuxSystems) (
     builtins.listToAttrs (

@@ -25,13 +25,32 @@ let
     }) (entry.platforms or { });
   };
 
+  # [cuda12] / [cuda13]: the same fields for each CUDA major version.
+  cudaPin = t: {
+    cudaVersion = t.cuda_version;
+    cudnnVersion = t.cudnn_version;
+    ncclVersion = t.nccl_version;
+    nvshmemVersion = t.nvshmem_version or null;
+    attribute = t.nixpkgs_attribute;
+    computeCapabilities = t.compute_capabilities;
+  };
+
+  # A table without `hash` is an error, not a silent placeholder (as in
+  # `cargo xtask pins check`); a missing table is reported by source-plugin.nix.
   bazelDepsOf =
     backend:
-    builtins.mapAttrs (_system: d: {
-      hash = d.hash or placeholderHash;
-      xlaCommit = d.xla_commit or null;
-      stale = (d.hash or placeholderHash) == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
-    }) ((raw.bazel_deps or { }).${backend} or { });
+    builtins.mapAttrs (
+      system: d:
+      let
+        hash =
+          d.hash or (throw "pjrtpkgs: pins.toml [bazel_deps.${backend}.${system}] has no `hash`; write the placeholder \"${placeholderHash}\" or run `cargo xtask deps-hash refresh ${backend} --system ${system}`");
+      in
+      {
+        inherit hash;
+        xlaCommit = d.xla_commit or null;
+        stale = hash == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
+      }
+    ) ((raw.bazel_deps or { }).${backend} or { });
 in
 {
   inherit placeholderHash;
@@ -51,23 +70,8 @@ in
     };
   };
 
-  cuda12 = {
-    cudaVersion = raw.cuda12.cuda_version;
-    cudnnVersion = raw.cuda12.cudnn_version;
-    ncclVersion = raw.cuda12.nccl_version;
-    nvshmemVersion = raw.cuda12.nvshmem_version or null;
-    attribute = raw.cuda12.nixpkgs_attribute;
-    computeCapabilities = raw.cuda12.compute_capabilities;
-  };
-
-  cuda13 = {
-    cudaVersion = raw.cuda13.cuda_version;
-    cudnnVersion = raw.cuda13.cudnn_version;
-    ncclVersion = raw.cuda13.nccl_version;
-    nvshmemVersion = raw.cuda13.nvshmem_version or null;
-    attribute = raw.cuda13.nixpkgs_attribute;
-    computeCapabilities = raw.cuda13.compute_capabilities;
-  };
+  cuda12 = cudaPin raw.cuda12;
+  cuda13 = cudaPin raw.cuda13;
 
   rocm7 = {
     distroVersion = raw.rocm7.distro_version;

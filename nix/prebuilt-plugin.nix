@@ -20,59 +20,32 @@ let
   inherit (entry) backend platform;
   isCuda = cudaPackages != null;
   isRocm = rocmPackages != null;
-  libName = pjrtLib.pluginLibName backend;
 
   # Libraries the plugins link or dlopen. The wheels expect them from
   # NVIDIA's / AMD's Python wheels; here they come from nixpkgs.
+  gpuLibraries = import ./gpu-libraries.nix;
   cudaLibs = lib.optionals isCuda (
     map lib.getLib (
-      with cudaPackages;
-      [
-        cuda_cudart
-        cuda_cupti
-        cuda_nvrtc
-        libcublas
-        libcufft
-        libcurand
-        libcusolver
-        libcusparse
-        libnvjitlink
-        cudnn
-        nccl
+      gpuLibraries.cudaRuntime cudaPackages
+      ++ [
+        cudaPackages.cudnn
+        cudaPackages.nccl
       ]
     )
   );
-  rocmLibs = lib.optionals isRocm (
-    map lib.getLib (
-      with rocmPackages;
-      [
-        clr
-        rocblas
-        hipblas
-        hipblaslt
-        miopen
-        rccl
-        rocsolver
-        hipsolver
-        rocsparse
-        hipsparse
-        rocfft
-        hipfft
-        roctracer
-      ]
-    )
-  );
+  rocmLibs = lib.optionals isRocm (map lib.getLib (gpuLibraries.rocmRuntime rocmPackages));
   runtimeLibs = cudaLibs ++ rocmLibs;
 
-  # Headers: the wheel's own when it ships them; else XLA's when the pin
-  # says which commit the wheel was built from and it is ours.
+  # Headers: XLA's when the pin says which commit the wheel was built from
+  # and it is ours; else the wheel's own, when it ships them.
   headersFromXla = entry.xlaCommit != null && entry.xlaCommit == xlaPin.commit;
 
+  pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
+
   versionInfo = pjrtLib.versionInfo {
-    inherit backend;
+    inherit backend pjrtApiVersion;
     origin = "prebuilt";
     xlaCommit = entry.xlaCommit;
-    pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
     toolchains =
       lib.optionalAttrs isCuda {
         cuda = cudaPackages.cudaMajorMinorVersion;
@@ -84,6 +57,22 @@ let
       inherit (entry) version;
       inherit (platform) url sha256 library;
     };
+  };
+
+  layout = pjrtLib.pluginLayout {
+    inherit backend versionInfo;
+    prepare = ''
+      mkdir wheel
+      unzip -q "$src" -d wheel
+      if [ ! -f "wheel/$pluginPath" ]; then
+        echo "pjrtpkgs: $pluginPath is not in the wheel; the pin's 'library' is wrong" >&2
+        exit 1
+      fi
+    '';
+    library = ''"wheel/$pluginPath"'';
+    xlaHeaders = lib.optionalString headersFromXla "${xla-src}/xla/pjrt/c";
+    # Some wheels ship the header they were built with.
+    fallbackHeaders = ''find wheel -name 'pjrt_c_api*.h' -exec cp {} "$out/include/" \;'';
   };
 in
 stdenv.mkDerivation {
@@ -113,31 +102,13 @@ stdenv.mkDerivation {
   # libcuda.so.1 belongs to the host's driver, found through the driver runpath.
   autoPatchelfIgnoreMissingDeps = lib.optionals isCuda [ "libcuda.so.1" ];
 
-  versionInfoJson = builtins.toJSON versionInfo;
   pluginPath = platform.library;
-  inherit libName;
-  xlaHeaders = lib.optionalString headersFromXla "${xla-src}/xla/pjrt/c";
-
-  installPhase = ''
-    runHook preInstall
-    mkdir wheel
-    unzip -q "$src" -d wheel
-    if [ ! -f "wheel/$pluginPath" ]; then
-      echo "pjrtpkgs: $pluginPath is not in the wheel; the pin's 'library' is wrong" >&2
-      exit 1
-    fi
-    install -Dm755 "wheel/$pluginPath" "$out/lib/$libName"
-    mkdir -p "$out/include" "$out/share/pjrt"
-    if [ -n "$xlaHeaders" ]; then
-      mkdir -p "$out/include/xla/pjrt/c"
-      cp "$xlaHeaders"/pjrt_c_api*.h "$out/include/xla/pjrt/c/"
-    else
-      # Some wheels ship the header they were built with.
-      find wheel -name 'pjrt_c_api*.h' -exec cp {} "$out/include/" \;
-    fi
-    printf '%s\n' "$versionInfoJson" > "$out/share/pjrt/version_info.json"
-    runHook postInstall
-  '';
+  inherit (layout)
+    libName
+    versionInfoJson
+    xlaHeaders
+    installPhase
+    ;
 
   # dlopen'ed CUDA/ROCm libraries are not DT_NEEDED: add their directories,
   # then the driver directory, to the plugin's runpath.
@@ -151,8 +122,8 @@ stdenv.mkDerivation {
   );
 
   passthru = {
-    pjrtApiVersion = if pjrtLib.knownApiVersion entry.pjrtApiVersion then entry.pjrtApiVersion else null;
-    pluginLib = "lib/${libName}";
+    inherit pjrtApiVersion;
+    pluginLib = "lib/${layout.libName}";
     inherit backend versionInfo;
   };
 

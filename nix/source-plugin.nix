@@ -3,7 +3,7 @@
 # Two derivations:
 #   deps  - fixed-output: Bazel fetches XLA's external repositories (network
 #           allowed), normalised into a tarball; hash from pins.toml
-#           [bazel_deps.<backend>.<system>].
+#           [bazel_deps.<backend>.<system>], which must exist.
 #   build - an ordinary derivation (no network, no impure variables) that
 #           unpacks deps and runs Bazel offline with the flags of
 #           pjrtLib.bazelConfig.
@@ -33,12 +33,15 @@ let
   system = stdenv.hostPlatform.system;
   isCuda = backend == "cuda12" || backend == "cuda13";
   isRocm = backend == "rocm7";
+  # Never a silent default: a missing table would hide which deps hash the
+  # build uses. The placeholder must be written out (explicitly unknown).
   depsPin =
-    (pins.bazelDeps.${backend} or { }).${system} or {
-      hash = pins.placeholderHash;
-      xlaCommit = null;
-      stale = true;
-    };
+    (pins.bazelDeps.${backend} or { }).${system} or (throw ''
+      pjrtpkgs: pins.toml has no [bazel_deps.${backend}.${system}] table, so pjrt-${backend} on ${system} has no deps hash.
+      Add it with the placeholder (hash = "${pins.placeholderHash}") or compute it:
+        cargo xtask deps-hash refresh ${backend} --system ${system}'');
+
+  gpuLibraries = import ./gpu-libraries.nix;
 
   # Hermetic CUDA pointed at nixpkgs: one tree per LOCAL_*_PATH, laid out as
   # NVIDIA's redistributables are (bin/, include/, lib/, nvvm/).
@@ -49,25 +52,7 @@ let
         (lib.getBin p)
         (lib.getDev p)
         (lib.getLib p)
-      ]) (
-        with cudaPackages;
-        [
-          cuda_nvcc
-          cuda_cudart
-          cuda_cccl
-          cuda_cupti
-          cuda_nvml_dev
-          cuda_nvrtc
-          cuda_nvtx
-          cuda_profiler_api
-          libcublas
-          libcufft
-          libcurand
-          libcusolver
-          libcusparse
-          libnvjitlink
-        ]
-      );
+      ]) (gpuLibraries.cudaBuildOnly cudaPackages ++ gpuLibraries.cudaRuntime cudaPackages);
     };
     cudnn = symlinkJoin {
       name = "pjrt-${backend}-local-cudnn";
@@ -86,26 +71,7 @@ let
   };
 
   rocmParts = lib.optionals isRocm (
-    with rocmPackages;
-    [
-      clr
-      rocm-device-libs
-      rocblas
-      hipblas
-      hipblaslt
-      miopen
-      rccl
-      rocsolver
-      hipsolver
-      rocsparse
-      hipsparse
-      rocfft
-      hipfft
-      rocprim
-      hipcub
-      rocthrust
-      roctracer
-    ]
+    gpuLibraries.rocmRuntime rocmPackages ++ gpuLibraries.rocmBuildOnly rocmPackages
   );
   rocmTree = symlinkJoin {
     name = "pjrt-rocm7-local-rocm";
@@ -240,8 +206,6 @@ let
     }
   );
 
-  libName = pjrtLib.pluginLibName backend;
-
   toolchains = {
     bazel = bazel.version;
   }
@@ -254,6 +218,23 @@ let
   // lib.optionalAttrs isRocm {
     rocm = rocmPackages.clr.version;
     gpu_targets = pins.rocm7.gpuTargets;
+  };
+
+  layout = pjrtLib.pluginLayout {
+    inherit backend;
+    versionInfo = pjrtLib.versionInfo {
+      inherit backend toolchains;
+      origin = "source";
+      xlaCommit = pins.xla.commit;
+      pjrtApiVersion = pins.xla.pjrtApiVersion;
+      extra = {
+        bazel_version_mismatch = bazelMismatch;
+        bazel_flags = bazelConfig.flags;
+      };
+    };
+    library = ''"bazel-bin/$bazelOutput"'';
+    # The headers of the very commit the plugin was built from.
+    xlaHeaders = "xla/pjrt/c";
   };
 in
 assert lib.assertMsg (bazel.version == pins.toolchains.bazel.version)
@@ -295,29 +276,13 @@ stdenv.mkDerivation (
       runHook postBuild
     '';
 
-    versionInfoJson = builtins.toJSON (
-      pjrtLib.versionInfo {
-        inherit backend toolchains;
-        origin = "source";
-        xlaCommit = pins.xla.commit;
-        pjrtApiVersion = pins.xla.pjrtApiVersion;
-        extra = {
-          bazel_version_mismatch = bazelMismatch;
-          bazel_flags = bazelConfig.flags;
-        };
-      }
-    );
-    inherit libName;
     bazelOutput = bazelConfig.output;
-
-    installPhase = ''
-      runHook preInstall
-      install -Dm755 "bazel-bin/$bazelOutput" "$out/lib/$libName"
-      mkdir -p "$out/include/xla/pjrt/c" "$out/share/pjrt"
-      cp xla/pjrt/c/pjrt_c_api*.h "$out/include/xla/pjrt/c/"
-      printf '%s\n' "$versionInfoJson" > "$out/share/pjrt/version_info.json"
-      runHook postInstall
-    '';
+    inherit (layout)
+      libName
+      versionInfoJson
+      xlaHeaders
+      installPhase
+      ;
 
     postFixup = lib.optionalString (isCuda || isRocm) ''
       addDriverRunpath "$out/lib/$libName"
@@ -333,7 +298,7 @@ stdenv.mkDerivation (
     passthru = {
       inherit deps bazelConfig backend;
       pjrtApiVersion = pins.xla.pjrtApiVersion;
-      pluginLib = "lib/${libName}";
+      pluginLib = "lib/${layout.libName}";
     };
 
     meta = {

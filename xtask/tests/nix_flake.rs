@@ -527,7 +527,6 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
     });
     let toml = pins(dir.path());
     let packages = drv_paths(dir.path());
-    let placeholder = nix_expr(&project_root(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
     let xla_src = &packages["x86_64-linux"]["xla-src"];
     for system in ["x86_64-linux", "aarch64-linux"] {
         for backend in ["cpu", "cuda12", "cuda13", "rocm7"] {
@@ -548,12 +547,9 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             assert_eq!(fixed.len(), 2, "{backend}/{system}: {fixed:?}");
             assert!(fixed.contains(&deps_drv) && fixed.contains(&&src_drv), "{backend}/{system}: {fixed:?}");
             assert!(closure[&src_drv]["outputs"]["out"]["hash"].as_str().is_some());
-            // Its hash is the pin's, or the placeholder when none is pinned.
-            let pinned = toml["bazel_deps"]
-                .get(backend)
-                .and_then(|b| b.get(system))
-                .map(|d| d["hash"].as_str().unwrap().to_owned())
-                .unwrap_or_else(|| placeholder.as_str().unwrap().to_owned());
+            // Its hash is the pin's (every source build has one: see
+            // every_source_build_has_its_bazel_deps_table).
+            let pinned = toml["bazel_deps"][backend][system]["hash"].as_str().unwrap();
             assert_eq!(deps["env"]["outputHash"], pinned, "{backend}/{system}");
             assert_eq!(deps["env"]["allowedRequisites"], "", "{backend}/{system}: deps may reference no store path");
             // The plugin may not keep the deps archive, the source or Bazel alive.
@@ -563,6 +559,100 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             assert!(disallowed.contains(src_out), "{backend}/{system}: {disallowed}");
         }
     }
+}
+
+/// The source builds the flake exposes and the `[bazel_deps.<backend>.<system>]`
+/// tables of pins.toml are the same set: an unknown hash is the written-out
+/// placeholder, never an absent table. Removing a table (or its `hash`) makes
+/// that one package fail to evaluate, naming the table and the command that
+/// fills it; the other packages still evaluate.
+#[test]
+fn every_source_build_has_its_bazel_deps_table() {
+    if !require("nix") {
+        return;
+    }
+    let dir = scratch();
+    // (backend, system) of every package that has a deps derivation.
+    let built = flake_eval(
+        dir.path(),
+        "packages",
+        "ps: builtins.concatLists (builtins.attrValues (builtins.mapAttrs (s: p: \
+           map (n: { backend = p.${n}.backend; system = s; }) \
+             (builtins.filter (n: p.${n} ? deps) (builtins.attrNames p))) ps))",
+    );
+    let built: std::collections::BTreeSet<(String, String)> = built
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["backend"].as_str().unwrap().to_owned(), e["system"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(!built.is_empty(), "no source builds found in the flake's packages");
+    let toml = pins(dir.path());
+    let pinned: std::collections::BTreeSet<(String, String)> = toml["bazel_deps"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .flat_map(|(backend, systems)| systems.as_table().unwrap().keys().map(move |s| (backend.clone(), s.clone())))
+        .collect();
+    assert_eq!(built, pinned, "source builds of the flake vs [bazel_deps] tables of pins.toml");
+
+    let eval = |attr: &str| {
+        Command::new("nix")
+            .current_dir(dir.path())
+            .args(["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""])
+            .args(["eval", "--raw", "--override-input", "nixpkgs", "path:./nix/tests/nixpkgs-double"])
+            .arg(format!(".#packages.{attr}.drvPath"))
+            .output()
+            .expect("cannot run nix")
+    };
+    let before = eval("x86_64-linux.pjrt-cuda13");
+    assert!(before.status.success(), "{}", String::from_utf8_lossy(&before.stderr));
+    edit_pins(dir.path(), |doc| {
+        doc["bazel_deps"]["cuda13"].as_table_like_mut().unwrap().remove("aarch64-linux");
+        doc["bazel_deps"]["rocm7"]["x86_64-linux"].as_table_like_mut().unwrap().remove("hash");
+    });
+    for (attr, table) in
+        [("aarch64-linux.pjrt-cuda13", ("cuda13", "aarch64-linux")), ("x86_64-linux.pjrt-rocm7", ("rocm7", "x86_64-linux"))]
+    {
+        let out = eval(attr);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{attr} evaluated without its [bazel_deps] hash");
+        let (backend, system) = table;
+        assert!(stderr.contains(&format!("[bazel_deps.{backend}.{system}]")), "{attr}: {stderr}");
+        assert!(stderr.contains(&format!("cargo xtask deps-hash refresh {backend} --system {system}")), "{attr}: {stderr}");
+    }
+    let after = eval("x86_64-linux.pjrt-cuda13");
+    assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
+    assert_eq!(before.stdout, after.stdout, "a missing table elsewhere changed x86_64-linux.pjrt-cuda13");
+}
+
+/// flake.nix carries the binary-cache `nixConfig` of docs/cache.md and
+/// nix/cache-config.md, commented out (no public cache yet), and the block is
+/// a valid flake attribute once uncommented.
+#[test]
+fn cache_nix_config_is_the_documented_block_commented_out() {
+    if !require("nix") {
+        return;
+    }
+    let root = project_root();
+    let flake = std::fs::read_to_string(root.join("flake.nix")).unwrap();
+    let commented: Vec<&str> = flake
+        .lines()
+        .skip_while(|l| l.trim() != "# nixConfig = {")
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .collect();
+    assert!(commented.last().is_some_and(|l| l.trim() == "# };"), "no commented-out nixConfig block in flake.nix: {commented:?}");
+    let block: String = commented.iter().map(|l| l.replacen("# ", "", 1) + "\n").collect();
+    for doc in ["docs/cache.md", "nix/cache-config.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        assert!(text.contains(&block), "{doc} does not show flake.nix's nixConfig block:\n{block}");
+    }
+    let dir = scratch();
+    let uncommented = flake.replace(&commented.join("\n"), block.trim_end());
+    assert!(uncommented.contains("\n  nixConfig = {\n"), "{uncommented}");
+    std::fs::write(dir.path().join("flake.nix"), uncommented).unwrap();
+    let linux = flake_eval(dir.path(), "lib.linuxSystems", "x: x");
+    assert!(linux.as_array().is_some_and(|a| !a.is_empty()), "{linux}");
 }
 
 /// No unused bindings or arguments in the Nix code (deadnix, from crates.io:

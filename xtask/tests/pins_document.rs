@@ -73,11 +73,19 @@ fn edits_keep_comments_and_order() {
 
 #[test]
 fn bazel_deps_staleness_follows_the_xla_commit() {
-    let text = project_text();
+    // The project's pins without [bazel_deps.cuda12.*], so that pinning it adds a table.
+    let mut without_cuda12: toml_edit::DocumentMut = project_text().parse().unwrap();
+    without_cuda12["bazel_deps"].as_table_like_mut().unwrap().remove("cuda12");
+    let text = without_cuda12.to_string();
     let pins = Pins::parse(&text, "pins.toml").unwrap();
     let mut doc = PinsDocument::parse(&text).unwrap();
-    doc.set_bazel_deps_hash("cpu", "x86_64-linux", SOME_HASH, &pins.xla.commit);
+    for (backend, systems) in &pins.bazel_deps {
+        for system in systems.keys() {
+            doc.set_bazel_deps_hash(backend, system, SOME_HASH, &pins.xla.commit);
+        }
+    }
     doc.set_bazel_deps_hash("cuda12", "x86_64-linux", SOME_HASH, &pins.xla.commit);
+    let pinned = pins.bazel_deps.values().map(|systems| systems.len()).sum::<usize>() + 1;
     let report = check(&doc.to_string(), "edited");
     assert_eq!(report.counts(), (0, 0), "{:#?}", report.findings);
     assert_eq!(report.exit_code(), 0);
@@ -89,7 +97,7 @@ fn bazel_deps_staleness_follows_the_xla_commit() {
     xla.commit = OTHER_COMMIT.to_owned();
     doc.set_xla(&xla);
     let report = check(&doc.to_string(), "edited");
-    assert_eq!(report.counts(), (0, 2));
+    assert_eq!(report.counts(), (0, pinned));
     assert_eq!(report.exit_code(), 3);
     assert!(report.findings.iter().any(|f| f.severity == Severity::Stale && f.message.contains("computed for XLA")));
 
@@ -295,7 +303,11 @@ fn pins_verb_exit_codes() {
 
     // Every hash computed for the pinned commit: valid, exit 0.
     let mut doc = PinsDocument::parse(&text).unwrap();
-    doc.set_bazel_deps_hash("cpu", "x86_64-linux", SOME_HASH, &pins.xla.commit);
+    for (backend, systems) in &pins.bazel_deps {
+        for system in systems.keys() {
+            doc.set_bazel_deps_hash(backend, system, SOME_HASH, &pins.xla.commit);
+        }
+    }
     doc.write(&path).unwrap();
     let out = xtask(dir.path(), &["pins", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,54 @@
+# The nixpkgs CUDA and ROCm packages a PJRT GPU plugin needs, named once for
+# both builders: the prebuilt wheels link/dlopen the runtime ones; the source
+# builds put runtime and build-only ones into Bazel's local toolchain trees.
+{
+  # Loaded by a CUDA plugin at run time (DT_NEEDED or dlopen); cuDNN and NCCL
+  # are separate because XLA's hermetic CUDA takes each as its own tree.
+  cudaRuntime =
+    cudaPackages: with cudaPackages; [
+      cuda_cudart
+      cuda_cupti
+      cuda_nvrtc
+      libcublas
+      libcufft
+      libcurand
+      libcusolver
+      libcusparse
+      libnvjitlink
+    ];
+  # Only needed to compile: nvcc, header-only and stub packages.
+  cudaBuildOnly =
+    cudaPackages: with cudaPackages; [
+      cuda_nvcc
+      cuda_cccl
+      cuda_nvml_dev
+      cuda_nvtx
+      cuda_profiler_api
+    ];
+
+  # Loaded by a ROCm plugin at run time.
+  rocmRuntime =
+    rocmPackages: with rocmPackages; [
+      clr
+      rocblas
+      hipblas
+      hipblaslt
+      miopen
+      rccl
+      rocsolver
+      hipsolver
+      rocsparse
+      hipsparse
+      rocfft
+      hipfft
+      roctracer
+    ];
+  # Only needed to compile: device bitcode and header-only libraries.
+  rocmBuildOnly =
+    rocmPackages: with rocmPackages; [
+      rocm-device-libs
+      rocprim
+      hipcub
+      rocthrust
+    ];
+}
