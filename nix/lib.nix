@@ -25,6 +25,10 @@ rec {
     "rocm7"
   ];
 
+  # The source builds a system gets. ROCm is x86_64 only: XLA's ROCm
+  # configurations and the only ROCm 7 wheel target x86_64-linux.
+  sourceBackendsFor = system: builtins.filter (b: b != "rocm7" || system == "x86_64-linux") sourceBackends;
+
   # [prebuilt.<name>] (a PyPI package name) -> its own flake package.
   prebuiltAttrName = name: "prebuilt-${name}";
 

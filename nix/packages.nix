@@ -55,7 +55,7 @@ let
       map (backend: {
         name = "pjrt-${backend}";
         value = sourcePlugin backend;
-      }) pjrtLib.sourceBackends
+      }) (pjrtLib.sourceBackendsFor system)
     )
   );
 in

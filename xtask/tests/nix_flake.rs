@@ -344,9 +344,11 @@ fn every_output_evaluates_for_every_system() {
     });
     for system in ["x86_64-linux", "aarch64-linux"] {
         let p = &all["packages"][system];
-        for name in ["pjrt-cpu", "pjrt-cuda12", "pjrt-cuda13", "pjrt-rocm7", "default", "xla-src", "xtask"] {
+        for name in ["pjrt-cpu", "pjrt-cuda12", "pjrt-cuda13", "default", "xla-src", "xtask"] {
             assert!(p[name].as_str().is_some_and(|d| d.ends_with(".drv")), "{system}: {name} missing: {p}");
         }
+        // ROCm is built for x86_64 only.
+        assert_eq!(p["pjrt-rocm7"].is_string(), system == "x86_64-linux", "{system}: pjrt-rocm7: {p}");
         assert_eq!(p["default"], p["pjrt-cpu"]);
         for shell in ["default", "cuda12", "cuda13", "rocm7"] {
             assert!(all["devShells"][system][shell].is_string(), "{system}: devShell {shell}");
@@ -530,6 +532,9 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
     let xla_src = &packages["x86_64-linux"]["xla-src"];
     for system in ["x86_64-linux", "aarch64-linux"] {
         for backend in ["cpu", "cuda12", "cuda13", "rocm7"] {
+            if backend == "rocm7" && system != "x86_64-linux" {
+                continue;
+            }
             let drv = &packages[system][&format!("pjrt-{backend}")];
             let closure = show_derivation(dir.path(), drv);
             let build = &closure[drv];
