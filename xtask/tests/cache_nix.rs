@@ -9,22 +9,14 @@
 //! `/bin/sh` from the host, made visible in the build chroot through
 //! `sandbox-paths`.
 
+mod support;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Skips outside CI when `tool` is missing; under `CI=true` a missing tool fails.
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "`{tool}` is required under CI=true but is not on PATH");
-        eprintln!("skipping: `{tool}` is not installed");
-    }
-    found
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -34,7 +26,7 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Env> {
-        if !require("nix") {
+        if !support::require_command("nix") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -350,7 +342,7 @@ fn file_cache_push_substitutes_into_a_fresh_store() {
 #[test]
 fn http_push_to_nginx_and_substitution_through_nix_store_realise() {
     let Some(env) = Env::new() else { return };
-    if !require("nginx") {
+    if !support::require_command("nginx") {
         return;
     }
     let (key, public) = env.keygen("http-test-1");
@@ -379,7 +371,7 @@ fn http_push_to_nginx_and_substitution_through_nix_store_realise() {
 #[test]
 fn static_http_server_serves_a_file_push() {
     let Some(env) = Env::new() else { return };
-    if !require("python3") {
+    if !support::require_command("python3") {
         return;
     }
     let (key, public) = env.keygen("static-test-1");

@@ -1,23 +1,13 @@
 //! diff-headers on synthetic XLA trees: small git repositories (and
 //! directory pairs) built here, one per change kind and verdict.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
 use git2::{Oid, Repository, Signature};
 use xtask::diff_headers::{self, ChangeKind, Compat, Report, Verdict};
-
-/// libclang is needed; outside CI a missing one skips, under CI it fails.
-fn require_libclang() -> bool {
-    match diff_headers::libclang_available() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and libclang is missing: {e:#}"),
-        Err(e) => {
-            eprintln!("SKIP: {e:#}");
-            false
-        }
-    }
-}
 
 const CORE: &str = "xla/pjrt/c/pjrt_c_api.h";
 
@@ -174,7 +164,7 @@ fn find<'a>(report: &'a Report, name: &str, kind: ChangeKind) -> &'a xtask::diff
 
 #[test]
 fn unchanged_headers_give_an_unchanged_verdict() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let report = diff(vec![(CORE, Core::default().text()), ("README", "a".into())], vec![(CORE, Core::default().text()), ("README", "b".into())]);
@@ -185,7 +175,7 @@ fn unchanged_headers_give_an_unchanged_verdict() {
 
 #[test]
 fn appended_field_with_minor_bump_is_compatible() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { minor: 11, foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;", foo_last: "extra", ..Core::default() };
@@ -205,7 +195,7 @@ fn appended_field_with_minor_bump_is_compatible() {
 
 #[test]
 fn addition_without_minor_bump_warns() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Foo* PJRT_Foo2;", ..Core::default() };
@@ -218,7 +208,7 @@ fn addition_without_minor_bump_warns() {
 
 #[test]
 fn inserted_removed_retyped_reordered_fields_are_breaking() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     // Inserted before the end: the later fields move.
@@ -251,7 +241,7 @@ fn inserted_removed_retyped_reordered_fields_are_breaking() {
 
 #[test]
 fn enumerators_added_and_renumbered() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let appended = Core { enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,\n  PJRT_Buffer_Type_F8,", minor: 11, ..Core::default() };
@@ -269,7 +259,7 @@ fn enumerators_added_and_renumbered() {
 
 #[test]
 fn function_pointer_typedef_retyped() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { fn_args: "PJRT_Foo_Args* args, int flags", ..Core::default() };
@@ -281,7 +271,7 @@ fn function_pointer_typedef_retyped() {
 
 #[test]
 fn extension_headers_added_changed_and_removed() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let core = || (CORE, Core::default().text());
@@ -316,7 +306,7 @@ fn extension_headers_added_changed_and_removed() {
 /// xla/pjrt/extensions/, which also holds non-public headers.
 #[test]
 fn cxx_only_extension_is_parsed_as_cxx() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let ext = |fields: &str| {
@@ -348,7 +338,7 @@ fn cxx_only_extension_is_parsed_as_cxx() {
 
 #[test]
 fn directory_pairs_are_diffed_like_commits() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -363,7 +353,7 @@ fn directory_pairs_are_diffed_like_commits() {
 
 #[test]
 fn json_report_follows_the_documented_schema() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { minor: 11, foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;", foo_last: "extra", ..Core::default() };
@@ -389,7 +379,7 @@ fn json_report_follows_the_documented_schema() {
 /// blobs (a partial clone) still diffs.
 #[test]
 fn works_with_unrelated_objects_missing() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -410,7 +400,7 @@ fn works_with_unrelated_objects_missing() {
 /// The command line: exit codes and error messages.
 #[test]
 fn cli_exit_codes_and_errors() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

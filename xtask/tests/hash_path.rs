@@ -1,13 +1,13 @@
 //! `hash path` against the real `nix hash path`.
 
-#[path = "hash_support.rs"]
 mod support;
 
 use std::ffi::OsStr;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::{nix, nix_hash_path, run_xtask, strategy, try_nix_hash_path};
+use support::hash::{nix_hash_path, run_xtask, strategy, try_nix_hash_path};
+use support::require_nix;
 use xtask::hash::{nar::hash_path, NarHash};
 
 /// Every output form of the CLI equals Nix's for `path`.
@@ -33,12 +33,12 @@ fn assert_cli_matches_nix(path: &Path) {
 
 #[test]
 fn edge_case_tree_matches_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
-    support::edge_case_tree(&root);
+    support::hash::edge_case_tree(&root);
     assert_cli_matches_nix(&root);
     // Sub-paths: a lone file, an executable, an empty file, an empty
     // directory, a symlink (hashed as a link, not followed).
@@ -51,7 +51,7 @@ fn edge_case_tree_matches_nix() {
 
 #[test]
 fn fifo_is_refused_like_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +75,7 @@ proptest! {
 
     #[test]
     fn random_trees_match_nix(tree in strategy::tree()) {
-        if !nix() {
+        if !require_nix() {
             return Ok(());
         }
         let dir = tempfile::tempdir().unwrap();

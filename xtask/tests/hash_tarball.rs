@@ -1,7 +1,6 @@
 //! `hash tarball` against the real `nix-prefetch-url --unpack`, on archives
 //! built here with every oddity Nix's extraction has an answer for.
 
-#[path = "hash_support.rs"]
 mod support;
 
 use std::ffi::OsStr;
@@ -9,7 +8,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use support::{nix, nix_prefetch_unpack, run_xtask, strategy, Gen};
+use support::hash::{nix_prefetch_unpack, run_xtask, strategy, Gen};
+use support::{require_command, require_nix};
 use xtask::hash::tarball::hash_archive;
 
 /// One raw tar member: any name bytes, any type flag.
@@ -144,7 +144,7 @@ fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
 
 #[test]
 fn edge_case_tarballs_match_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +167,7 @@ fn edge_case_tarballs_match_nix() {
 
 #[test]
 fn big_files_spill_and_stream() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     // Larger than the chunking of every layer (tar blocks, decoder
@@ -241,7 +241,7 @@ proptest! {
     /// zip hashes like nix-prefetch-url, and like `hash path` of the tree.
     #[test]
     fn random_archives_match_nix(tree in strategy::dir_tree(), with_dirs in any::<bool>()) {
-        if !nix() {
+        if !require_nix() {
             return Ok(());
         }
         let dir = tempfile::tempdir().unwrap();
@@ -263,12 +263,12 @@ proptest! {
 
 #[test]
 fn info_zip_archive_matches_nix() {
-    if !nix() || !support::require("zip") {
+    if !require_nix() || !require_command("zip") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("top");
-    support::edge_case_tree(&root);
+    support::hash::edge_case_tree(&root);
     let archive = dir.path().join("info.zip");
     // -y stores symlinks as links; -r recurses; names are stored as bytes.
     let status = std::process::Command::new("zip")

@@ -6,31 +6,18 @@
 //!
 //! Skips without `nix` outside CI; fails under `CI=true`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{tool}` is required under CI=true (install Debian's nix-bin)");
-        }
-        eprintln!("skipping: `{tool}` not installed");
-    }
-    found
-}
-
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 /// A scratch copy of the files the flake reads, so tests can edit pins.toml.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = project_root();
+    let root = support::project_root();
     for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", "nix", "overlays", ".cargo", "xtask/Cargo.toml", "xtask/src", "crates"] {
         copy_tree(&root.join(entry), &dir.path().join(entry));
     }
@@ -163,10 +150,10 @@ fn is_fixed_output(drv: &Value) -> bool {
 
 #[test]
 fn every_nix_file_parses() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
@@ -189,7 +176,7 @@ fn every_nix_file_parses() {
 
 #[test]
 fn pins_nix_returns_the_values_of_pins_toml() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
     let dir = scratch();
@@ -227,7 +214,7 @@ fn pins_nix_returns_the_values_of_pins_toml() {
 /// another XLA commit.
 #[test]
 fn pins_nix_marks_stale_bazel_deps() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
     let dir = scratch();
@@ -243,7 +230,7 @@ fn pins_nix_marks_stale_bazel_deps() {
     let v = nix_expr(dir.path(), "(import ./nix/pins.nix { }).bazelDeps.cpu").unwrap();
     assert_eq!(v["x86_64-linux"]["stale"], false);
     assert_eq!(v["aarch64-linux"]["stale"], true);
-    let placeholder = nix_expr(project_root().as_path(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
+    let placeholder = nix_expr(support::project_root().as_path(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
     edit_pins(dir.path(), |doc| {
         doc["bazel_deps"]["cpu"]["x86_64-linux"]["hash"] = toml_edit::value(placeholder.as_str().unwrap());
     });
@@ -271,10 +258,10 @@ fn flags(v: &Value) -> Vec<String> {
 
 #[test]
 fn bazel_config_of_each_backend_follows_pins() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let toml = pins(&root);
     let join = |key: &str, field: &str| {
         toml[key][field].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(",")
@@ -315,10 +302,10 @@ fn bazel_config_of_each_backend_follows_pins() {
 
 #[test]
 fn bazel_config_rejects_unknown_backends_and_systems() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let err = bazel_config(&root, "metal", "x86_64-linux").unwrap_err();
     assert!(err.contains("unknown backend 'metal'"), "{err}");
     let err = bazel_config(&root, "cpu", "aarch64-darwin").unwrap_err();
@@ -327,7 +314,7 @@ fn bazel_config_rejects_unknown_backends_and_systems() {
 
 #[test]
 fn every_output_evaluates_for_every_system() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -379,7 +366,7 @@ fn every_output_evaluates_for_every_system() {
 
 #[test]
 fn overlay_adds_the_package_set() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -402,7 +389,7 @@ fn overlay_adds_the_package_set() {
 
 #[test]
 fn dev_shells_export_the_plugin_variables() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -435,7 +422,7 @@ fn drv_shells(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn prebuilt_packages_fetch_the_pinned_url_and_hash() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -472,7 +459,7 @@ fn changed(before: &BTreeMap<String, BTreeMap<String, String>>, after: &BTreeMap
 
 #[test]
 fn changing_one_pin_changes_only_its_packages() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -516,7 +503,7 @@ fn changing_one_pin_changes_only_its_packages() {
 
 #[test]
 fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -527,7 +514,7 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
     });
     let toml = pins(dir.path());
     let packages = drv_paths(dir.path());
-    let placeholder = nix_expr(&project_root(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
+    let placeholder = nix_expr(&support::project_root(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
     let xla_src = &packages["x86_64-linux"]["xla-src"];
     for system in ["x86_64-linux", "aarch64-linux"] {
         for backend in ["cpu", "cuda12", "cuda13", "rocm7"] {
@@ -569,10 +556,10 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
 /// `cargo install deadnix --version 1.3.1 --locked`).
 #[test]
 fn nix_code_has_no_dead_bindings() {
-    if !require("deadnix") {
+    if !support::require_command("deadnix") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let out = Command::new("deadnix").current_dir(&root).args(["--fail", "flake.nix", "nix", "overlays"]).output().unwrap();
     assert!(out.status.success(), "deadnix:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

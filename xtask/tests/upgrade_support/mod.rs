@@ -8,17 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Under `CI=true` a missing tool fails the test; elsewhere it skips (false).
-pub fn require(tool: &str, why: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI ({why})");
-        }
-        eprintln!("SKIP: {tool} not found ({why})");
-    }
-    found
-}
+use crate::support::project_root;
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -281,11 +271,6 @@ impl SyntheticXla {
         git(d, &["reset", "-q", "--hard", &self.breaking]);
         commit
     }
-}
-
-/// The real project, whose files the scratch copy starts from.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A scratch pjrtpkgs project (pins.toml, CHANGELOG.md, a Cargo workspace

@@ -1,6 +1,5 @@
-//! Helpers shared by the `hash_*` tests (included with `#[path]`): running
-//! the real Nix, the xtask binary, and building odd trees.
-#![allow(dead_code)]
+//! Support for the `hash_*` tests: running the real Nix and the xtask
+//! binary, and building odd trees.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -8,23 +7,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// Whether `tool` runs. Outside CI a missing tool skips the test (with a
-/// note); under `CI=true` it fails it.
-pub fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`{tool}` is required under CI=true but cannot be run");
-        }
-        eprintln!("SKIPPED: `{tool}` is not installed");
-    }
-    found
-}
-
-pub fn nix() -> bool {
-    require("nix") && require("nix-prefetch-url")
-}
 
 fn nix_cmd() -> Command {
     let mut cmd = Command::new("nix");
