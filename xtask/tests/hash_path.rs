@@ -6,9 +6,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::hash::{nix_hash_path, run_xtask, strategy, try_nix_hash_path};
+use support::hash::{nix_hash_path, nix_to_base32, run_xtask, strategy, try_nix_hash_path};
 use support::require_nix;
-use xtask::hash::{nar::hash_path, NarHash};
+use xtask::hash::{nar::hash_path, nix32, NarHash};
 
 /// Every output form of the CLI equals Nix's for `path`.
 fn assert_cli_matches_nix(path: &Path) {
@@ -68,6 +68,25 @@ fn fifo_is_refused_like_nix() {
 fn missing_path_is_a_clear_error() {
     let err = run_xtask(["hash", "path", "/nonexistent/pjrtpkgs-hash-test"]).unwrap_err();
     assert!(err.contains("/nonexistent/pjrtpkgs-hash-test"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// nix32 of every digest length Nix has (md5, sha1, sha256, sha512)
+    /// agrees with Nix's, both ways.
+    #[test]
+    fn nix32_matches_nix_for_every_digest_length(
+        (algo, bytes) in prop::sample::select(vec![("md5", 16usize), ("sha1", 20), ("sha256", 32), ("sha512", 64)])
+            .prop_flat_map(|(algo, len)| (Just(algo), prop::collection::vec(any::<u8>(), len)))
+    ) {
+        if !require_nix() {
+            return Ok(());
+        }
+        let theirs = nix_to_base32(algo, &hex::encode(&bytes));
+        prop_assert_eq!(nix32::encode(&bytes), theirs.clone());
+        prop_assert_eq!(nix32::decode(&theirs, bytes.len()).unwrap(), bytes);
+    }
 }
 
 proptest! {

@@ -15,7 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::narinfo::{nix32_encode, NarInfo, PublicKey};
+use super::narinfo::{NarInfo, PublicKey};
+use crate::hash::nix32;
 use super::nix::{self, Nix};
 use super::remote::BinaryCache;
 
@@ -329,7 +330,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", nix32_encode(&file_hash), nix32_encode(&expected)),
+            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", nix32::encode(&file_hash), nix32::encode(&expected)),
         );
     }
     if nar_size != info.nar_size {
@@ -339,7 +340,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nix32_encode(&nar_hash), nix32_encode(&info.nar_hash)),
+            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nix32::encode(&nar_hash), nix32::encode(&info.nar_hash)),
         );
     }
     Ok(())

@@ -378,10 +378,7 @@ pub(crate) fn is_hex_sha256(s: &str) -> bool {
 
 /// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.
 pub(crate) fn is_sri_sha256(s: &str) -> bool {
-    use base64::Engine;
-    s.strip_prefix("sha256-")
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-        .is_some_and(|bytes| bytes.len() == 32)
+    crate::hash::NarHash::from_sri(s).is_ok()
 }
 
 /// Dotted numeric version: 7.7.0, 12.9.1, 2.27.7 (at least two parts).

@@ -29,6 +29,11 @@ pub fn nix_hash_path(path: &Path, format: Option<&str>) -> String {
     stdout_line(cmd.arg(path).output().unwrap(), "nix hash path")
 }
 
+/// `nix hash to-base32 --type ALGO HEX`: Nix's own nix32 of a digest.
+pub fn nix_to_base32(algo: &str, hex: &str) -> String {
+    stdout_line(nix_cmd().args(["hash", "to-base32", "--type", algo, hex]).output().unwrap(), "nix hash to-base32")
+}
+
 /// What `nix hash path` says of `path`: the SRI hash, or Err when it fails.
 pub fn try_nix_hash_path(path: &Path) -> Result<String, String> {
     let out = nix_cmd().args(["hash", "path"]).arg(path).output().unwrap();
