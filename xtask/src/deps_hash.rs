@@ -69,18 +69,23 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 }
 
 /// Computes the deps hash of `backend` on `system` with Nix and writes it
-/// (with the current XLA commit) to pins.toml. Returns the SRI hash.
+/// (with the current XLA commit) to the project's pins.toml. Returns the SRI hash.
 pub fn refresh(backend: &str, system: &str) -> Result<String> {
+    refresh_in(&project::root()?, backend, system)
+}
+
+/// [`refresh`] for the project at `root` (a checkout, or a copy of one such
+/// as `upgrade-xla` stages): its flake is built, its pins.toml rewritten.
+pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
     if !BACKENDS.contains(&backend) {
         bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
     }
-    let root = project::root()?;
     let pins_path = root.join("pins.toml");
     let text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
 
     // The project as it is, but with the placeholder for this deps pin.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    copy_flake_inputs(&root, scratch.path())?;
+    copy_flake_inputs(root, scratch.path())?;
     let placeholder = set_bazel_deps(&text, backend, system, PLACEHOLDER_HASH, None)?;
     std::fs::write(scratch.path().join("pins.toml"), placeholder)?;
 

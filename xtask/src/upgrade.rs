@@ -188,7 +188,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let copy = project_copy_with(&root, &pins_new)?;
             for (backend, system, hash) in deps.iter_mut() {
                 eprintln!("  building the {backend} dependencies for {system} ...");
-                *hash = Some(peers::refresh_deps_hash(copy.path(), backend, system)?);
+                *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
             }
             pins_new = std::fs::read_to_string(copy.path().join("pins.toml"))?;
             Ok(())
