@@ -153,17 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!(
         "  {}{}",
         if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&report::Upgrade {
-            old: &old_shown,
-            new: &new,
-            versions: &new_versions,
-            review: &review,
-            diff: &diff,
-            api_changelog: &[],
-            downgrade,
-            deps: &[],
-            bindings: &[],
-        })
+        report::verdict_line(&diff, &old_shown, &new)
     );
 
     // 5. pins
@@ -264,17 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         report::short(&new.commit),
         &new.date[..10],
         if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&report::Upgrade {
-            old: &old_shown,
-            new: &new,
-            versions: &new_versions,
-            review: &review,
-            diff: &diff,
-            api_changelog: &[],
-            downgrade,
-            deps: &deps,
-            bindings: &[],
-        })
+        report::verdict_line(&diff, &old_shown, &new)
     );
     if !actions.is_empty() {
         eprintln!("  {} toolchain decision(s) need you (see the report):", actions.len());
@@ -340,7 +320,7 @@ impl Progress {
 }
 
 fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Result<String> {
-    let tree = repo.find_commit(commit)?.tree()?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let entry = tree.get_path(Path::new(path)).with_context(|| format!("{path} does not exist at {commit}"))?;
     let blob = repo.find_blob(entry.id()).with_context(|| format!("the blob of {path} at {commit} is missing"))?;
     Ok(String::from_utf8_lossy(blob.content()).into_owned())

@@ -67,6 +67,14 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
     Ok(repo)
 }
 
+/// The tree of `commit`, with errors naming the repository.
+pub fn commit_tree(repo: &Repository, commit: Oid) -> Result<git2::Tree<'_>> {
+    repo.find_commit(commit)
+        .with_context(|| format!("commit {commit} is not in {}", repo.path().display()))?
+        .tree()
+        .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))
+}
+
 fn looks_like_sha(rev: &str) -> bool {
     (4..=40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }

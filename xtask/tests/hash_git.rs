@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::hash::{nix_hash_path, run_xtask, write};
+use support::hash::{git_archive_tree, nix_hash_path, run_xtask, write};
 use support::{require_command, require_nix, xla_repo};
 use xtask::hash::git::hash_commit;
 
@@ -20,29 +20,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .unwrap();
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// `git archive COMMIT` unpacked into a fresh directory (what GitHub serves
-/// and fetchFromGitHub unpacks).
-fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
-    let out = into.join(format!("archive-{commit}"));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut archive = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["archive", "--format=tar", commit])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&out)
-        .stdin(archive.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(archive.wait().unwrap().success() && status.success(), "git archive {commit} | tar -x failed");
-    out
 }
 
 /// A repository exercising every git mode and the git/NAR order difference.

@@ -7,8 +7,9 @@ mod upgrade_support;
 
 use std::path::PathBuf;
 
+use support::hash::nix_hash_of_commit;
 use support::{require_command, xla_repo};
-use upgrade_support::{git, nix_hash_of_commit, snapshot, text, Scratch};
+use upgrade_support::{git, snapshot, text, Scratch};
 
 /// PJRT API 0.47 (2024-03-29) and 0.50 (2024-04-26), found with
 /// `git log -G'#define PJRT_API_MINOR' -- xla/pjrt/c/pjrt_c_api.h`.

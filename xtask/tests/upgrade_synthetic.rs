@@ -7,8 +7,9 @@
 mod support;
 mod upgrade_support;
 
+use support::hash::nix_hash_of_commit;
 use support::require_command;
-use upgrade_support::{nix_hash_of_commit, snapshot, text, Scratch, SyntheticXla};
+use upgrade_support::{snapshot, text, Scratch, SyntheticXla};
 
 const STALE: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 

@@ -37,7 +37,7 @@ pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Gener
     let core = public.iter().find(|h| h.path == CORE_HEADER).expect("public_headers checks the core header");
     let api_version = api_version(&core.contents)?;
 
-    let tree = repo.find_commit(commit)?.tree()?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut stand_ins = BTreeSet::new();
     let mut pending: Vec<Header> = public.clone();

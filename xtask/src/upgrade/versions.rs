@@ -66,10 +66,7 @@ pub const CUDA_SECTIONS: &[&str] = &["cuda12", "cuda13"];
 const ROCM_CONFIGS: &[&str] = &["rocm_ci_hermetic", "rocm_hermetic", "pjrt_rocm7", "rocm_ci", "rocm"];
 
 pub fn read(repo: &Repository, commit: Oid) -> Result<XlaVersions> {
-    let tree = repo
-        .find_commit(commit)
-        .and_then(|c| c.tree())
-        .with_context(|| format!("cannot read the tree of commit {commit}"))?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let mut read_file = |path: &str| -> Option<String> {
         let entry = tree.get_path(std::path::Path::new(path)).ok()?;
         let blob = repo.find_blob(entry.id()).ok()?;
