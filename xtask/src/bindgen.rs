@@ -71,7 +71,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!(
             "wrote {BINDINGS_PATH}: XLA {commit:.12}, PJRT API {major}.{minor}, {} headers{}",
             generated.headers.len(),
-            if generated.stand_ins.is_empty() { String::new() } else { format!(", {} C++-only includes stood in", generated.stand_ins.len()) }
+            if generated.stand_ins.is_empty() {
+                String::new()
+            } else {
+                format!(", {} C++-only includes stood in", generated.stand_ins.len())
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -155,11 +155,7 @@ fn current_system() -> Result<String> {
 /// used for the scratch copy (the placeholder, without `xla_commit`).
 pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_commit: Option<&str>) -> Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
-    let deps = doc
-        .entry("bazel_deps")
-        .or_insert_with(implicit_table)
-        .as_table_mut()
-        .context("pins.toml: bazel_deps is not a table")?;
+    let deps = doc.entry("bazel_deps").or_insert_with(implicit_table).as_table_mut().context("pins.toml: bazel_deps is not a table")?;
     let per_backend = deps
         .entry(backend)
         .or_insert_with(implicit_table)
@@ -188,16 +184,24 @@ fn implicit_table() -> toml_edit::Item {
 
 fn xla_commit(text: &str) -> Result<String> {
     let doc: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
-    doc.get("xla")
-        .and_then(|x| x.get("commit"))
-        .and_then(|c| c.as_str())
-        .map(str::to_owned)
-        .context("pins.toml has no [xla] commit")
+    doc.get("xla").and_then(|x| x.get("commit")).and_then(|c| c.as_str()).map(str::to_owned).context("pins.toml has no [xla] commit")
 }
 
 /// The files the flake reads: enough to evaluate and build it elsewhere.
 fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
-    for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", ".cargo", "nix", "overlays", "xtask/Cargo.toml", "xtask/src", "crates"] {
+    for entry in [
+        "flake.nix",
+        "flake.lock",
+        "pins.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "nix",
+        "overlays",
+        "xtask/Cargo.toml",
+        "xtask/src",
+        "crates",
+    ] {
         copy_tree(&root.join(entry), &to.join(entry))
             .with_context(|| format!("cannot copy {} to a scratch directory", root.join(entry).display()))?;
     }

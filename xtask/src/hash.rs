@@ -47,9 +47,8 @@ impl NarHash {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .with_context(|| format!("`{s}` is not an SRI sha256 hash: invalid base64"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| anyhow::anyhow!("`{s}` holds {} bytes, a sha256 hash has 32", b.len()))?;
+        let bytes: [u8; 32] =
+            bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("`{s}` holds {} bytes, a sha256 hash has 32", b.len()))?;
         Ok(NarHash(bytes))
     }
 
@@ -204,11 +203,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             let repository = crate::xla_repo::open_for(&arg, &[&commit])?;
             let id = crate::xla_repo::resolve_commit(&repository, &commit)?;
             let hash = git::hash_commit(&repository, id)?;
-            print(
-                &output,
-                hash,
-                &[("commit", id.to_string()), ("repo", repository.path().display().to_string())],
-            );
+            print(&output, hash, &[("commit", id.to_string()), ("repo", repository.path().display().to_string())]);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -52,9 +52,7 @@ pub fn public_headers(repo: &Repository, commit: Oid) -> Result<Vec<Header>> {
         Ok(entry) => entry,
         Err(_) => bail!("commit {commit} has no xla/pjrt directory: it predates the PJRT C API"),
     };
-    let pjrt_tree = repo
-        .find_tree(pjrt.id())
-        .with_context(|| format!("the tree xla/pjrt of commit {commit} is missing"))?;
+    let pjrt_tree = repo.find_tree(pjrt.id()).with_context(|| format!("the tree xla/pjrt of commit {commit} is missing"))?;
     let mut walk_err = None;
     pjrt_tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("xla/pjrt/{dir}{}", entry.name().unwrap_or(""));

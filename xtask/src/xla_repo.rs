@@ -23,9 +23,8 @@ pub struct XlaRepoArg {
 
 /// Opens the repository at `dir` (work tree, `.git` directory or bare).
 pub fn open(dir: &Path) -> Result<Repository> {
-    Repository::open(dir).with_context(|| {
-        format!("{} is not a git repository (expected an XLA work tree or bare git directory)", dir.display())
-    })
+    Repository::open(dir)
+        .with_context(|| format!("{} is not a git repository (expected an XLA work tree or bare git directory)", dir.display()))
 }
 
 /// The repository named by the option, or the cached clone, in which `rev`

@@ -16,12 +16,7 @@ fn xla_repo() -> Option<PathBuf> {
 }
 
 fn xtask(root: &Path, args: &[&str], xla: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("PJRTPKGS_ROOT", root)
-        .env("XLA_REPO", xla)
-        .output()
-        .expect("run xtask")
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("PJRTPKGS_ROOT", root).env("XLA_REPO", xla).output().expect("run xtask")
 }
 
 /// A scratch project with what `bindgen` reads and writes.

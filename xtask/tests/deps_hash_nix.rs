@@ -126,6 +126,7 @@ fn nix32_conversion_agrees_with_nix() {
     std::fs::write(&file, unique_content()).unwrap();
     let out = nix_command().args(["hash", "file", "--type", "sha256", "--base32"]).arg(&file).output().unwrap();
     let nix32 = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let message = format!("hash mismatch in fixed-output derivation '/nix/store/x':\n  wanted: sha256:{}\n  got:\tsha256:{nix32}\n", "0".repeat(52));
+    let message =
+        format!("hash mismatch in fixed-output derivation '/nix/store/x':\n  wanted: sha256:{}\n  got:\tsha256:{nix32}\n", "0".repeat(52));
     assert_eq!(parse_hash_mismatch(&message).unwrap(), nix_hash_file(&file));
 }

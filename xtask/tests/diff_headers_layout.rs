@@ -165,7 +165,8 @@ fn model_layouts_match_clang_record_layouts() {
         .args(["log", "--format=%H", "-S#define PJRT_API_MINOR 113", "main", "--", "xla/pjrt/c/pjrt_c_api.h"])
         .output()
         .unwrap();
-    let bump = String::from_utf8(out.stdout).unwrap().lines().last().map(|s| Oid::from_str(s).unwrap()).expect("the 0.113 bump is in XLA_REPO");
+    let bump =
+        String::from_utf8(out.stdout).unwrap().lines().last().map(|s| Oid::from_str(s).unwrap()).expect("the 0.113 bump is in XLA_REPO");
     let parent = repo.find_commit(bump).unwrap().parent_id(0).unwrap();
 
     let report = diff_headers::diff_commits(&repo, parent, bump).unwrap();

@@ -112,14 +112,18 @@ fn changelog_symbols_appear_in_bump_diffs() {
         // A named symbol that is new in the headers' text must be in the
         // diff; one that is not new was not added by this commit (the entry
         // describes C++ API, prose, or a change that landed separately).
-        let really_missed: Vec<&String> = missing.iter().filter(|id| new_text.contains(id.as_str()) && !old_text.contains(id.as_str())).collect();
+        let really_missed: Vec<&String> =
+            missing.iter().filter(|id| new_text.contains(id.as_str()) && !old_text.contains(id.as_str())).collect();
         if really_missed.is_empty() {
-            explained.push(format!("{bump} ({new}): CHANGELOG names {missing:?}, none of which is new in the public headers of this commit"));
+            explained
+                .push(format!("{bump} ({new}): CHANGELOG names {missing:?}, none of which is new in the public headers of this commit"));
         } else {
             failures.push(format!("{bump} ({new}): {really_missed:?} are new in the headers but not in the diff:\n{}", report.to_text()));
         }
     }
-    println!("PJRT minor bumps on {branch} since 2024: {checked} checked against CHANGELOG.md, {matched} with every named symbol in the diff");
+    println!(
+        "PJRT minor bumps on {branch} since 2024: {checked} checked against CHANGELOG.md, {matched} with every named symbol in the diff"
+    );
     for e in &explained {
         println!("  explained: {e}");
     }

@@ -44,14 +44,7 @@ fn make_repo(dir: &Path) -> String {
 }
 
 fn mktree(work: &Path, listing: &str) -> String {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(work)
-        .arg("mktree")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("git").arg("-C").arg(work).arg("mktree").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(listing.as_bytes()).unwrap();
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
@@ -161,11 +154,6 @@ fn xla_incomplete_commit_names_a_really_missing_object() {
     let check = Command::new("git").arg("--git-dir").arg(&xla).args(["cat-file", "-e", id]).status().unwrap();
     assert!(!check.success(), "git has {id}, which we called missing");
     let path = err.split('`').nth(1).unwrap_or_else(|| panic!("no path in: {err}"));
-    let listed = Command::new("git")
-        .arg("--git-dir")
-        .arg(&xla)
-        .args(["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")])
-        .output()
-        .unwrap();
+    let listed = Command::new("git").arg("--git-dir").arg(&xla).args(["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), id, "{path} is not {id} in {XLA_INCOMPLETE}");
 }

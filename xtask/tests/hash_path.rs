@@ -25,8 +25,7 @@ fn assert_cli_matches_nix(path: &Path) {
         "--hex of {path:?}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&run_xtask([OsStr::new("hash"), "path".as_ref(), "--json".as_ref(), path.as_os_str()]).unwrap())
-            .unwrap();
+        serde_json::from_str(&run_xtask([OsStr::new("hash"), "path".as_ref(), "--json".as_ref(), path.as_os_str()]).unwrap()).unwrap();
     assert_eq!(json["sri"], sri.as_str());
     assert_eq!(json["nix32"], nix_hash_path(path, Some("--base32")).as_str());
 }

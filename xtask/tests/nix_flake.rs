@@ -18,7 +18,19 @@ use serde_json::Value;
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = support::project_root();
-    for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", "nix", "overlays", ".cargo", "xtask/Cargo.toml", "xtask/src", "crates"] {
+    for entry in [
+        "flake.nix",
+        "flake.lock",
+        "pins.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        "nix",
+        "overlays",
+        ".cargo",
+        "xtask/Cargo.toml",
+        "xtask/src",
+        "crates",
+    ] {
         copy_tree(&root.join(entry), &dir.path().join(entry));
     }
     dir
@@ -131,7 +143,11 @@ fn wheel_attr(name: &str) -> String {
 
 /// The per-backend package of the prebuilt plugins.
 fn backend_attr(backend: &str) -> String {
-    if backend == "tpu" { "pjrt-tpu".to_owned() } else { format!("pjrt-{backend}-bin") }
+    if backend == "tpu" {
+        "pjrt-tpu".to_owned()
+    } else {
+        format!("pjrt-{backend}-bin")
+    }
 }
 
 fn drv_paths(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -188,8 +204,7 @@ fn pins_nix_returns_the_values_of_pins_toml() {
     assert_eq!(nix["xla"]["pjrtApiVersion"], toml["xla"]["pjrt_api_version"].as_str().unwrap());
     assert_eq!(nix["toolchains"]["bazel"]["version"], toml["toolchains"]["bazel"]["version"].as_str().unwrap());
     for backend in ["cuda12", "cuda13"] {
-        let caps: Vec<&str> =
-            toml[backend]["compute_capabilities"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let caps: Vec<&str> = toml[backend]["compute_capabilities"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(nix[backend]["computeCapabilities"], serde_json::json!(caps));
         assert_eq!(nix[backend]["attribute"], toml[backend]["nixpkgs_attribute"].as_str().unwrap());
     }
@@ -263,9 +278,8 @@ fn bazel_config_of_each_backend_follows_pins() {
     }
     let root = support::project_root();
     let toml = pins(&root);
-    let join = |key: &str, field: &str| {
-        toml[key][field].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(",")
-    };
+    let join =
+        |key: &str, field: &str| toml[key][field].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(",");
     for system in ["x86_64-linux", "aarch64-linux"] {
         let cpu = flags(&bazel_config(&root, "cpu", system).unwrap());
         assert!(cpu.iter().all(|f| !f.contains("LOCAL_CUDA_PATH") && !f.contains("ROCM")), "{cpu:?}");
@@ -525,10 +539,8 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             assert!(!is_fixed_output(build), "{backend}/{system} build is fixed-output");
             assert!(build["env"].get("impureEnvVars").is_none(), "{backend}/{system} build has impure variables");
             let deps_path = build["env"]["bazelDeps"].as_str().unwrap();
-            let (deps_drv, deps) = closure
-                .iter()
-                .find(|(_, d)| d["outputs"]["out"]["path"] == deps_path)
-                .expect("deps derivation in the closure");
+            let (deps_drv, deps) =
+                closure.iter().find(|(_, d)| d["outputs"]["out"]["path"] == deps_path).expect("deps derivation in the closure");
             // Exactly two downloads: the pinned XLA source and this deps archive.
             let fixed: Vec<&String> = closure.iter().filter(|(_, d)| is_fixed_output(d)).map(|(k, _)| k).collect();
             let src_drv = if system == "x86_64-linux" { xla_src.clone() } else { packages[system]["xla-src"].clone() };

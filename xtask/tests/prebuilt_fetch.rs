@@ -46,9 +46,8 @@ impl Scratch {
 
     fn wheels(&self) -> Vec<String> {
         let dir = self.cache.path().join("prebuilt").join("wheels");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
         names.sort();
         names
     }

@@ -49,8 +49,8 @@ struct Smoke {
 fn smoke(name: &str) -> Smoke {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["smoke", name, "--json"]).output().expect("run xtask");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("smoke {name} --json printed no JSON ({e}); stderr:\n{stderr}"));
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("smoke {name} --json printed no JSON ({e}); stderr:\n{stderr}"));
     Smoke { code: out.status.code(), report, stderr }
 }
 

@@ -115,11 +115,8 @@ fn preamble(
 /// `X_STRUCT_SIZE` constant `PJRT_DEFINE_STRUCT_TRAITS` defines, so callers
 /// can fill `struct_size` generically.
 fn struct_size_impls(mut source: String) -> String {
-    let structs: BTreeSet<&str> = source
-        .lines()
-        .filter_map(|l| l.strip_prefix("pub struct "))
-        .filter_map(|l| l.split([' ', '{', ';']).next())
-        .collect();
+    let structs: BTreeSet<&str> =
+        source.lines().filter_map(|l| l.strip_prefix("pub struct ")).filter_map(|l| l.split([' ', '{', ';']).next()).collect();
     let mut impls = String::from("\n// `struct_size` values, from the headers' `PJRT_DEFINE_STRUCT_TRAITS`.\n");
     let mut names: Vec<&str> = source
         .lines()
@@ -130,9 +127,7 @@ fn struct_size_impls(mut source: String) -> String {
     names.sort_unstable();
     names.dedup();
     for name in names {
-        impls.push_str(&format!(
-            "impl crate::StructSize for {name} {{\n    const STRUCT_SIZE: usize = {name}_STRUCT_SIZE as usize;\n}}\n"
-        ));
+        impls.push_str(&format!("impl crate::StructSize for {name} {{\n    const STRUCT_SIZE: usize = {name}_STRUCT_SIZE as usize;\n}}\n"));
     }
     source.push_str(&impls);
     source
@@ -193,11 +188,8 @@ fn stand_in_source<'a>(headers: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
     let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for contents in headers {
         // Code only: comments mention proto messages and namespaces.
-        let text: String = String::from_utf8_lossy(contents)
-            .lines()
-            .map(|l| l.split("//").next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text: String =
+            String::from_utf8_lossy(contents).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
         for (i, _) in text.match_indices("xla::") {
             if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
                 continue;

@@ -81,13 +81,7 @@ impl NarInfo {
 
     /// What the signatures sign.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "1;{};sha256:{};{};{}",
-            self.store_path,
-            nix32::encode(&self.nar_hash),
-            self.nar_size,
-            self.reference_paths().join(",")
-        )
+        format!("1;{};sha256:{};{};{}", self.store_path, nix32::encode(&self.nar_hash), self.nar_size, self.reference_paths().join(","))
     }
 
     /// Checks every signature against the trusted keys.
@@ -104,7 +98,11 @@ impl NarInfo {
                 .ok()
                 .and_then(|b| Signature::from_slice(&b).ok())
                 .is_some_and(|s| key.key.verify(fingerprint.as_bytes(), &s).is_ok());
-            if valid { verdict.valid.push(name.clone()) } else { verdict.invalid.push(name.clone()) }
+            if valid {
+                verdict.valid.push(name.clone())
+            } else {
+                verdict.invalid.push(name.clone())
+            }
         }
         verdict
     }

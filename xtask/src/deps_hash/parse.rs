@@ -67,18 +67,12 @@ error: hash mismatch in fixed-output derivation '/nix/store/7rrkymz5hbax4kh9zb96
     #[test]
     fn reads_modern_nix() {
         assert_eq!(parse_hash_mismatch(NIX_2_8).as_deref(), Some("sha256-WJG1tSLV3whtD/CxEPvZ0hu0/HFjrzTQgoai6Eb2vgM="));
-        assert_eq!(
-            parse_hash_mismatch(CI_TIMESTAMPS).as_deref(),
-            Some("sha256-2hHhUx/J9CgDGU4fE5EE2Y/h6nRTA5vZ7GzuQ2oajkk=")
-        );
+        assert_eq!(parse_hash_mismatch(CI_TIMESTAMPS).as_deref(), Some("sha256-2hHhUx/J9CgDGU4fE5EE2Y/h6nRTA5vZ7GzuQ2oajkk="));
     }
 
     #[test]
     fn reads_coloured_output() {
-        assert_eq!(
-            parse_hash_mismatch(LIX_COLOURED).as_deref(),
-            Some("sha256-8CpaXbWjngZqk3XHp8OKpJVz+V2iPRbW4lCSxfzXXIs=")
-        );
+        assert_eq!(parse_hash_mismatch(LIX_COLOURED).as_deref(), Some("sha256-8CpaXbWjngZqk3XHp8OKpJVz+V2iPRbW4lCSxfzXXIs="));
     }
 
     #[test]

@@ -40,12 +40,7 @@ pub fn report_path(new: &XlaPin) -> String {
 }
 
 pub fn verdict_line(diff: &HeaderDiff, old: &XlaPin, new: &XlaPin) -> String {
-    format!(
-        "PJRT C API verdict: {} (API {} -> {})",
-        super::peers::verdict_word(diff.verdict),
-        old.pjrt_api_version,
-        new.pjrt_api_version
-    )
+    format!("PJRT C API verdict: {} (API {} -> {})", super::peers::verdict_word(diff.verdict), old.pjrt_api_version, new.pjrt_api_version)
 }
 
 pub fn markdown(u: &Upgrade) -> String {
@@ -129,7 +124,8 @@ pub fn markdown(u: &Upgrade) -> String {
 
     let _ = writeln!(m, "## PJRT C API changelog for the versions crossed\n");
     if u.api_changelog.is_empty() {
-        let (lo, hi) = if u.downgrade { (&new.pjrt_api_version, &old.pjrt_api_version) } else { (&old.pjrt_api_version, &new.pjrt_api_version) };
+        let (lo, hi) =
+            if u.downgrade { (&new.pjrt_api_version, &old.pjrt_api_version) } else { (&old.pjrt_api_version, &new.pjrt_api_version) };
         let _ = writeln!(m, "`xla/pjrt/c/CHANGELOG.md` names no version in ({lo}, {hi}].\n");
     } else {
         let later = if u.downgrade { &old.commit } else { &new.commit };

@@ -132,10 +132,7 @@ pub fn parse_api_version(header: &str) -> Result<ApiVersion> {
 
 /// The first line of `.bazelversion` that is not blank or a `#` comment.
 pub fn parse_bazelversion(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
+    text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
 }
 
 /// The major component of a dotted version (`7` of `7.7.0`).
@@ -169,11 +166,8 @@ pub fn changelog_sections(changelog: &str, old: ApiVersion, new: ApiVersion) -> 
         }
     }
     sections.extend(current);
-    let mut crossed: Vec<_> = sections
-        .into_iter()
-        .filter(|(v, _)| *v > old && *v <= new)
-        .map(|(v, t)| (v, t.trim_end().to_string()))
-        .collect();
+    let mut crossed: Vec<_> =
+        sections.into_iter().filter(|(v, _)| *v > old && *v <= new).map(|(v, t)| (v, t.trim_end().to_string())).collect();
     crossed.sort_by_key(|s| std::cmp::Reverse(s.0));
     crossed.dedup_by(|a, b| a.0 == b.0);
     crossed

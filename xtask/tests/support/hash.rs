@@ -39,20 +39,9 @@ pub fn nix_to_base32(algo: &str, hex: &str) -> String {
 pub fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
     let out = into.join(format!("archive-{commit}"));
     fs::create_dir_all(&out).unwrap();
-    let mut archive = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["archive", "--format=tar", commit])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&out)
-        .stdin(archive.stdout.take().unwrap())
-        .status()
-        .unwrap();
+    let mut archive =
+        Command::new("git").arg("--git-dir").arg(git_dir).args(["archive", "--format=tar", commit]).stdout(Stdio::piped()).spawn().unwrap();
+    let status = Command::new("tar").arg("-x").arg("-C").arg(&out).stdin(archive.stdout.take().unwrap()).status().unwrap();
     assert!(archive.wait().unwrap().success() && status.success(), "git archive {commit} | tar -x failed");
     out
 }
@@ -165,8 +154,7 @@ pub mod strategy {
     /// likely) with non-ASCII and non-UTF-8 bytes; never `.`, `..`, `/`, NUL.
     pub fn name() -> impl Strategy<Value = Vec<u8>> {
         let alphabet: Vec<u8> = b"aAb.-_ z~".iter().copied().chain([0xc3, 0xa9, 0xff, 0x80]).collect();
-        prop::collection::vec(prop::sample::select(alphabet), 1..5)
-            .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+        prop::collection::vec(prop::sample::select(alphabet), 1..5).prop_filter("not . or ..", |n| n != b"." && n != b"..")
     }
 
     pub fn leaf() -> impl Strategy<Value = Gen> {
@@ -178,9 +166,7 @@ pub mod strategy {
     }
 
     pub fn tree() -> impl Strategy<Value = Gen> {
-        leaf().prop_recursive(4, 48, 6, |inner| {
-            prop::collection::btree_map(name(), inner, 0..6).prop_map(Gen::Dir)
-        })
+        leaf().prop_recursive(4, 48, 6, |inner| prop::collection::btree_map(name(), inner, 0..6).prop_map(Gen::Dir))
     }
 
     /// A tree whose top is a directory.

@@ -318,12 +318,8 @@ impl Scratch {
         let dir = Self::workspace(pins, "rust-version = \"1.80\"\n");
         let d = dir.path();
         std::fs::create_dir_all(d.join("crates")).unwrap();
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(project_root().join("crates/pjrt-sys"))
-            .arg(d.join("crates/pjrt-sys"))
-            .status()
-            .unwrap();
+        let status =
+            Command::new("cp").arg("-r").arg(project_root().join("crates/pjrt-sys")).arg(d.join("crates/pjrt-sys")).status().unwrap();
         assert!(status.success());
         let _ = std::fs::remove_dir_all(d.join("crates/pjrt-sys/target"));
         Self::init(dir, false)
