@@ -71,7 +71,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!(
             "wrote {BINDINGS_PATH}: XLA {commit:.12}, PJRT API {major}.{minor}, {} headers{}",
             generated.headers.len(),
-            if generated.stand_ins.is_empty() { String::new() } else { format!(", {} C++-only includes stood in", generated.stand_ins.len()) }
+            if generated.stand_ins.is_empty() {
+                String::new()
+            } else {
+                format!(", {} C++-only includes stood in", generated.stand_ins.len())
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -82,9 +86,9 @@ pub fn pinned_xla_commit(pins_toml: &Path) -> Result<String> {
     Ok(crate::pins::Pins::load(pins_toml)?.xla.commit)
 }
 
-/// "bindgen X.Y.Z" as Cargo.lock pins it: the version is what makes the
-/// output reproducible, so the preamble names it.
-fn generator_name(root: &Path) -> Result<String> {
+/// "bindgen X.Y.Z" as `root`'s Cargo.lock pins it: the version is what
+/// makes the output reproducible, so the preamble names it.
+pub fn generator_name(root: &Path) -> Result<String> {
     let lock: PathBuf = root.join("Cargo.lock");
     let text = std::fs::read_to_string(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
     let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", lock.display()))?;

@@ -69,18 +69,23 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 }
 
 /// Computes the deps hash of `backend` on `system` with Nix and writes it
-/// (with the current XLA commit) to pins.toml. Returns the SRI hash.
+/// (with the current XLA commit) to the project's pins.toml. Returns the SRI hash.
 pub fn refresh(backend: &str, system: &str) -> Result<String> {
+    refresh_in(&project::root()?, backend, system)
+}
+
+/// [`refresh`] for the project at `root` (a checkout, or a copy of one such
+/// as `upgrade-xla` stages): its flake is built, its pins.toml rewritten.
+pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
     if !BACKENDS.contains(&backend) {
         bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
     }
-    let root = project::root()?;
     let pins_path = root.join("pins.toml");
     let text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
 
     // The project as it is, but with the placeholder for this deps pin.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    copy_flake_inputs(&root, scratch.path())?;
+    copy_flake_inputs(root, scratch.path())?;
     let placeholder = set_bazel_deps(&text, backend, system, PLACEHOLDER_HASH, None)?;
     std::fs::write(scratch.path().join("pins.toml"), placeholder)?;
 
@@ -150,11 +155,7 @@ fn current_system() -> Result<String> {
 /// used for the scratch copy (the placeholder, without `xla_commit`).
 pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_commit: Option<&str>) -> Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
-    let deps = doc
-        .entry("bazel_deps")
-        .or_insert_with(implicit_table)
-        .as_table_mut()
-        .context("pins.toml: bazel_deps is not a table")?;
+    let deps = doc.entry("bazel_deps").or_insert_with(implicit_table).as_table_mut().context("pins.toml: bazel_deps is not a table")?;
     let per_backend = deps
         .entry(backend)
         .or_insert_with(implicit_table)
@@ -183,16 +184,24 @@ fn implicit_table() -> toml_edit::Item {
 
 fn xla_commit(text: &str) -> Result<String> {
     let doc: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
-    doc.get("xla")
-        .and_then(|x| x.get("commit"))
-        .and_then(|c| c.as_str())
-        .map(str::to_owned)
-        .context("pins.toml has no [xla] commit")
+    doc.get("xla").and_then(|x| x.get("commit")).and_then(|c| c.as_str()).map(str::to_owned).context("pins.toml has no [xla] commit")
 }
 
 /// The files the flake reads: enough to evaluate and build it elsewhere.
 fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
-    for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", ".cargo", "nix", "overlays", "xtask/Cargo.toml", "xtask/src", "crates"] {
+    for entry in [
+        "flake.nix",
+        "flake.lock",
+        "pins.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "nix",
+        "overlays",
+        "xtask/Cargo.toml",
+        "xtask/src",
+        "crates",
+    ] {
         copy_tree(&root.join(entry), &to.join(entry))
             .with_context(|| format!("cannot copy {} to a scratch directory", root.join(entry).display()))?;
     }

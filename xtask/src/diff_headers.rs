@@ -75,9 +75,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let report = match (as_dir(&args.old), as_dir(&args.new)) {
         (Some(old), Some(new)) => diff_dirs(&old, &new)?,
-        (Some(_), None) | (None, Some(_)) => bail!(
-            "one of OLD and NEW is a directory holding an XLA tree and the other is not; give two commits or two directories"
-        ),
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("one of OLD and NEW is a directory holding an XLA tree and the other is not; give two commits or two directories")
+        }
         (None, None) => {
             let repo = xla_repo::open_for(&args.xla_repo, &[&args.old, &args.new])?;
             let old = xla_repo::resolve_commit(&repo, &args.old)?;
@@ -89,7 +89,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     if args.dump_models {
-        let dump = |m: &ApiModel| serde_json::json!({"headers": m.headers, "decls": m.decls.values().collect::<Vec<_>>(), "notes": m.notes});
+        let dump =
+            |m: &ApiModel| serde_json::json!({"headers": m.headers, "decls": m.decls.values().collect::<Vec<_>>(), "notes": m.notes});
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}))?);
         return Ok(ExitCode::SUCCESS);
     }

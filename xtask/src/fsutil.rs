@@ -22,8 +22,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         std::fs::set_permissions(tmp.path(), meta.permissions())
             .with_context(|| format!("cannot copy the permissions of {}", path.display()))?;
     }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod git;
 pub mod nar;
+pub mod nix32;
 mod progress;
 pub mod tarball;
 pub mod unpack;
@@ -22,30 +23,15 @@ use base64::Engine;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct NarHash(pub [u8; 32]);
 
-/// Nix's base-32 alphabet (no e, o, u, t).
-const NIX32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
-const NIX32_LEN: usize = 52; // ceil(256 / 5)
-
 impl NarHash {
     /// `sha256-<base64>`, the form `nix hash path` prints and `hash =` takes.
     pub fn to_sri(&self) -> String {
         format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(self.0))
     }
 
-    /// Nix's base-32 (`nix hash path --base32`, `nix-prefetch-url`): 5-bit
-    /// groups, last byte first.
+    /// Nix's base-32 (`nix hash path --base32`, `nix-prefetch-url`).
     pub fn to_nix32(&self) -> String {
-        let bytes = &self.0;
-        (0..NIX32_LEN)
-            .rev()
-            .map(|n| {
-                let bit = n * 5;
-                let (i, j) = (bit / 8, bit % 8);
-                let high = if i + 1 < bytes.len() { u16::from(bytes[i + 1]) << 8 } else { 0 };
-                let word = (u16::from(bytes[i]) | high) >> j;
-                NIX32_ALPHABET[usize::from(word & 0x1f)] as char
-            })
-            .collect()
+        nix32::encode(&self.0)
     }
 
     /// Lower-case hexadecimal (`nix hash path --base16`).
@@ -61,32 +47,23 @@ impl NarHash {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .with_context(|| format!("`{s}` is not an SRI sha256 hash: invalid base64"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| anyhow::anyhow!("`{s}` holds {} bytes, a sha256 hash has 32", b.len()))?;
+        let bytes: [u8; 32] =
+            bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("`{s}` holds {} bytes, a sha256 hash has 32", b.len()))?;
         Ok(NarHash(bytes))
     }
 
     /// Parses Nix's base-32 form (52 characters).
     pub fn from_nix32(s: &str) -> Result<NarHash> {
-        if s.len() != NIX32_LEN {
-            bail!("`{s}` is not a nix32 sha256 hash (expected {NIX32_LEN} characters, got {})", s.len());
-        }
-        let mut bytes = [0u8; 32];
-        for (n, c) in s.bytes().rev().enumerate() {
-            let Some(digit) = NIX32_ALPHABET.iter().position(|&a| a == c) else {
-                bail!("`{s}` is not a nix32 hash: `{}` is not in Nix's base-32 alphabet", c as char);
-            };
-            let bit = n * 5;
-            let (i, j) = (bit / 8, bit % 8);
-            bytes[i] |= (digit << j) as u8;
-            let carry = (digit as u16) >> (8 - j);
-            if i + 1 < 32 {
-                bytes[i + 1] |= carry as u8;
-            } else if carry != 0 {
-                bail!("`{s}` is not a nix32 sha256 hash: it overflows 256 bits");
-            }
-        }
+        let bytes = nix32::decode(s, 32).context("not a sha256 hash")?;
+        Ok(NarHash(bytes.try_into().expect("decoded 32 bytes")))
+    }
+
+    /// Parses 64 hexadecimal digits.
+    pub fn from_hex(s: &str) -> Result<NarHash> {
+        let bytes: [u8; 32] = hex::decode(s)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("`{s}` is not a hexadecimal sha256 hash (expected 64 hex digits)"))?;
         Ok(NarHash(bytes))
     }
 
@@ -95,11 +72,22 @@ impl NarHash {
         if s.starts_with("sha256-") {
             Self::from_sri(s)
         } else if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let bytes = hex::decode(s)?;
-            Ok(NarHash(bytes.try_into().expect("64 hex digits are 32 bytes")))
+            Self::from_hex(s)
         } else {
             Self::from_nix32(s)
         }
+    }
+
+    /// A sha256 as Nix writes it with its type: `sha256:<nix32>`,
+    /// `sha256:<hex>` (narinfos, old Nix's messages) or SRI `sha256-<base64>`.
+    pub fn parse_typed(s: &str) -> Result<NarHash> {
+        let parsed = match s.strip_prefix("sha256:") {
+            Some(digest) if digest.len() == nix32::encoded_len(32) => Self::from_nix32(digest),
+            Some(digest) if digest.len() == 64 => Self::from_hex(digest),
+            Some(_) => Err(anyhow::anyhow!("after `sha256:` come 52 nix32 characters or 64 hex digits")),
+            None => Self::from_sri(s),
+        };
+        parsed.with_context(|| format!("`{s}` is not a sha256 hash in a form Nix writes (sha256:<nix32>, sha256:<hex>, sha256-<base64>)"))
     }
 }
 
@@ -215,11 +203,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             let repository = crate::xla_repo::open_for(&arg, &[&commit])?;
             let id = crate::xla_repo::resolve_commit(&repository, &commit)?;
             let hash = git::hash_commit(&repository, id)?;
-            print(
-                &output,
-                hash,
-                &[("commit", id.to_string()), ("repo", repository.path().display().to_string())],
-            );
+            print(&output, hash, &[("commit", id.to_string()), ("repo", repository.path().display().to_string())]);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -234,10 +234,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             if errors > 0 {
                 eprintln!("{}: invalid ({errors} error(s), {stale} stale pin(s))", path.display());
             } else if stale > 0 {
-                eprintln!(
-                    "{}: valid, but {stale} stale pin(s): run `cargo xtask deps-hash refresh` to recompute them",
-                    path.display()
-                );
+                eprintln!("{}: valid, but {stale} stale pin(s): run `cargo xtask deps-hash refresh` to recompute them", path.display());
             } else {
                 eprintln!("{}: valid", path.display());
             }
@@ -289,14 +286,7 @@ fn summary(pins: &Pins) -> String {
     }
     for (name, p) in &pins.prebuilt {
         let systems: Vec<&str> = p.platforms.keys().map(String::as_str).collect();
-        let _ = writeln!(
-            out,
-            "prebuilt   {name} {} ({}), PJRT API {}, {}",
-            p.version,
-            p.backend,
-            p.pjrt_api_version,
-            systems.join(" ")
-        );
+        let _ = writeln!(out, "prebuilt   {name} {} ({}), PJRT API {}, {}", p.version, p.backend, p.pjrt_api_version, systems.join(" "));
     }
     for (backend, systems) in &pins.bazel_deps {
         for (system, deps) in systems {

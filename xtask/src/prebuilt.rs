@@ -62,9 +62,7 @@ pub enum Command {
     },
     /// Load a plugin library and print the PJRT API version it reports.
     #[command(hide = true)]
-    ApiVersion {
-        library: PathBuf,
-    },
+    ApiVersion { library: PathBuf },
 }
 
 pub fn run(cmd: Command) -> Result<ExitCode> {
@@ -202,9 +200,8 @@ fn pin_release(
             .min_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, f)| f);
         let Some(file) = best else { continue };
-        let unchanged = existing
-            .and_then(|e| e.platforms.get(*system))
-            .filter(|p| p.sha256 == file.sha256 && library.map_or(true, |l| l == p.library));
+        let unchanged =
+            existing.and_then(|e| e.platforms.get(*system)).filter(|p| p.sha256 == file.sha256 && library.map_or(true, |l| l == p.library));
         let library = match (unchanged, library) {
             (Some(p), _) => p.library.clone(),
             (None, Some(l)) => l.to_owned(),
@@ -215,10 +212,7 @@ fn pin_release(
                 wheel::find_library(&wheel)?
             }
         };
-        platforms.insert(
-            (*system).to_owned(),
-            PrebuiltPlatform { url: file.url.clone(), sha256: file.sha256.clone(), library },
-        );
+        platforms.insert((*system).to_owned(), PrebuiltPlatform { url: file.url.clone(), sha256: file.sha256.clone(), library });
     }
     if platforms.is_empty() {
         let files: Vec<&str> = release.files.iter().map(|f| f.filename.as_str()).collect();
@@ -248,16 +242,7 @@ fn pin_release(
             }
         }
     } else {
-        (
-            UNKNOWN.to_owned(),
-            Some(format!("no wheel for {host}, the system it was pinned on; run `prebuilt update` on one it supports")),
-        )
+        (UNKNOWN.to_owned(), Some(format!("no wheel for {host}, the system it was pinned on; run `prebuilt update` on one it supports")))
     };
-    Ok(PrebuiltPin {
-        version: release.version,
-        backend,
-        pjrt_api_version: api,
-        pjrt_api_version_note: note,
-        platforms,
-    })
+    Ok(PrebuiltPin { version: release.version, backend, pjrt_api_version: api, pjrt_api_version_note: note, platforms })
 }

@@ -25,10 +25,7 @@ pub fn root() -> Result<PathBuf> {
             return Ok(dir.to_path_buf());
         }
     }
-    bail!(
-        "cannot find the pjrtpkgs project root (no pins.toml above {}); run from a checkout or set {ROOT_ENV}",
-        cwd.display()
-    )
+    bail!("cannot find the pjrtpkgs project root (no pins.toml above {}); run from a checkout or set {ROOT_ENV}", cwd.display())
 }
 
 pub fn pins_toml() -> Result<PathBuf> {

@@ -111,9 +111,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         expected: expected(),
         ..Default::default()
     };
-    let outcome = resolve_plugin(&args.plugin, args.system.as_deref())
-        .map_err(Failure::Error)
-        .and_then(|path| smoke(&path, &mut report, !args.json));
+    let outcome =
+        resolve_plugin(&args.plugin, args.system.as_deref()).map_err(Failure::Error).and_then(|path| smoke(&path, &mut report, !args.json));
     let code = match outcome {
         Ok(()) => {
             report.ok = true;
@@ -188,11 +187,8 @@ fn smoke(path: &Path, report: &mut Report, text: bool) -> Result<(), Failure> {
         BINDINGS_VERSION.1,
         plugin.struct_size()
     ));
-    report.extensions = plugin
-        .extensions()
-        .iter()
-        .map(|e| e.name().map(str::to_string).unwrap_or_else(|| format!("unknown type {}", e.kind)))
-        .collect();
+    report.extensions =
+        plugin.extensions().iter().map(|e| e.name().map(str::to_string).unwrap_or_else(|| format!("unknown type {}", e.kind))).collect();
     say(format!("extensions: {}", report.extensions.join(", ")));
     plugin.initialize()?;
     report.timings_ms.load = millis(start);

@@ -93,15 +93,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let pins_table: toml::Table = pins_text.parse().with_context(|| format!("{} is not valid TOML", pins_path.display()))?;
 
     // 1. resolve
-    let (repo, new_oid, old_oid, downgrade) = progress.step("resolve", &format!("resolving {} in the XLA repository", args.commit), || {
-        let repo = open_for(&args.xla, &[&args.commit, &old.commit])?;
-        let new_oid = resolve_commit(&repo, &args.commit)?;
-        let old_oid = resolve_commit(&repo, &old.commit).with_context(|| {
-            format!("the pinned commit {} is not in the XLA repository, so the upgrade cannot diff against it", old.commit)
+    let (repo, new_oid, old_oid, downgrade) =
+        progress.step("resolve", &format!("resolving {} in the XLA repository", args.commit), || {
+            let repo = open_for(&args.xla, &[&args.commit, &old.commit])?;
+            let new_oid = resolve_commit(&repo, &args.commit)?;
+            let old_oid = resolve_commit(&repo, &old.commit).with_context(|| {
+                format!("the pinned commit {} is not in the XLA repository, so the upgrade cannot diff against it", old.commit)
+            })?;
+            let downgrade = new_oid != old_oid && repo.graph_descendant_of(old_oid, new_oid)?;
+            Ok((repo, new_oid, old_oid, downgrade))
         })?;
-        let downgrade = new_oid != old_oid && repo.graph_descendant_of(old_oid, new_oid)?;
-        Ok((repo, new_oid, old_oid, downgrade))
-    })?;
     if new_oid == old_oid {
         eprintln!("already at {new_oid}: pins.toml pins this XLA commit; nothing to do");
         return Ok(ExitCode::SUCCESS);
@@ -153,17 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!(
         "  {}{}",
         if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&report::Upgrade {
-            old: &old_shown,
-            new: &new,
-            versions: &new_versions,
-            review: &review,
-            diff: &diff,
-            api_changelog: &[],
-            downgrade,
-            deps: &[],
-            bindings: &[],
-        })
+        report::verdict_line(&diff, &old_shown, &new)
     );
 
     // 5. pins
@@ -188,7 +179,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let copy = project_copy_with(&root, &pins_new)?;
             for (backend, system, hash) in deps.iter_mut() {
                 eprintln!("  building the {backend} dependencies for {system} ...");
-                *hash = Some(peers::refresh_deps_hash(copy.path(), backend, system)?);
+                *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
             }
             pins_new = std::fs::read_to_string(copy.path().join("pins.toml"))?;
             Ok(())
@@ -197,9 +188,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     staged.write("pins.toml", pins_new);
 
     // 7. bindings
-    let bindings = progress.step("bindings", "regenerating the crates/pjrt-sys bindings", || {
-        peers::generate_bindings(&root, &repo, new_oid)
-    })?;
+    let bindings =
+        progress.step("bindings", "regenerating the crates/pjrt-sys bindings", || peers::generate_bindings(&root, &repo, new_oid))?;
     let binding_names: Vec<String> = bindings.iter().map(|(p, _)| p.display().to_string()).collect();
     for (path, source) in bindings {
         staged.write(path, source);
@@ -264,17 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         report::short(&new.commit),
         &new.date[..10],
         if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&report::Upgrade {
-            old: &old_shown,
-            new: &new,
-            versions: &new_versions,
-            review: &review,
-            diff: &diff,
-            api_changelog: &[],
-            downgrade,
-            deps: &deps,
-            bindings: &[],
-        })
+        report::verdict_line(&diff, &old_shown, &new)
     );
     if !actions.is_empty() {
         eprintln!("  {} toolchain decision(s) need you (see the report):", actions.len());
@@ -340,7 +320,7 @@ impl Progress {
 }
 
 fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Result<String> {
-    let tree = repo.find_commit(commit)?.tree()?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let entry = tree.get_path(Path::new(path)).with_context(|| format!("{path} does not exist at {commit}"))?;
     let blob = repo.find_blob(entry.id()).with_context(|| format!("the blob of {path} at {commit} is missing"))?;
     Ok(String::from_utf8_lossy(blob.content()).into_owned())
@@ -397,11 +377,8 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
     if !output.status.success() {
         bail!("`git status` failed in {}: {}", root.display(), String::from_utf8_lossy(&output.stderr).trim());
     }
-    let dirty: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split('\0')
-        .filter(|e| e.len() > 3)
-        .map(|e| e[3..].to_string())
-        .collect();
+    let dirty: Vec<String> =
+        String::from_utf8_lossy(&output.stdout).split('\0').filter(|e| e.len() > 3).map(|e| e[3..].to_string()).collect();
     if !dirty.is_empty() {
         bail!(
             "uncommitted local edits to files upgrade-xla writes: {}; commit or stash them first (`git stash`), then rerun",

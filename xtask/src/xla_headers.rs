@@ -46,19 +46,13 @@ pub fn is_public_header(path: &str) -> bool {
 /// blobs are read, so this works on partial clones. Fails when the commit
 /// has no `pjrt_c_api.h` (it predates PJRT).
 pub fn public_headers(repo: &Repository, commit: Oid) -> Result<Vec<Header>> {
-    let tree = repo
-        .find_commit(commit)
-        .with_context(|| format!("commit {commit} is not in {}", repo.path().display()))?
-        .tree()
-        .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let mut found = Vec::new();
     let pjrt = match tree.get_path(std::path::Path::new("xla/pjrt")) {
         Ok(entry) => entry,
         Err(_) => bail!("commit {commit} has no xla/pjrt directory: it predates the PJRT C API"),
     };
-    let pjrt_tree = repo
-        .find_tree(pjrt.id())
-        .with_context(|| format!("the tree xla/pjrt of commit {commit} is missing"))?;
+    let pjrt_tree = repo.find_tree(pjrt.id()).with_context(|| format!("the tree xla/pjrt of commit {commit} is missing"))?;
     let mut walk_err = None;
     pjrt_tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("xla/pjrt/{dir}{}", entry.name().unwrap_or(""));

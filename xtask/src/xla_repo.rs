@@ -23,9 +23,8 @@ pub struct XlaRepoArg {
 
 /// Opens the repository at `dir` (work tree, `.git` directory or bare).
 pub fn open(dir: &Path) -> Result<Repository> {
-    Repository::open(dir).with_context(|| {
-        format!("{} is not a git repository (expected an XLA work tree or bare git directory)", dir.display())
-    })
+    Repository::open(dir)
+        .with_context(|| format!("{} is not a git repository (expected an XLA work tree or bare git directory)", dir.display()))
 }
 
 /// The repository named by the option, or the cached clone, in which `rev`
@@ -65,6 +64,14 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
         }
     }
     Ok(repo)
+}
+
+/// The tree of `commit`, with errors naming the repository.
+pub fn commit_tree(repo: &Repository, commit: Oid) -> Result<git2::Tree<'_>> {
+    repo.find_commit(commit)
+        .with_context(|| format!("commit {commit} is not in {}", repo.path().display()))?
+        .tree()
+        .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))
 }
 
 fn looks_like_sha(rev: &str) -> bool {

@@ -5,47 +5,24 @@
 //! Needs XLA_REPO (an XLA clone holding the pinned commit) and libclang:
 //! skipped without them, failed without them under CI=true.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Whether a test prerequisite is there; under CI a missing one fails.
-fn require(what: &str, present: bool) -> bool {
-    if !present {
-        assert!(!under_ci(), "{what} is required under CI=true");
-        eprintln!("SKIPPED: {what} is not available");
-    }
-    present
-}
-
+/// XLA history, and libclang (which bindgen loads at run time).
 fn xla_repo() -> Option<PathBuf> {
-    let dir = std::env::var_os("XLA_REPO").map(PathBuf::from);
-    let has = require("XLA_REPO (an XLA clone)", dir.as_ref().is_some_and(|d| d.exists()));
-    // bindgen loads libclang at run time and panics when there is none.
-    let clang = require("libclang", std::panic::catch_unwind(bindgen::clang_version).is_ok());
-    dir.filter(|_| has && clang)
-}
-
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    support::xla_repo().filter(|_| support::require_libclang())
 }
 
 fn xtask(root: &Path, args: &[&str], xla: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("PJRTPKGS_ROOT", root)
-        .env("XLA_REPO", xla)
-        .output()
-        .expect("run xtask")
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("PJRTPKGS_ROOT", root).env("XLA_REPO", xla).output().expect("run xtask")
 }
 
 /// A scratch project with what `bindgen` reads and writes.
 fn scratch_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = project_root();
+    let root = support::project_root();
     for file in ["pins.toml", "Cargo.lock", "crates/pjrt-sys/src/bindings.rs"] {
         let target = dir.path().join(file);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
@@ -57,7 +34,7 @@ fn scratch_project() -> tempfile::TempDir {
 #[test]
 fn checked_in_bindings_are_current() {
     let Some(xla) = xla_repo() else { return };
-    let out = xtask(&project_root(), &["bindgen", "--check"], &xla);
+    let out = xtask(&support::project_root(), &["bindgen", "--check"], &xla);
     assert!(out.status.success(), "bindgen --check failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -90,7 +67,7 @@ fn check_detects_stale_bindings_and_regeneration_is_reproducible() {
 
 #[test]
 fn preamble_names_generator_commit_and_api_version() {
-    let root = project_root();
+    let root = support::project_root();
     let text = std::fs::read_to_string(root.join("crates/pjrt-sys/src/bindings.rs")).unwrap();
     let pins: toml::Table = std::fs::read_to_string(root.join("pins.toml")).unwrap().parse().unwrap();
     let commit = pins["xla"]["commit"].as_str().unwrap();
@@ -113,7 +90,7 @@ fn anonymous_enum_names_do_not_churn_across_versions() {
         let oid = xtask::xla_repo::resolve_commit(&repo, rev).unwrap();
         xtask::bindgen::generate(&repo, oid, "test").unwrap().source
     };
-    let pinned = xtask::bindgen::pinned_xla_commit(&project_root().join("pins.toml")).unwrap();
+    let pinned = xtask::bindgen::pinned_xla_commit(&support::project_root().join("pins.toml")).unwrap();
     let new = generate(&pinned);
     // XLA at PJRT API 0.82 (2025-11-25).
     let old = generate("a7bc793b4810a54fa65f18d93db46dbc0b766943");

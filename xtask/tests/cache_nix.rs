@@ -9,22 +9,14 @@
 //! `/bin/sh` from the host, made visible in the build chroot through
 //! `sandbox-paths`.
 
+mod support;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Skips outside CI when `tool` is missing; under `CI=true` a missing tool fails.
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "`{tool}` is required under CI=true but is not on PATH");
-        eprintln!("skipping: `{tool}` is not installed");
-    }
-    found
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -34,15 +26,13 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Env> {
-        if !require("nix") {
+        if !support::require_command("nix") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let sandbox_paths: Vec<&str> = ["/bin", "/lib", "/lib64", "/usr"].into_iter().filter(|p| Path::new(p).exists()).collect();
-        let nix_config = format!(
-            "experimental-features = nix-command flakes\nsubstituters =\nsandbox-paths = {}\n",
-            sandbox_paths.join(" ")
-        );
+        let nix_config =
+            format!("experimental-features = nix-command flakes\nsubstituters =\nsandbox-paths = {}\n", sandbox_paths.join(" "));
         let mut env = Env { flake: dir.path().join("flake"), dir, nix_config };
         env.write_flake();
         Some(env)
@@ -221,7 +211,8 @@ fn roots(report: &Value) -> Vec<String> {
 
 fn status_of<'a>(report: &'a Value, name_suffix: &str) -> &'a str {
     let paths = report["paths"].as_array().unwrap();
-    let entry = paths.iter().find(|p| p["path"].as_str().unwrap().ends_with(name_suffix)).unwrap_or_else(|| panic!("no {name_suffix} in {report}"));
+    let entry =
+        paths.iter().find(|p| p["path"].as_str().unwrap().ends_with(name_suffix)).unwrap_or_else(|| panic!("no {name_suffix} in {report}"));
     entry["status"].as_str().unwrap()
 }
 
@@ -319,12 +310,11 @@ fn file_cache_push_substitutes_into_a_fresh_store() {
     // A store path given directly, next to a flake output.
     std::fs::write(env.path("extra.txt"), "added directly\n").unwrap();
     let src = env.store("src");
-    let extra = String::from_utf8(
-        Command::new("nix-store").args(["--store", &src, "--add"]).arg(env.path("extra.txt")).output().unwrap().stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let extra =
+        String::from_utf8(Command::new("nix-store").args(["--store", &src, "--add"]).arg(env.path("extra.txt")).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
     assert!(extra.starts_with("/nix/store/"), "nix-store --add printed {extra:?}");
 
     let url = env.file_url("cache");
@@ -350,7 +340,7 @@ fn file_cache_push_substitutes_into_a_fresh_store() {
 #[test]
 fn http_push_to_nginx_and_substitution_through_nix_store_realise() {
     let Some(env) = Env::new() else { return };
-    if !require("nginx") {
+    if !support::require_command("nginx") {
         return;
     }
     let (key, public) = env.keygen("http-test-1");
@@ -362,10 +352,14 @@ fn http_push_to_nginx_and_substitution_through_nix_store_realise() {
     // Real substitution: the fresh store has no derivations, only this substituter and key.
     let dst = env.store("dst");
     let mut realise = Command::new("nix-store");
-    realise
-        .args(["--store", &dst, "--realise"])
-        .args(&roots)
-        .args(["--option", "substituters", &server.url(), "--option", "trusted-public-keys", &public]);
+    realise.args(["--store", &dst, "--realise"]).args(&roots).args([
+        "--option",
+        "substituters",
+        &server.url(),
+        "--option",
+        "trusted-public-keys",
+        &public,
+    ]);
     env.setup(&mut realise);
     let out = realise.output().unwrap();
     assert!(out.status.success(), "nix-store --realise from nginx failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -379,7 +373,7 @@ fn http_push_to_nginx_and_substitution_through_nix_store_realise() {
 #[test]
 fn static_http_server_serves_a_file_push() {
     let Some(env) = Env::new() else { return };
-    if !require("python3") {
+    if !support::require_command("python3") {
         return;
     }
     let (key, public) = env.keygen("static-test-1");
@@ -506,10 +500,14 @@ fn nix_refuses_tampered_forged_unsigned_and_untrusted_and_verify_agrees() {
         if cache != "tampered" {
             assert!(env.store_entries(&dst).is_empty(), "{cache}: paths were left in the store: {:?}", env.store_entries(&dst));
         }
-        assert!(String::from_utf8_lossy(&out.stderr).contains(match cache {
-            "tampered" => "hash mismatch",
-            _ => "lacks a valid signature",
-        }), "{cache}: Nix failed for another reason:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(match cache {
+                "tampered" => "hash mismatch",
+                _ => "lacks a valid signature",
+            }),
+            "{cache}: Nix failed for another reason:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let (code, verdict) = env.verify(&url, trusted, &["demo"]);
         assert_eq!(code, 2, "verify passed the {cache} cache: {verdict:#}");

@@ -4,21 +4,12 @@
 //!
 //! Skips without `nix` outside CI; fails under `CI=true`.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
 use xtask::deps_hash::{mismatch_of_build, nix_command, parse_hash_mismatch, PLACEHOLDER_HASH};
-
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{tool}` is required under CI=true (install Debian's nix-bin)");
-        }
-        eprintln!("skipping: `{tool}` not installed");
-    }
-    found
-}
 
 /// A file with content no other test run shares, and the Nix expression of
 /// a fixed-output derivation fetching it with `hash`.
@@ -60,7 +51,7 @@ fn unique_content() -> String {
 
 #[test]
 fn reads_the_hash_from_real_nix_output() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -77,7 +68,7 @@ fn reads_the_hash_from_real_nix_output() {
 /// succeeds without looking at the source again; `--rebuild` catches it.
 #[test]
 fn finds_the_new_hash_when_the_old_output_exists() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -99,7 +90,7 @@ fn finds_the_new_hash_when_the_old_output_exists() {
 
 #[test]
 fn a_correct_hash_is_reported_as_no_mismatch() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +104,7 @@ fn a_correct_hash_is_reported_as_no_mismatch() {
 
 #[test]
 fn build_failures_are_not_taken_for_mismatches() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +118,7 @@ fn build_failures_are_not_taken_for_mismatches() {
 /// agree with Nix's own.
 #[test]
 fn nix32_conversion_agrees_with_nix() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +126,7 @@ fn nix32_conversion_agrees_with_nix() {
     std::fs::write(&file, unique_content()).unwrap();
     let out = nix_command().args(["hash", "file", "--type", "sha256", "--base32"]).arg(&file).output().unwrap();
     let nix32 = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let message = format!("hash mismatch in fixed-output derivation '/nix/store/x':\n  wanted: sha256:{}\n  got:\tsha256:{nix32}\n", "0".repeat(52));
+    let message =
+        format!("hash mismatch in fixed-output derivation '/nix/store/x':\n  wanted: sha256:{}\n  got:\tsha256:{nix32}\n", "0".repeat(52));
     assert_eq!(parse_hash_mismatch(&message).unwrap(), nix_hash_file(&file));
 }

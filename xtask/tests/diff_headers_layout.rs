@@ -4,38 +4,13 @@
 //! sides of a PJRT bump that appended fields (0.113 added
 //! `peak_allocated_bytes*` to `PJRT_Device_MemoryStats_Args`).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 use git2::{Oid, Repository};
 use xtask::diff_headers::{self, ApiModel, ChangeKind, Compat};
-
-fn xla_repo() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XLA_REPO") {
-        return Some(PathBuf::from(dir));
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        if std::env::var("PJRTPKGS_SKIP_XLA_HISTORY").as_deref() == Ok("1") {
-            eprintln!("!!! SKIPPING the real-XLA layout test: XLA_REPO is unset and PJRTPKGS_SKIP_XLA_HISTORY=1 !!!");
-            return None;
-        }
-        panic!("CI=true but XLA_REPO is unset: point it at an XLA clone, or set PJRTPKGS_SKIP_XLA_HISTORY=1 to skip these tests on purpose");
-    }
-    eprintln!("SKIP: XLA_REPO is unset");
-    None
-}
-
-fn require(tool_ok: bool, what: &str) -> bool {
-    if tool_ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and {what} is missing");
-    }
-    eprintln!("SKIP: {what} is missing");
-    false
-}
 
 /// One record as clang lays it out: size, alignment, offsets of its
 /// direct fields (members of anonymous structs/unions flattened).
@@ -178,9 +153,8 @@ fn compare_with_clang(repo: &Repository, commit: Oid, model: &ApiModel) -> usize
 
 #[test]
 fn model_layouts_match_clang_record_layouts() {
-    let Some(dir) = xla_repo() else { return };
-    let clang_ok = Command::new("clang").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !require(clang_ok, "the clang binary") || !require(diff_headers::libclang_available().is_ok(), "libclang") {
+    let Some(dir) = support::xla_repo() else { return };
+    if !support::require_command("clang") || !support::require_libclang() {
         return;
     }
     let repo = Repository::open(&dir).unwrap();
@@ -191,7 +165,8 @@ fn model_layouts_match_clang_record_layouts() {
         .args(["log", "--format=%H", "-S#define PJRT_API_MINOR 113", "main", "--", "xla/pjrt/c/pjrt_c_api.h"])
         .output()
         .unwrap();
-    let bump = String::from_utf8(out.stdout).unwrap().lines().last().map(|s| Oid::from_str(s).unwrap()).expect("the 0.113 bump is in XLA_REPO");
+    let bump =
+        String::from_utf8(out.stdout).unwrap().lines().last().map(|s| Oid::from_str(s).unwrap()).expect("the 0.113 bump is in XLA_REPO");
     let parent = repo.find_commit(bump).unwrap().parent_id(0).unwrap();
 
     let report = diff_headers::diff_commits(&repo, parent, bump).unwrap();

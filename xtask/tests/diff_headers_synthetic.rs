@@ -1,23 +1,13 @@
 //! diff-headers on synthetic XLA trees: small git repositories (and
 //! directory pairs) built here, one per change kind and verdict.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
 use git2::{Oid, Repository, Signature};
 use xtask::diff_headers::{self, ChangeKind, Compat, Report, Verdict};
-
-/// libclang is needed; outside CI a missing one skips, under CI it fails.
-fn require_libclang() -> bool {
-    match diff_headers::libclang_available() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and libclang is missing: {e:#}"),
-        Err(e) => {
-            eprintln!("SKIP: {e:#}");
-            false
-        }
-    }
-}
 
 const CORE: &str = "xla/pjrt/c/pjrt_c_api.h";
 
@@ -174,10 +164,11 @@ fn find<'a>(report: &'a Report, name: &str, kind: ChangeKind) -> &'a xtask::diff
 
 #[test]
 fn unchanged_headers_give_an_unchanged_verdict() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
-    let report = diff(vec![(CORE, Core::default().text()), ("README", "a".into())], vec![(CORE, Core::default().text()), ("README", "b".into())]);
+    let report =
+        diff(vec![(CORE, Core::default().text()), ("README", "a".into())], vec![(CORE, Core::default().text()), ("README", "b".into())]);
     assert_eq!(report.verdict(), Verdict::Unchanged, "{}", report.to_text());
     assert!(report.changes.is_empty() && report.warnings().is_empty());
     assert_eq!(report.old_api_version().as_deref(), Some("0.10"));
@@ -185,10 +176,15 @@ fn unchanged_headers_give_an_unchanged_verdict() {
 
 #[test]
 fn appended_field_with_minor_bump_is_compatible() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
-    let new = Core { minor: 11, foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;", foo_last: "extra", ..Core::default() };
+    let new = Core {
+        minor: 11,
+        foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;",
+        foo_last: "extra",
+        ..Core::default()
+    };
     let report = diff_core(Core::default(), new);
     assert_eq!(report.verdict(), Verdict::Compatible, "{}", report.to_text());
     let added = find(&report, "PJRT_Foo_Args.extra", ChangeKind::Added);
@@ -205,7 +201,7 @@ fn appended_field_with_minor_bump_is_compatible() {
 
 #[test]
 fn addition_without_minor_bump_warns() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Foo* PJRT_Foo2;", ..Core::default() };
@@ -218,11 +214,15 @@ fn addition_without_minor_bump_warns() {
 
 #[test]
 fn inserted_removed_retyped_reordered_fields_are_breaking() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     // Inserted before the end: the later fields move.
-    let inserted = Core { minor: 11, foo_fields: "  PJRT_Client* client;\n  int32_t early;\n  int32_t count;\n  const char* name;", ..Core::default() };
+    let inserted = Core {
+        minor: 11,
+        foo_fields: "  PJRT_Client* client;\n  int32_t early;\n  int32_t count;\n  const char* name;",
+        ..Core::default()
+    };
     let report = diff_core(Core::default(), inserted);
     assert_eq!(report.verdict(), Verdict::Breaking, "{}", report.to_text());
     let added = find(&report, "PJRT_Foo_Args.early", ChangeKind::Added);
@@ -251,16 +251,23 @@ fn inserted_removed_retyped_reordered_fields_are_breaking() {
 
 #[test]
 fn enumerators_added_and_renumbered() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
-    let appended = Core { enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,\n  PJRT_Buffer_Type_F8,", minor: 11, ..Core::default() };
+    let appended = Core {
+        enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,\n  PJRT_Buffer_Type_F8,",
+        minor: 11,
+        ..Core::default()
+    };
     let report = diff_core(Core::default(), appended);
     let change = find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_F8", ChangeKind::Added);
     assert_eq!((change.entity, change.compat, change.detail.as_str()), ("enumerator", Compat::Compatible, "= 3"));
     assert_eq!(report.verdict(), Verdict::Compatible);
 
-    let inserted = Core { enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F16,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,", ..Core::default() };
+    let inserted = Core {
+        enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F16,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,",
+        ..Core::default()
+    };
     let report = diff_core(Core::default(), inserted);
     let change = find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_F32", ChangeKind::Renumbered);
     assert_eq!((change.compat, change.detail.as_str()), (Compat::Breaking, "1 -> 2"));
@@ -269,7 +276,7 @@ fn enumerators_added_and_renumbered() {
 
 #[test]
 fn function_pointer_typedef_retyped() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let new = Core { fn_args: "PJRT_Foo_Args* args, int flags", ..Core::default() };
@@ -281,7 +288,7 @@ fn function_pointer_typedef_retyped() {
 
 #[test]
 fn extension_headers_added_changed_and_removed() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let core = || (CORE, Core::default().text());
@@ -293,7 +300,8 @@ fn extension_headers_added_changed_and_removed() {
     assert_eq!(report.verdict(), Verdict::Compatible);
 
     // Changed without bumping its version macro: a warning.
-    let report = diff(vec![core(), (EXT_PATH, extension(1, "  int32_t a;"))], vec![core(), (EXT_PATH, extension(1, "  int32_t a;\n  int32_t b;"))]);
+    let report =
+        diff(vec![core(), (EXT_PATH, extension(1, "  int32_t a;"))], vec![core(), (EXT_PATH, extension(1, "  int32_t a;\n  int32_t b;"))]);
     assert_eq!(find(&report, "PJRT_Widget_Extension.b", ChangeKind::Added).header, EXT_PATH);
     assert!(
         report.warnings().iter().any(|w| w.contains(EXT_PATH) && w.contains("PJRT_API_WIDGET_EXTENSION_VERSION = 1")),
@@ -301,7 +309,8 @@ fn extension_headers_added_changed_and_removed() {
         report.warnings()
     );
     // Bumped: no warning.
-    let report = diff(vec![core(), (EXT_PATH, extension(1, "  int32_t a;"))], vec![core(), (EXT_PATH, extension(2, "  int32_t a;\n  int32_t b;"))]);
+    let report =
+        diff(vec![core(), (EXT_PATH, extension(1, "  int32_t a;"))], vec![core(), (EXT_PATH, extension(2, "  int32_t a;\n  int32_t b;"))]);
     assert!(report.warnings().is_empty(), "{:?}", report.warnings());
     assert_eq!(find(&report, "PJRT_API_WIDGET_EXTENSION_VERSION", ChangeKind::Renumbered).entity, "version_macro");
 
@@ -316,7 +325,7 @@ fn extension_headers_added_changed_and_removed() {
 /// xla/pjrt/extensions/, which also holds non-public headers.
 #[test]
 fn cxx_only_extension_is_parsed_as_cxx() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let ext = |fields: &str| {
@@ -332,7 +341,12 @@ fn cxx_only_extension_is_parsed_as_cxx() {
     let private = ("xla/pjrt/extensions/gadget/gadget_extension_internal.h", "this is not even C".to_string());
     let core = || (CORE, Core::default().text());
     let report = diff(
-        vec![core(), (path, ext("  int32_t a;")), private.clone(), ("xla/pjrt/pjrt_client.h", "namespace xla { class PjRtClient; }".into())],
+        vec![
+            core(),
+            (path, ext("  int32_t a;")),
+            private.clone(),
+            ("xla/pjrt/pjrt_client.h", "namespace xla { class PjRtClient; }".into()),
+        ],
         vec![core(), (path, ext("  int64_t a;")), private.clone()],
     );
     let header = &report.new.model.headers[path];
@@ -348,11 +362,14 @@ fn cxx_only_extension_is_parsed_as_cxx() {
 
 #[test]
 fn directory_pairs_are_diffed_like_commits() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for (dir, core) in [(&old, Core::default()), (&new, Core { minor: 11, api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Bar* PJRT_Baz;", ..Core::default() })] {
+    for (dir, core) in [
+        (&old, Core::default()),
+        (&new, Core { minor: 11, api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Bar* PJRT_Baz;", ..Core::default() }),
+    ] {
         std::fs::create_dir_all(dir.path().join("xla/pjrt/c")).unwrap();
         std::fs::write(dir.path().join(CORE), core.text()).unwrap();
     }
@@ -363,10 +380,15 @@ fn directory_pairs_are_diffed_like_commits() {
 
 #[test]
 fn json_report_follows_the_documented_schema() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
-    let new = Core { minor: 11, foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;", foo_last: "extra", ..Core::default() };
+    let new = Core {
+        minor: 11,
+        foo_fields: "  PJRT_Client* client;\n  int32_t count;\n  const char* name;\n  int64_t extra;",
+        foo_last: "extra",
+        ..Core::default()
+    };
     let report = diff_core(Core::default(), new);
     let json = report.to_json();
     assert_eq!(json["schema_version"], 1);
@@ -380,7 +402,10 @@ fn json_report_follows_the_documented_schema() {
         assert!(added.get(key).is_some(), "change lacks {key}: {added}");
     }
     assert_eq!(added["new"]["offset_bits"], 320);
-    assert_eq!(json["summary"]["compatible"].as_u64().unwrap() as usize, report.changes.iter().filter(|c| c.compat == Compat::Compatible).count());
+    assert_eq!(
+        json["summary"]["compatible"].as_u64().unwrap() as usize,
+        report.changes.iter().filter(|c| c.compat == Compat::Compatible).count()
+    );
     let md = report.to_markdown();
     assert!(md.contains("## PJRT C API 0.10 → 0.11 (compatible)") && md.contains("| `PJRT_Foo_Args.extra` |"), "{md}");
 }
@@ -389,14 +414,17 @@ fn json_report_follows_the_documented_schema() {
 /// blobs (a partial clone) still diffs.
 #[test]
 fn works_with_unrelated_objects_missing() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let big = "x".repeat(10_000);
     let (repo, oids) = repo_with(
         dir.path(),
-        &[vec![(CORE, Core::default().text()), ("xla/big.bin", big.clone())], vec![(CORE, Core { minor: 11, ..Core::default() }.text()), ("xla/big.bin", big + "y")]],
+        &[
+            vec![(CORE, Core::default().text()), ("xla/big.bin", big.clone())],
+            vec![(CORE, Core { minor: 11, ..Core::default() }.text()), ("xla/big.bin", big + "y")],
+        ],
     );
     for commit in &oids {
         let blob = repo.find_commit(*commit).unwrap().tree().unwrap().get_path(Path::new("xla/big.bin")).unwrap().id().to_string();
@@ -410,7 +438,7 @@ fn works_with_unrelated_objects_missing() {
 /// The command line: exit codes and error messages.
 #[test]
 fn cli_exit_codes_and_errors() {
-    if !require_libclang() {
+    if !support::require_libclang() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -420,7 +448,11 @@ fn cli_exit_codes_and_errors() {
         &[
             vec![("README", "before PJRT".into())],
             vec![(CORE, Core::default().text())],
-            vec![(CORE, Core { minor: 11, api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Bar* PJRT_Baz;", ..Core::default() }.text())],
+            vec![(
+                CORE,
+                Core { minor: 11, api_members: "  PJRT_Foo* PJRT_Foo;\n  PJRT_Bar* PJRT_Bar;\n  PJRT_Bar* PJRT_Baz;", ..Core::default() }
+                    .text(),
+            )],
             vec![(CORE, Core { minor: 12, api_members: "  PJRT_Bar* PJRT_Bar;", ..Core::default() }.text())],
             vec![(CORE, broken.text())],
         ],

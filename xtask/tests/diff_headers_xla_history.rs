@@ -4,40 +4,15 @@
 //!
 //! Needs `XLA_REPO` (a clone of openxla/xla, bare or not). Outside CI a
 //! missing one skips; under `CI=true` it fails unless
-//! `PJRTPKGS_SKIP_XLA_HISTORY=1` says, with a reason, that it may be skipped.
+//! `PJRTPKGS_SKIP_XLA_HISTORY` gives the reason it may be skipped.
+
+mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use git2::{Oid, Repository};
 use xtask::diff_headers;
-
-fn xla_repo() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XLA_REPO") {
-        return Some(PathBuf::from(dir));
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        if std::env::var("PJRTPKGS_SKIP_XLA_HISTORY").as_deref() == Ok("1") {
-            eprintln!("!!! SKIPPING the real-XLA-history tests: XLA_REPO is unset and PJRTPKGS_SKIP_XLA_HISTORY=1 !!!");
-            return None;
-        }
-        panic!("CI=true but XLA_REPO is unset: point it at an XLA clone, or set PJRTPKGS_SKIP_XLA_HISTORY=1 to skip these tests on purpose");
-    }
-    eprintln!("SKIP: XLA_REPO is unset");
-    None
-}
-
-fn require_libclang() -> bool {
-    match diff_headers::libclang_available() {
-        Ok(()) => true,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true and libclang is missing: {e:#}"),
-        Err(e) => {
-            eprintln!("SKIP: {e:#}");
-            false
-        }
-    }
-}
 
 /// Commits of the default branch that changed `#define PJRT_API_MINOR`,
 /// newest first, committed on or after `since` (YYYY-MM-DD).
@@ -92,8 +67,8 @@ fn public_header_text(repo: &Repository, commit: Oid) -> String {
 
 #[test]
 fn changelog_symbols_appear_in_bump_diffs() {
-    let Some(dir) = xla_repo() else { return };
-    if !require_libclang() {
+    let Some(dir) = support::xla_repo() else { return };
+    if !support::require_libclang() {
         return;
     }
     let repo = Repository::open(&dir).expect("XLA_REPO opens");
@@ -137,14 +112,18 @@ fn changelog_symbols_appear_in_bump_diffs() {
         // A named symbol that is new in the headers' text must be in the
         // diff; one that is not new was not added by this commit (the entry
         // describes C++ API, prose, or a change that landed separately).
-        let really_missed: Vec<&String> = missing.iter().filter(|id| new_text.contains(id.as_str()) && !old_text.contains(id.as_str())).collect();
+        let really_missed: Vec<&String> =
+            missing.iter().filter(|id| new_text.contains(id.as_str()) && !old_text.contains(id.as_str())).collect();
         if really_missed.is_empty() {
-            explained.push(format!("{bump} ({new}): CHANGELOG names {missing:?}, none of which is new in the public headers of this commit"));
+            explained
+                .push(format!("{bump} ({new}): CHANGELOG names {missing:?}, none of which is new in the public headers of this commit"));
         } else {
             failures.push(format!("{bump} ({new}): {really_missed:?} are new in the headers but not in the diff:\n{}", report.to_text()));
         }
     }
-    println!("PJRT minor bumps on {branch} since 2024: {checked} checked against CHANGELOG.md, {matched} with every named symbol in the diff");
+    println!(
+        "PJRT minor bumps on {branch} since 2024: {checked} checked against CHANGELOG.md, {matched} with every named symbol in the diff"
+    );
     for e in &explained {
         println!("  explained: {e}");
     }

@@ -1,13 +1,13 @@
 //! `hash git` against `git archive COMMIT | tar -x` hashed by `nix hash path`,
 //! on generated repositories and on real XLA history (XLA_REPO).
 
-#[path = "hash_support.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::{nix, nix_hash_path, require, run_xtask};
+use support::hash::{git_archive_tree, nix_hash_path, run_xtask, write};
+use support::{require_command, require_nix, xla_repo};
 use xtask::hash::git::hash_commit;
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -22,33 +22,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// `git archive COMMIT` unpacked into a fresh directory (what GitHub serves
-/// and fetchFromGitHub unpacks).
-fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
-    let out = into.join(format!("archive-{commit}"));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut archive = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["archive", "--format=tar", commit])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&out)
-        .stdin(archive.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(archive.wait().unwrap().success() && status.success(), "git archive {commit} | tar -x failed");
-    out
-}
-
 /// A repository exercising every git mode and the git/NAR order difference.
 fn make_repo(dir: &Path) -> String {
     let work = dir.join("work");
-    support::edge_case_tree(&work);
+    support::hash::edge_case_tree(&work);
     git(&work, &["init", "-q"]);
     git(&work, &["add", "-A"]);
     // A submodule entry (gitlink) without a .gitmodules: git archive writes
@@ -67,14 +44,7 @@ fn make_repo(dir: &Path) -> String {
 }
 
 fn mktree(work: &Path, listing: &str) -> String {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(work)
-        .arg("mktree")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("git").arg("-C").arg(work).arg("mktree").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(listing.as_bytes()).unwrap();
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
@@ -82,7 +52,7 @@ fn mktree(work: &Path, listing: &str) -> String {
 
 #[test]
 fn generated_repo_matches_git_archive_hashed_by_nix() {
-    if !nix() || !require("git") {
+    if !require_nix() || !require_command("git") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -114,13 +84,13 @@ fn generated_repo_matches_git_archive_hashed_by_nix() {
 
 #[test]
 fn missing_blob_is_named_with_its_path() {
-    if !require("git") {
+    if !require_command("git") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
-    support::write(&work.join("kept.txt"), b"kept\n", 0o644);
-    support::write(&work.join("dir/lost.bin"), b"this blob will be deleted\n", 0o644);
+    write(&work.join("kept.txt"), b"kept\n", 0o644);
+    write(&work.join("dir/lost.bin"), b"this blob will be deleted\n", 0o644);
     git(&work, &["init", "-q"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "one"]);
@@ -139,13 +109,13 @@ fn missing_blob_is_named_with_its_path() {
 
 #[test]
 fn export_attributes_are_refused() {
-    if !require("git") {
+    if !require_command("git") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
-    support::write(&work.join(".gitattributes"), b"secret export-ignore\n", 0o644);
-    support::write(&work.join("secret"), b"not in archives\n", 0o644);
+    write(&work.join(".gitattributes"), b"secret export-ignore\n", 0o644);
+    write(&work.join("secret"), b"not in archives\n", 0o644);
     git(&work, &["init", "-q"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "one"]);
@@ -158,20 +128,10 @@ const XLA_COMPLETE: &str = "5ce09776d0765b188e9a4cffcaf874df1b4dcd66";
 /// A 2026 XLA commit whose mirror copy lacks large blobs.
 const XLA_INCOMPLETE: &str = "84938591e04575f91e13bef13eb736bf475b7cd2";
 
-fn xla_repo() -> Option<PathBuf> {
-    match std::env::var_os("XLA_REPO") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            eprintln!("\n*** SKIPPED: XLA_REPO is not set; the real-XLA hash git tests did not run ***\n");
-            None
-        }
-    }
-}
-
 #[test]
 fn xla_complete_commit_matches_git_archive_hashed_by_nix() {
     let Some(xla) = xla_repo() else { return };
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -194,11 +154,6 @@ fn xla_incomplete_commit_names_a_really_missing_object() {
     let check = Command::new("git").arg("--git-dir").arg(&xla).args(["cat-file", "-e", id]).status().unwrap();
     assert!(!check.success(), "git has {id}, which we called missing");
     let path = err.split('`').nth(1).unwrap_or_else(|| panic!("no path in: {err}"));
-    let listed = Command::new("git")
-        .arg("--git-dir")
-        .arg(&xla)
-        .args(["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")])
-        .output()
-        .unwrap();
+    let listed = Command::new("git").arg("--git-dir").arg(&xla).args(["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), id, "{path} is not {id} in {XLA_INCOMPLETE}");
 }

@@ -1,14 +1,14 @@
 //! `hash path` against the real `nix hash path`.
 
-#[path = "hash_support.rs"]
 mod support;
 
 use std::ffi::OsStr;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::{nix, nix_hash_path, run_xtask, strategy, try_nix_hash_path};
-use xtask::hash::{nar::hash_path, NarHash};
+use support::hash::{nix_hash_path, nix_to_base32, run_xtask, strategy, try_nix_hash_path};
+use support::require_nix;
+use xtask::hash::{nar::hash_path, nix32, NarHash};
 
 /// Every output form of the CLI equals Nix's for `path`.
 fn assert_cli_matches_nix(path: &Path) {
@@ -25,20 +25,19 @@ fn assert_cli_matches_nix(path: &Path) {
         "--hex of {path:?}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&run_xtask([OsStr::new("hash"), "path".as_ref(), "--json".as_ref(), path.as_os_str()]).unwrap())
-            .unwrap();
+        serde_json::from_str(&run_xtask([OsStr::new("hash"), "path".as_ref(), "--json".as_ref(), path.as_os_str()]).unwrap()).unwrap();
     assert_eq!(json["sri"], sri.as_str());
     assert_eq!(json["nix32"], nix_hash_path(path, Some("--base32")).as_str());
 }
 
 #[test]
 fn edge_case_tree_matches_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");
-    support::edge_case_tree(&root);
+    support::hash::edge_case_tree(&root);
     assert_cli_matches_nix(&root);
     // Sub-paths: a lone file, an executable, an empty file, an empty
     // directory, a symlink (hashed as a link, not followed).
@@ -51,7 +50,7 @@ fn edge_case_tree_matches_nix() {
 
 #[test]
 fn fifo_is_refused_like_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -71,11 +70,30 @@ fn missing_path_is_a_clear_error() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// nix32 of every digest length Nix has (md5, sha1, sha256, sha512)
+    /// agrees with Nix's, both ways.
+    #[test]
+    fn nix32_matches_nix_for_every_digest_length(
+        (algo, bytes) in prop::sample::select(vec![("md5", 16usize), ("sha1", 20), ("sha256", 32), ("sha512", 64)])
+            .prop_flat_map(|(algo, len)| (Just(algo), prop::collection::vec(any::<u8>(), len)))
+    ) {
+        if !require_nix() {
+            return Ok(());
+        }
+        let theirs = nix_to_base32(algo, &hex::encode(&bytes));
+        prop_assert_eq!(nix32::encode(&bytes), theirs.clone());
+        prop_assert_eq!(nix32::decode(&theirs, bytes.len()).unwrap(), bytes);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_trees_match_nix(tree in strategy::tree()) {
-        if !nix() {
+        if !require_nix() {
             return Ok(());
         }
         let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
 //! `hash tarball` against the real `nix-prefetch-url --unpack`, on archives
 //! built here with every oddity Nix's extraction has an answer for.
 
-#[path = "hash_support.rs"]
 mod support;
 
 use std::ffi::OsStr;
@@ -9,7 +8,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use support::{nix, nix_prefetch_unpack, run_xtask, strategy, Gen};
+use support::hash::{nix_prefetch_unpack, run_xtask, strategy, Gen};
+use support::{require_command, require_nix};
 use xtask::hash::tarball::hash_archive;
 
 /// One raw tar member: any name bytes, any type flag.
@@ -107,8 +107,28 @@ fn assert_matches_nix(archive: &Path, case: &str) {
 fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
     let long_dir = "top/".to_string() + &"long-directory-name/".repeat(8);
     vec![
-        ("github-style", vec![pax_global_header(), dir("repo-abc/"), file("repo-abc/README", b"hi\n", 0o664), dir("repo-abc/bin/"), file("repo-abc/bin/tool", b"#!/bin/sh\n", 0o775), symlink("repo-abc/link", "README")]),
-        ("exec-bits", vec![dir("top/"), file("top/u", b"1", 0o100), file("top/g", b"2", 0o010), file("top/o", b"3", 0o001), file("top/none", b"4", 0o000), file("top/all", b"5", 0o777)]),
+        (
+            "github-style",
+            vec![
+                pax_global_header(),
+                dir("repo-abc/"),
+                file("repo-abc/README", b"hi\n", 0o664),
+                dir("repo-abc/bin/"),
+                file("repo-abc/bin/tool", b"#!/bin/sh\n", 0o775),
+                symlink("repo-abc/link", "README"),
+            ],
+        ),
+        (
+            "exec-bits",
+            vec![
+                dir("top/"),
+                file("top/u", b"1", 0o100),
+                file("top/g", b"2", 0o010),
+                file("top/o", b"3", 0o001),
+                file("top/none", b"4", 0o000),
+                file("top/all", b"5", 0o777),
+            ],
+        ),
         ("duplicate-later-wins", vec![file("top/a", b"one", 0o644), file("top/a", b"two", 0o755)]),
         ("hardlink-then-overwrite", vec![file("top/a", b"one", 0o755), hardlink("top/b", "top/a"), file("top/a", b"two", 0o644)]),
         ("hardlink-to-symlink", vec![symlink("top/s", "target"), hardlink("top/h", "top/s")]),
@@ -137,14 +157,29 @@ fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
         ("empty-file-and-dir", vec![file("top/empty", b"", 0o644), dir("top/empty-dir/")]),
         ("non-utf8-names", vec![Member { name: b"top/caf\xe9\xff".to_vec(), kind: b'0', mode: 0o644, data: b"x".to_vec(), link: vec![] }]),
         ("long-names", vec![file(&(long_dir.clone() + "file-with-a-long-name"), b"deep", 0o644), symlink("top/l", &long_dir)]),
-        ("byte-order", vec![file("top/foo.c", b"1", 0o644), file("top/foo/x", b"2", 0o644), file("top/Foo", b"3", 0o644), file("top/foo-bar", b"4", 0o644), file("top/\u{e9}", b"5", 0o644)]),
-        ("padding-sizes", (0..20).map(|n| (format!("top/{n}"), n)).map(|(name, n)| Member { name: name.into_bytes(), kind: b'0', mode: 0o644, data: vec![b'x'; n], link: vec![] }).collect()),
+        (
+            "byte-order",
+            vec![
+                file("top/foo.c", b"1", 0o644),
+                file("top/foo/x", b"2", 0o644),
+                file("top/Foo", b"3", 0o644),
+                file("top/foo-bar", b"4", 0o644),
+                file("top/\u{e9}", b"5", 0o644),
+            ],
+        ),
+        (
+            "padding-sizes",
+            (0..20)
+                .map(|n| (format!("top/{n}"), n))
+                .map(|(name, n)| Member { name: name.into_bytes(), kind: b'0', mode: 0o644, data: vec![b'x'; n], link: vec![] })
+                .collect(),
+        ),
     ]
 }
 
 #[test]
 fn edge_case_tarballs_match_nix() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +190,14 @@ fn edge_case_tarballs_match_nix() {
         let variants: Vec<(&str, Vec<u8>)> = if i % 5 == 0 {
             vec![("tar", raw.clone()), ("tar.gz", gzip(&raw)), ("tar.xz", xz(&raw))]
         } else {
-            vec![(["tar.gz", "tar.xz", "tar"][i % 3], match i % 3 { 0 => gzip(&raw), 1 => xz(&raw), _ => raw.clone() })]
+            vec![(
+                ["tar.gz", "tar.xz", "tar"][i % 3],
+                match i % 3 {
+                    0 => gzip(&raw),
+                    1 => xz(&raw),
+                    _ => raw.clone(),
+                },
+            )]
         };
         for (ext, bytes) in variants {
             let path = dir.path().join(format!("{case}.{ext}"));
@@ -167,7 +209,7 @@ fn edge_case_tarballs_match_nix() {
 
 #[test]
 fn big_files_spill_and_stream() {
-    if !nix() {
+    if !require_nix() {
         return;
     }
     // Larger than the chunking of every layer (tar blocks, decoder
@@ -241,7 +283,7 @@ proptest! {
     /// zip hashes like nix-prefetch-url, and like `hash path` of the tree.
     #[test]
     fn random_archives_match_nix(tree in strategy::dir_tree(), with_dirs in any::<bool>()) {
-        if !nix() {
+        if !require_nix() {
             return Ok(());
         }
         let dir = tempfile::tempdir().unwrap();
@@ -263,21 +305,16 @@ proptest! {
 
 #[test]
 fn info_zip_archive_matches_nix() {
-    if !nix() || !support::require("zip") {
+    if !require_nix() || !require_command("zip") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("top");
-    support::edge_case_tree(&root);
+    support::hash::edge_case_tree(&root);
     let archive = dir.path().join("info.zip");
     // -y stores symlinks as links; -r recurses; names are stored as bytes.
-    let status = std::process::Command::new("zip")
-        .current_dir(dir.path())
-        .args(["-q", "-r", "-y"])
-        .arg(&archive)
-        .arg("top")
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new("zip").current_dir(dir.path()).args(["-q", "-r", "-y"]).arg(&archive).arg("top").status().unwrap();
     assert!(status.success());
     assert_matches_nix(&archive, "Info-ZIP");
 }
@@ -297,10 +334,8 @@ fn serve_once(body: Vec<u8>) -> String {
             }
             request.extend_from_slice(&buf[..n]);
         }
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
+        let head =
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(&body).unwrap();
     });

@@ -6,32 +6,31 @@
 //!
 //! Skips without `nix` outside CI; fails under `CI=true`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{tool}` is required under CI=true (install Debian's nix-bin)");
-        }
-        eprintln!("skipping: `{tool}` not installed");
-    }
-    found
-}
-
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 /// A scratch copy of the files the flake reads, so tests can edit pins.toml.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = project_root();
-    for entry in ["flake.nix", "flake.lock", "pins.toml", "Cargo.toml", "Cargo.lock", "nix", "overlays", ".cargo", "xtask/Cargo.toml", "xtask/src", "crates"] {
+    let root = support::project_root();
+    for entry in [
+        "flake.nix",
+        "flake.lock",
+        "pins.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        "nix",
+        "overlays",
+        ".cargo",
+        "xtask/Cargo.toml",
+        "xtask/src",
+        "crates",
+    ] {
         copy_tree(&root.join(entry), &dir.path().join(entry));
     }
     dir
@@ -144,7 +143,11 @@ fn wheel_attr(name: &str) -> String {
 
 /// The per-backend package of the prebuilt plugins.
 fn backend_attr(backend: &str) -> String {
-    if backend == "tpu" { "pjrt-tpu".to_owned() } else { format!("pjrt-{backend}-bin") }
+    if backend == "tpu" {
+        "pjrt-tpu".to_owned()
+    } else {
+        format!("pjrt-{backend}-bin")
+    }
 }
 
 fn drv_paths(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -163,10 +166,10 @@ fn is_fixed_output(drv: &Value) -> bool {
 
 #[test]
 fn every_nix_file_parses() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
@@ -189,7 +192,7 @@ fn every_nix_file_parses() {
 
 #[test]
 fn pins_nix_returns_the_values_of_pins_toml() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
     let dir = scratch();
@@ -201,8 +204,7 @@ fn pins_nix_returns_the_values_of_pins_toml() {
     assert_eq!(nix["xla"]["pjrtApiVersion"], toml["xla"]["pjrt_api_version"].as_str().unwrap());
     assert_eq!(nix["toolchains"]["bazel"]["version"], toml["toolchains"]["bazel"]["version"].as_str().unwrap());
     for backend in ["cuda12", "cuda13"] {
-        let caps: Vec<&str> =
-            toml[backend]["compute_capabilities"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let caps: Vec<&str> = toml[backend]["compute_capabilities"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(nix[backend]["computeCapabilities"], serde_json::json!(caps));
         assert_eq!(nix[backend]["attribute"], toml[backend]["nixpkgs_attribute"].as_str().unwrap());
     }
@@ -227,7 +229,7 @@ fn pins_nix_returns_the_values_of_pins_toml() {
 /// another XLA commit.
 #[test]
 fn pins_nix_marks_stale_bazel_deps() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
     let dir = scratch();
@@ -243,7 +245,7 @@ fn pins_nix_marks_stale_bazel_deps() {
     let v = nix_expr(dir.path(), "(import ./nix/pins.nix { }).bazelDeps.cpu").unwrap();
     assert_eq!(v["x86_64-linux"]["stale"], false);
     assert_eq!(v["aarch64-linux"]["stale"], true);
-    let placeholder = nix_expr(project_root().as_path(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
+    let placeholder = nix_expr(support::project_root().as_path(), "(import ./nix/pins.nix { }).placeholderHash").unwrap();
     edit_pins(dir.path(), |doc| {
         doc["bazel_deps"]["cpu"]["x86_64-linux"]["hash"] = toml_edit::value(placeholder.as_str().unwrap());
     });
@@ -271,14 +273,13 @@ fn flags(v: &Value) -> Vec<String> {
 
 #[test]
 fn bazel_config_of_each_backend_follows_pins() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let toml = pins(&root);
-    let join = |key: &str, field: &str| {
-        toml[key][field].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(",")
-    };
+    let join =
+        |key: &str, field: &str| toml[key][field].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(",");
     for system in ["x86_64-linux", "aarch64-linux"] {
         let cpu = flags(&bazel_config(&root, "cpu", system).unwrap());
         assert!(cpu.iter().all(|f| !f.contains("LOCAL_CUDA_PATH") && !f.contains("ROCM")), "{cpu:?}");
@@ -315,10 +316,10 @@ fn bazel_config_of_each_backend_follows_pins() {
 
 #[test]
 fn bazel_config_rejects_unknown_backends_and_systems() {
-    if !require("nix-instantiate") {
+    if !support::require_command("nix-instantiate") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let err = bazel_config(&root, "metal", "x86_64-linux").unwrap_err();
     assert!(err.contains("unknown backend 'metal'"), "{err}");
     let err = bazel_config(&root, "cpu", "aarch64-darwin").unwrap_err();
@@ -327,7 +328,7 @@ fn bazel_config_rejects_unknown_backends_and_systems() {
 
 #[test]
 fn every_output_evaluates_for_every_system() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -381,7 +382,7 @@ fn every_output_evaluates_for_every_system() {
 
 #[test]
 fn overlay_adds_the_package_set() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -404,7 +405,7 @@ fn overlay_adds_the_package_set() {
 
 #[test]
 fn dev_shells_export_the_plugin_variables() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -437,7 +438,7 @@ fn drv_shells(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn prebuilt_packages_fetch_the_pinned_url_and_hash() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -474,7 +475,7 @@ fn changed(before: &BTreeMap<String, BTreeMap<String, String>>, after: &BTreeMap
 
 #[test]
 fn changing_one_pin_changes_only_its_packages() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -518,7 +519,7 @@ fn changing_one_pin_changes_only_its_packages() {
 
 #[test]
 fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
-    if !require("nix") {
+    if !support::require_command("nix") {
         return;
     }
     let dir = scratch();
@@ -542,10 +543,8 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
             assert!(!is_fixed_output(build), "{backend}/{system} build is fixed-output");
             assert!(build["env"].get("impureEnvVars").is_none(), "{backend}/{system} build has impure variables");
             let deps_path = build["env"]["bazelDeps"].as_str().unwrap();
-            let (deps_drv, deps) = closure
-                .iter()
-                .find(|(_, d)| d["outputs"]["out"]["path"] == deps_path)
-                .expect("deps derivation in the closure");
+            let (deps_drv, deps) =
+                closure.iter().find(|(_, d)| d["outputs"]["out"]["path"] == deps_path).expect("deps derivation in the closure");
             // Exactly two downloads: the pinned XLA source and this deps archive.
             let fixed: Vec<&String> = closure.iter().filter(|(_, d)| is_fixed_output(d)).map(|(k, _)| k).collect();
             let src_drv = if system == "x86_64-linux" { xla_src.clone() } else { packages[system]["xla-src"].clone() };
@@ -573,7 +572,7 @@ fn source_builds_fetch_only_through_their_pinned_deps_derivation() {
 /// fills it; the other packages still evaluate.
 #[test]
 fn every_source_build_has_its_bazel_deps_table() {
-    if !require("nix") {
+    if !support::require_nix() {
         return;
     }
     let dir = scratch();
@@ -636,16 +635,13 @@ fn every_source_build_has_its_bazel_deps_table() {
 /// a valid flake attribute once uncommented.
 #[test]
 fn cache_nix_config_is_the_documented_block_commented_out() {
-    if !require("nix") {
+    if !support::require_nix() {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let flake = std::fs::read_to_string(root.join("flake.nix")).unwrap();
-    let commented: Vec<&str> = flake
-        .lines()
-        .skip_while(|l| l.trim() != "# nixConfig = {")
-        .take_while(|l| l.trim_start().starts_with('#'))
-        .collect();
+    let commented: Vec<&str> =
+        flake.lines().skip_while(|l| l.trim() != "# nixConfig = {").take_while(|l| l.trim_start().starts_with('#')).collect();
     assert!(commented.last().is_some_and(|l| l.trim() == "# };"), "no commented-out nixConfig block in flake.nix: {commented:?}");
     let block: String = commented.iter().map(|l| l.replacen("# ", "", 1) + "\n").collect();
     for doc in ["docs/cache.md", "nix/cache-config.md"] {
@@ -664,10 +660,10 @@ fn cache_nix_config_is_the_documented_block_commented_out() {
 /// `cargo install deadnix --version 1.3.1 --locked`).
 #[test]
 fn nix_code_has_no_dead_bindings() {
-    if !require("deadnix") {
+    if !support::require_command("deadnix") {
         return;
     }
-    let root = project_root();
+    let root = support::project_root();
     let out = Command::new("deadnix").current_dir(&root).args(["--fail", "flake.nix", "nix", "overlays"]).output().unwrap();
     assert!(out.status.success(), "deadnix:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

@@ -230,7 +230,11 @@ fn format_and_consistency_rules() {
         ("compute_capabilities = [\"sm_50\"", "compute_capabilities = [\"sm50\"", "cuda12.compute_capabilities"),
         ("gpu_targets = [\"gfx908\"", "gpu_targets = [\"gfx9x8\"", "rocm7.gpu_targets"),
         ("cuda_version = \"12.9.1\"", "cuda_version = \"13.0.1\"", "cuda12.cuda_version"),
-        ("[prebuilt.libtpu.platforms.x86_64-linux]", "[prebuilt.libtpu.platforms.x86_64-windows]", "prebuilt.libtpu.platforms.x86_64-windows"),
+        (
+            "[prebuilt.libtpu.platforms.x86_64-linux]",
+            "[prebuilt.libtpu.platforms.x86_64-windows]",
+            "prebuilt.libtpu.platforms.x86_64-windows",
+        ),
         ("version = \"0.0.52\"", "version = \"0.0.51\"", "prebuilt.libtpu.platforms.x86_64-linux.url"),
         ("backend = \"tpu\"", "backend = \"metal\"", "prebuilt.libtpu.backend"),
     ];
@@ -244,14 +248,12 @@ fn format_and_consistency_rules() {
         assert!(err.to_string().contains(&format!("`{key}`")));
     }
     // A wheel pinned for the wrong system.
-    let text = base.replacen(
-        "[prebuilt.xla-cpu-pjrt.platforms.aarch64-linux]",
-        "[prebuilt.xla-cpu-pjrt.platforms.aarch64-darwin]",
-        1,
-    );
+    let text = base.replacen("[prebuilt.xla-cpu-pjrt.platforms.aarch64-linux]", "[prebuilt.xla-cpu-pjrt.platforms.aarch64-darwin]", 1);
     let report = check(&text, "p");
-    assert!(report.findings.iter().any(|f| f.key == "prebuilt.xla-cpu-pjrt.platforms.aarch64-darwin.url"
-        && f.message.contains("not built for aarch64-darwin")));
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.key == "prebuilt.xla-cpu-pjrt.platforms.aarch64-darwin.url" && f.message.contains("not built for aarch64-darwin")));
 }
 
 #[test]

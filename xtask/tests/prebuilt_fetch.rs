@@ -3,32 +3,23 @@
 //! a wrong pin fails and leaves nothing behind. Needs network: skipped
 //! outside CI when PyPI is unreachable, a failure under `CI=true`.
 
-use std::net::ToSocketAddrs;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use xtask::pins::Pins;
 
 const PLUGIN: &str = "xla-cpu-pjrt";
 const SYSTEM: &str = "x86_64-linux";
 
-/// Whether files.pythonhosted.org answers; panics under CI when it does not.
+/// Whether PyPI's file host answers; fails under CI when it does not.
 fn require_network() -> bool {
-    let reachable = ("files.pythonhosted.org", 443)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).is_ok());
-    if !reachable {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but PyPI is unreachable");
-        eprintln!("SKIP: PyPI is unreachable");
-    }
-    reachable
+    support::require("network access to files.pythonhosted.org", support::reachable("files.pythonhosted.org"))
 }
 
 fn project_pins() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("pins.toml")
+    support::project_root().join("pins.toml")
 }
 
 /// A scratch project root holding `pins_text`, and an empty cache.
@@ -55,9 +46,8 @@ impl Scratch {
 
     fn wheels(&self) -> Vec<String> {
         let dir = self.cache.path().join("prebuilt").join("wheels");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
         names.sort();
         names
     }

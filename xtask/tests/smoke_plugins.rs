@@ -6,33 +6,17 @@
 //! Needs the network (PyPI) and the pins: skipped without them, failed
 //! without them under CI=true.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use pjrt_sys::loader::{Error, Plugin};
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Whether a test prerequisite is there; under CI a missing one fails.
-fn require(what: &str, present: bool) -> bool {
-    if !present {
-        assert!(!under_ci(), "{what} is required under CI=true");
-        eprintln!("SKIPPED: {what} is not available");
-    }
-    present
-}
+use support::require;
 
 fn network() -> bool {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let reachable = ("pypi.org", 443)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok());
-    require("network access to pypi.org", reachable)
+    require("network access to pypi.org", support::reachable("pypi.org"))
 }
 
 /// The project whose pins.toml the xtask reads (PJRTPKGS_ROOT or this checkout).
@@ -65,8 +49,8 @@ struct Smoke {
 fn smoke(name: &str) -> Smoke {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["smoke", name, "--json"]).output().expect("run xtask");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("smoke {name} --json printed no JSON ({e}); stderr:\n{stderr}"));
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("smoke {name} --json printed no JSON ({e}); stderr:\n{stderr}"));
     Smoke { code: out.status.code(), report, stderr }
 }
 

@@ -2,11 +2,14 @@
 //! mirror at /work/.mirror/zml+xla/repo): PJRT 0.47 -> 0.50 (March-April
 //! 2024, complete trees). Skips when XLA_REPO is unset, fails under CI.
 
+mod support;
 mod upgrade_support;
 
 use std::path::PathBuf;
 
-use upgrade_support::{git, nix_hash_of_commit, require, snapshot, text, Scratch};
+use support::hash::nix_hash_of_commit;
+use support::{require_command, xla_repo};
+use upgrade_support::{git, snapshot, text, Scratch};
 
 /// PJRT API 0.47 (2024-03-29) and 0.50 (2024-04-26), found with
 /// `git log -G'#define PJRT_API_MINOR' -- xla/pjrt/c/pjrt_c_api.h`.
@@ -14,17 +17,6 @@ const OLD: &str = "3c8260f614901f5cf2dd81530e009db8e6c9789b";
 const NEW: &str = "e715c172bd3fd4421f9e45993c6814e8119c1c20";
 /// The example pin of the design notes (2026): its tree misses blobs in the mirror.
 const INCOMPLETE: &str = "964a0a45a0c3090cd484a3c51e8f9d05ed10b968";
-
-fn xla_repo() -> Option<PathBuf> {
-    match std::env::var_os("XLA_REPO") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None if std::env::var("CI").as_deref() == Ok("true") => panic!("XLA_REPO must be set under CI"),
-        None => {
-            eprintln!("SKIP: XLA_REPO is not set (point it at a clone of openxla/xla, e.g. /work/.mirror/zml+xla/repo)");
-            None
-        }
-    }
-}
 
 fn old_project(repo: &std::path::Path) -> Scratch {
     let date = git(repo, &["log", "-1", "--format=%cI", OLD]);
@@ -70,7 +62,7 @@ fn real_upgrade_047_to_050() {
     assert_eq!(pins["xla"]["commit"].as_str(), Some(NEW));
     assert_eq!(pins["xla"]["pjrt_api_version"].as_str(), Some("0.50"));
     assert_eq!(pins["xla"]["date"].as_str(), Some(git(&repo, &["log", "-1", "--format=%cI", NEW]).as_str()));
-    if require("nix", "compares the pinned hash with `nix hash path`") {
+    if require_command("nix") {
         assert_eq!(pins["xla"]["hash"].as_str().unwrap(), nix_hash_of_commit(&repo, NEW));
     }
 

@@ -4,9 +4,12 @@
 //! with a missing blob, and a failure injected at every step. Every refusal
 //! or failure must leave the project byte-identical.
 
+mod support;
 mod upgrade_support;
 
-use upgrade_support::{nix_hash_of_commit, require, snapshot, text, Scratch, SyntheticXla};
+use support::hash::nix_hash_of_commit;
+use support::require_command;
+use upgrade_support::{snapshot, text, Scratch, SyntheticXla};
 
 const STALE: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
@@ -24,7 +27,7 @@ fn xla_field(t: &toml::Table, k: &str) -> String {
 
 #[test]
 fn normal_upgrade_then_idempotent() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -51,7 +54,7 @@ fn normal_upgrade_then_idempotent() {
     assert_eq!(p["cuda12"]["nccl_version"].as_str(), Some("2.27.7"));
     assert!(stderr.contains("[cuda12] nccl_version") && stderr.contains("[cuda13] nccl_version"), "{stderr}");
 
-    if require("nix", "checks the source hash against `nix hash path`") {
+    if require_command("nix") {
         assert_eq!(xla_field(&p, "hash"), nix_hash_of_commit(xla.path(), &xla.compatible));
     }
 
@@ -83,7 +86,7 @@ fn normal_upgrade_then_idempotent() {
 
 #[test]
 fn breaking_upgrade_is_loud() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -121,7 +124,7 @@ fn breaking_upgrade_is_loud() {
 
 #[test]
 fn dry_run_writes_nothing() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -138,7 +141,7 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn downgrade_refused_unless_allowed() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -159,7 +162,7 @@ fn downgrade_refused_unless_allowed() {
 
 #[test]
 fn local_edits_stop_it_before_anything() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -178,7 +181,7 @@ fn local_edits_stop_it_before_anything() {
 
 #[test]
 fn missing_blob_is_a_clear_error() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();
@@ -194,7 +197,7 @@ fn missing_blob_is_a_clear_error() {
 
 #[test]
 fn failure_at_every_step_changes_nothing() {
-    if !require("git", "builds the synthetic XLA repository") {
+    if !require_command("git") {
         return;
     }
     let xla = SyntheticXla::build();

@@ -37,7 +37,7 @@ pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Gener
     let core = public.iter().find(|h| h.path == CORE_HEADER).expect("public_headers checks the core header");
     let api_version = api_version(&core.contents)?;
 
-    let tree = repo.find_commit(commit)?.tree()?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut stand_ins = BTreeSet::new();
     let mut pending: Vec<Header> = public.clone();
@@ -115,11 +115,8 @@ fn preamble(
 /// `X_STRUCT_SIZE` constant `PJRT_DEFINE_STRUCT_TRAITS` defines, so callers
 /// can fill `struct_size` generically.
 fn struct_size_impls(mut source: String) -> String {
-    let structs: BTreeSet<&str> = source
-        .lines()
-        .filter_map(|l| l.strip_prefix("pub struct "))
-        .filter_map(|l| l.split([' ', '{', ';']).next())
-        .collect();
+    let structs: BTreeSet<&str> =
+        source.lines().filter_map(|l| l.strip_prefix("pub struct ")).filter_map(|l| l.split([' ', '{', ';']).next()).collect();
     let mut impls = String::from("\n// `struct_size` values, from the headers' `PJRT_DEFINE_STRUCT_TRAITS`.\n");
     let mut names: Vec<&str> = source
         .lines()
@@ -130,9 +127,7 @@ fn struct_size_impls(mut source: String) -> String {
     names.sort_unstable();
     names.dedup();
     for name in names {
-        impls.push_str(&format!(
-            "impl crate::StructSize for {name} {{\n    const STRUCT_SIZE: usize = {name}_STRUCT_SIZE as usize;\n}}\n"
-        ));
+        impls.push_str(&format!("impl crate::StructSize for {name} {{\n    const STRUCT_SIZE: usize = {name}_STRUCT_SIZE as usize;\n}}\n"));
     }
     source.push_str(&impls);
     source
@@ -193,11 +188,8 @@ fn stand_in_source<'a>(headers: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
     let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for contents in headers {
         // Code only: comments mention proto messages and namespaces.
-        let text: String = String::from_utf8_lossy(contents)
-            .lines()
-            .map(|l| l.split("//").next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text: String =
+            String::from_utf8_lossy(contents).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
         for (i, _) in text.match_indices("xla::") {
             if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
                 continue;

@@ -106,10 +106,8 @@ pub fn parse_targets(args: &[String], flake: &str) -> Vec<Target> {
 pub fn all_packages(nix: &Nix, flake: &str) -> Result<Vec<Target>> {
     let system = nix.current_system()?;
     let attr = format!("{flake}#packages.{system}");
-    let text = nix.output(
-        &["eval", "--json", &attr, "--apply", "builtins.attrNames"],
-        &format!("listing the packages of {flake} for {system}"),
-    )?;
+    let text =
+        nix.output(&["eval", "--json", &attr, "--apply", "builtins.attrNames"], &format!("listing the packages of {flake} for {system}"))?;
     let names: Vec<String> = serde_json::from_str(&text).context("`nix eval --json` printed something unexpected")?;
     if names.is_empty() {
         bail!("{flake} has no packages for {system}: name the outputs or store paths to use");

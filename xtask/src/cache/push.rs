@@ -69,8 +69,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
 
     eprintln!("[1/4] building the targets");
-    let targets =
-        if args.targets.is_empty() { nix::all_packages(&nix, &flake)? } else { nix::parse_targets(&args.targets, &flake) };
+    let targets = if args.targets.is_empty() { nix::all_packages(&nix, &flake)? } else { nix::parse_targets(&args.targets, &flake) };
     let roots = nix::build(&nix, &targets)?;
     let closure = nix.closure(&roots)?;
     let nar_bytes: u64 = closure.iter().map(|(_, size)| size).sum();
@@ -191,7 +190,11 @@ pub fn human_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

@@ -67,11 +67,7 @@ impl BinaryCache {
         let Some(mut reader) = self.get(rel)? else { return Ok(None) };
         let mut text = String::new();
         // A narinfo is a few hundred bytes; refuse to slurp something huge.
-        reader
-            .by_ref()
-            .take(1 << 20)
-            .read_to_string(&mut text)
-            .with_context(|| format!("cannot read {} as text", self.describe(rel)))?;
+        reader.by_ref().take(1 << 20).read_to_string(&mut text).with_context(|| format!("cannot read {} as text", self.describe(rel)))?;
         Ok(Some(text))
     }
 }

@@ -15,9 +15,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::narinfo::{nix32_encode, NarInfo, PublicKey};
+use super::narinfo::{NarInfo, PublicKey};
 use super::nix::{self, Nix};
 use super::remote::BinaryCache;
+use crate::hash::nix32;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -105,8 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(f) => f.clone(),
         None => crate::project::root()?.display().to_string(),
     };
-    let targets =
-        if args.targets.is_empty() { nix::all_packages(&nix, &flake)? } else { nix::parse_targets(&args.targets, &flake) };
+    let targets = if args.targets.is_empty() { nix::all_packages(&nix, &flake)? } else { nix::parse_targets(&args.targets, &flake) };
     let roots = nix::evaluate(&nix, &targets)?;
 
     let cache = BinaryCache::open(&args.store_url)?;
@@ -191,11 +191,8 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
     let info_text = cache
         .get_text("nix-cache-info")?
         .ok_or_else(|| anyhow!("{} does not exist: this is not a Nix binary cache (or not its root)", cache.describe("nix-cache-info")))?;
-    let store_dir = info_text
-        .lines()
-        .find_map(|l| l.strip_prefix("StoreDir:"))
-        .map(|d| d.trim().to_owned())
-        .unwrap_or_else(|| "/nix/store".to_owned());
+    let store_dir =
+        info_text.lines().find_map(|l| l.strip_prefix("StoreDir:")).map(|d| d.trim().to_owned()).unwrap_or_else(|| "/nix/store".to_owned());
 
     // Pass 1: narinfos and signatures, walking the closure breadth-first.
     let spinner = indicatif::ProgressBar::new_spinner().with_message("reading narinfos");
@@ -229,8 +226,7 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
     // Pass 2: download and hash the NARs.
     let total: u64 = reports.values().filter_map(|(_, i)| i.as_ref()).map(|i| i.file_size.unwrap_or(i.nar_size)).sum();
     let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("a valid progress template"),
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid progress template"),
     );
     bar.set_message("checking NARs");
     for (report, info) in reports.values_mut() {
@@ -329,7 +325,11 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", nix32_encode(&file_hash), nix32_encode(&expected)),
+            format!(
+                "the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}",
+                nix32::encode(&file_hash),
+                nix32::encode(&expected)
+            ),
         );
     }
     if nar_size != info.nar_size {
@@ -339,7 +339,11 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nix32_encode(&nar_hash), nix32_encode(&info.nar_hash)),
+            format!(
+                "the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}",
+                nix32::encode(&nar_hash),
+                nix32::encode(&info.nar_hash)
+            ),
         );
     }
     Ok(())

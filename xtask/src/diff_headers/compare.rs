@@ -153,8 +153,15 @@ fn compare_decl(old: &Decl, new: &Decl, out: &mut Vec<Change>) {
     let header = new.header.as_str();
     if old.header != new.header {
         out.push(
-            change(header, entity_of(new), new.name.clone(), ChangeKind::Relocated, Compat::Neutral, format!("moved from {} to {}", old.header, new.header))
-                .values(Some(json!(old.header)), Some(json!(new.header))),
+            change(
+                header,
+                entity_of(new),
+                new.name.clone(),
+                ChangeKind::Relocated,
+                Compat::Neutral,
+                format!("moved from {} to {}", old.header, new.header),
+            )
+            .values(Some(json!(old.header)), Some(json!(new.header))),
         );
     }
     match (&old.kind, &new.kind) {
@@ -163,15 +170,24 @@ fn compare_decl(old: &Decl, new: &Decl, out: &mut Vec<Change>) {
         (DeclKind::Typedef(o), DeclKind::Typedef(n)) => {
             if o.canonical != n.canonical {
                 let detail = format!("{} -> {}", o.ty, n.ty);
-                out.push(change(header, "typedef", new.name.clone(), ChangeKind::Retyped, Compat::Breaking, detail).values(Some(json!(o)), Some(json!(n))));
+                out.push(
+                    change(header, "typedef", new.name.clone(), ChangeKind::Retyped, Compat::Breaking, detail)
+                        .values(Some(json!(o)), Some(json!(n))),
+                );
             } else if o.ty != n.ty {
                 let detail = format!("{} -> {} (same canonical type {})", o.ty, n.ty, n.canonical);
-                out.push(change(header, "typedef", new.name.clone(), ChangeKind::Retyped, Compat::Compatible, detail).values(Some(json!(o)), Some(json!(n))));
+                out.push(
+                    change(header, "typedef", new.name.clone(), ChangeKind::Retyped, Compat::Compatible, detail)
+                        .values(Some(json!(o)), Some(json!(n))),
+                );
             }
         }
         (DeclKind::Function(o), DeclKind::Function(n)) if o.canonical != n.canonical => {
             let detail = format!("{} -> {}", o.canonical, n.canonical);
-            out.push(change(header, "function", new.name.clone(), ChangeKind::Retyped, Compat::Breaking, detail).values(Some(json!(o)), Some(json!(n))));
+            out.push(
+                change(header, "function", new.name.clone(), ChangeKind::Retyped, Compat::Breaking, detail)
+                    .values(Some(json!(o)), Some(json!(n))),
+            );
         }
         (DeclKind::Macro(o), DeclKind::Macro(n)) if o.value != n.value => {
             let (entity, kind, compat) = if is_version_macro(&new.name) {
@@ -196,7 +212,10 @@ fn compare_decl(old: &Decl, new: &Decl, out: &mut Vec<Change>) {
                 show(o.value),
                 show(n.value)
             );
-            out.push(change(header, "struct_size", new.name.clone(), ChangeKind::Redefined, compat, detail).values(Some(json!(o)), Some(json!(n))));
+            out.push(
+                change(header, "struct_size", new.name.clone(), ChangeKind::Redefined, compat, detail)
+                    .values(Some(json!(o)), Some(json!(n))),
+            );
         }
         (o, n) if std::mem::discriminant(o) != std::mem::discriminant(n) => {
             let detail = format!("{} became a {}", o.kind_name(), n.kind_name());
@@ -251,7 +270,14 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
         return;
     }
     if o.union != n.union {
-        out.push(change(header, entity, name.into(), ChangeKind::Retyped, Compat::Breaking, format!("{} became a {entity}", if o.union { "union" } else { "struct" })));
+        out.push(change(
+            header,
+            entity,
+            name.into(),
+            ChangeKind::Retyped,
+            Compat::Breaking,
+            format!("{} became a {entity}", if o.union { "union" } else { "struct" }),
+        ));
     }
     let old_fields: BTreeMap<&str, &Field> = o.fields.iter().map(|f| (f.name.as_str(), f)).collect();
     let new_fields: BTreeMap<&str, &Field> = n.fields.iter().map(|f| (f.name.as_str(), f)).collect();
@@ -271,7 +297,8 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
             _ => (Compat::Compatible, "appended".to_string()),
         };
         out.push(
-            change(header, member, qualified(&f.name), ChangeKind::Added, compat, format!("{how}: {}", field_desc(f))).values(None, Some(json!(f))),
+            change(header, member, qualified(&f.name), ChangeKind::Added, compat, format!("{how}: {}", field_desc(f)))
+                .values(None, Some(json!(f))),
         );
     }
     let common_old: Vec<&str> = o.fields.iter().map(|f| f.name.as_str()).filter(|f| new_fields.contains_key(f)).collect();
@@ -283,8 +310,15 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
         if !kept.contains(fname) {
             let old_pos = common_old.iter().position(|x| x == fname).unwrap_or(0);
             out.push(
-                change(header, member, qualified(fname), ChangeKind::Reordered, Compat::Breaking, format!("position {} -> {}", old_pos + 1, new_pos + 1))
-                    .values(Some(json!(old_pos)), Some(json!(new_pos))),
+                change(
+                    header,
+                    member,
+                    qualified(fname),
+                    ChangeKind::Reordered,
+                    Compat::Breaking,
+                    format!("position {} -> {}", old_pos + 1, new_pos + 1),
+                )
+                .values(Some(json!(old_pos)), Some(json!(new_pos))),
             );
         }
         if of.canonical != nf.canonical || of.bit_width != nf.bit_width {
@@ -294,8 +328,15 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
             );
         } else if of.ty != nf.ty {
             out.push(
-                change(header, member, qualified(fname), ChangeKind::Retyped, Compat::Compatible, format!("{} -> {} (same canonical type {})", of.ty, nf.ty, nf.canonical))
-                    .values(Some(json!(of)), Some(json!(nf))),
+                change(
+                    header,
+                    member,
+                    qualified(fname),
+                    ChangeKind::Retyped,
+                    Compat::Compatible,
+                    format!("{} -> {} (same canonical type {})", of.ty, nf.ty, nf.canonical),
+                )
+                .values(Some(json!(of)), Some(json!(nf))),
             );
         }
         if of.offset_bits != nf.offset_bits {
@@ -304,13 +345,19 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
     }
     // Offsets shift in bulk after one insertion: one change per struct.
     if !moved.is_empty() {
-        let shown: Vec<String> =
-            moved.iter().take(4).map(|(f, a, b)| if a % 8 == 0 && b % 8 == 0 { format!("{f} {}->{}", a / 8, b / 8) } else { format!("{f} bit {a}->{b}") }).collect();
+        let shown: Vec<String> = moved
+            .iter()
+            .take(4)
+            .map(|(f, a, b)| if a % 8 == 0 && b % 8 == 0 { format!("{f} {}->{}", a / 8, b / 8) } else { format!("{f} bit {a}->{b}") })
+            .collect();
         let more = if moved.len() > 4 { format!(", and {} more", moved.len() - 4) } else { String::new() };
         let detail = format!("{} field offset(s) changed: {}{more}", moved.len(), shown.join(", "));
         let old_offsets: BTreeMap<_, _> = moved.iter().map(|(f, a, _)| (f.clone(), a / 8)).collect();
         let new_offsets: BTreeMap<_, _> = moved.iter().map(|(f, _, b)| (f.clone(), b / 8)).collect();
-        out.push(change(header, entity, name.into(), ChangeKind::Moved, Compat::Breaking, detail).values(Some(json!(old_offsets)), Some(json!(new_offsets))));
+        out.push(
+            change(header, entity, name.into(), ChangeKind::Moved, Compat::Breaking, detail)
+                .values(Some(json!(old_offsets)), Some(json!(new_offsets))),
+        );
     }
     if o.size != n.size || o.align != n.align {
         let compat = match (o.size, n.size) {
@@ -329,7 +376,8 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
 fn compare_enum(header: &str, name: &str, o: &Enum, n: &Enum, out: &mut Vec<Change>) {
     let qualified = |e: &str| format!("{name}.{e}");
     if o.underlying != n.underlying || o.scoped != n.scoped {
-        let detail = format!("underlying type {} -> {}{}", o.underlying, n.underlying, if o.scoped != n.scoped { ", scoping changed" } else { "" });
+        let detail =
+            format!("underlying type {} -> {}{}", o.underlying, n.underlying, if o.scoped != n.scoped { ", scoping changed" } else { "" });
         out.push(change(header, "enum", name.into(), ChangeKind::Retyped, Compat::Breaking, detail));
     }
     let old_values: BTreeMap<&str, i64> = o.enumerators.iter().map(|e| (e.name.as_str(), e.value)).collect();
@@ -337,8 +385,15 @@ fn compare_enum(header: &str, name: &str, o: &Enum, n: &Enum, out: &mut Vec<Chan
     for e in &o.enumerators {
         match new_values.get(e.name.as_str()) {
             None => out.push(
-                change(header, "enumerator", qualified(&e.name), ChangeKind::Removed, Compat::Breaking, format!("removed (was {})", e.value))
-                    .values(Some(json!(e.value)), None),
+                change(
+                    header,
+                    "enumerator",
+                    qualified(&e.name),
+                    ChangeKind::Removed,
+                    Compat::Breaking,
+                    format!("removed (was {})", e.value),
+                )
+                .values(Some(json!(e.value)), None),
             ),
             Some(v) if *v != e.value => out.push(
                 change(header, "enumerator", qualified(&e.name), ChangeKind::Renumbered, Compat::Breaking, format!("{} -> {v}", e.value))
@@ -400,7 +455,8 @@ pub fn version_warnings(old: &ApiModel, new: &ApiModel, changes: &[Change]) -> V
         }
         let (old_v, new_v) = (old.version_macros(header), new.version_macros(header));
         if new_v.is_empty() {
-            warnings.push(format!("{header}: {} change(s), and the header has no *_EXTENSION_VERSION macro to bump", breaking + compatible));
+            warnings
+                .push(format!("{header}: {} change(s), and the header has no *_EXTENSION_VERSION macro to bump", breaking + compatible));
         } else if old_v == new_v {
             let names: Vec<String> = new_v.iter().map(|(n, v)| format!("{n} = {v}")).collect();
             warnings.push(format!(

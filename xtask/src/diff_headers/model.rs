@@ -202,10 +202,7 @@ impl ApiModel {
                 .collect()
         };
         if header == crate::xla_headers::CORE_HEADER {
-            return ["PJRT_API_MAJOR", "PJRT_API_MINOR"]
-                .iter()
-                .filter_map(|n| Some((*n, self.macro_value(n)?)))
-                .collect();
+            return ["PJRT_API_MAJOR", "PJRT_API_MINOR"].iter().filter_map(|n| Some((*n, self.macro_value(n)?))).collect();
         }
         let ext = in_header("_EXTENSION_VERSION");
         if !ext.is_empty() {

@@ -72,7 +72,12 @@ fn parse_header(index: &Index, input: &TuInput) -> Result<TuModel> {
                         model.notes.push(format!(
                             "{}: types from stubbed C++ includes declared opaque: {}",
                             input.main,
-                            opaque.types.iter().map(|(ns, t)| if ns.is_empty() { t.clone() } else { format!("{ns}::{t}") }).collect::<Vec<_>>().join(", ")
+                            opaque
+                                .types
+                                .iter()
+                                .map(|(ns, t)| if ns.is_empty() { t.clone() } else { format!("{ns}::{t}") })
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                     }
                     return Ok(model);
@@ -178,9 +183,7 @@ fn parse_one(index: &Index, input: &TuInput, language: Language, stub_text: &str
         Language::Cxx => ("c++", "-std=c++17"),
     };
     let target = format!("--target={TARGET}");
-    let args = [
-        "-x", lang, std, &target, "-nostdinc", "-nostdinc++", "-I", ROOT, "-I", BUILTIN, "-I", STUBS, "-ferror-limit=0", "-w",
-    ];
+    let args = ["-x", lang, std, &target, "-nostdinc", "-nostdinc++", "-I", ROOT, "-I", BUILTIN, "-I", STUBS, "-ferror-limit=0", "-w"];
     let tu = index
         .parser(format!("{ROOT}/{}", input.main))
         .arguments(&args)
@@ -190,7 +193,6 @@ fn parse_one(index: &Index, input: &TuInput, language: Language, stub_text: &str
         .keep_going(true)
         .parse()
         .map_err(|e| anyhow!("libclang could not parse {}: {e}", input.main))?;
-
 
     let mut walker = Walker { input, decls: Vec::new(), spans: Vec::new(), seen: BTreeSet::new() };
     // A declaration clang cannot lay out is a parse failure like an error.
@@ -232,11 +234,7 @@ fn parse_one(index: &Index, input: &TuInput, language: Language, stub_text: &str
             ignored[0]
         ));
     }
-    Ok(TuModel {
-        header: HeaderInfo { language, stubbed_includes: input.stubs.iter().cloned().collect() },
-        decls: walker.decls,
-        notes,
-    })
+    Ok(TuModel { header: HeaderInfo { language, stubbed_includes: input.stubs.iter().cloned().collect() }, decls: walker.decls, notes })
 }
 
 /// Strips the virtual root from a path clang reports.
@@ -349,7 +347,8 @@ impl Walker<'_> {
                 }
             }
             EntityKind::EnumDecl => {
-                let constants: Vec<_> = entity.get_children().into_iter().filter(|c| c.get_kind() == EntityKind::EnumConstantDecl).collect();
+                let constants: Vec<_> =
+                    entity.get_children().into_iter().filter(|c| c.get_kind() == EntityKind::EnumConstantDecl).collect();
                 if entity.get_name().is_none() {
                     // PJRT_DEFINE_STRUCT_TRAITS' `enum { S_STRUCT_SIZE = ... }`
                     // is modelled as a struct size; other anonymous enums
@@ -358,7 +357,10 @@ impl Walker<'_> {
                         .get_type()
                         .map(|t| t.get_display_name())
                         .is_some_and(|n| !n.contains("(unnamed") && !n.contains("(anonymous"));
-                    if is_typedefed || constants.is_empty() || constants.iter().all(|c| c.get_name().unwrap_or_default().ends_with("_STRUCT_SIZE")) {
+                    if is_typedefed
+                        || constants.is_empty()
+                        || constants.iter().all(|c| c.get_name().unwrap_or_default().ends_with("_STRUCT_SIZE"))
+                    {
                         return Ok(());
                     }
                     let first = constants[0].get_name().unwrap_or_default();
@@ -502,7 +504,10 @@ fn collect_fields(entity: &Entity, outer: &clang::Type, fields: &mut Vec<Field>)
 
 fn enumeration(entity: &Entity) -> Enum {
     Enum {
-        underlying: entity.get_enum_underlying_type().map(|t| normalize_type(&t.get_canonical_type().get_display_name())).unwrap_or_default(),
+        underlying: entity
+            .get_enum_underlying_type()
+            .map(|t| normalize_type(&t.get_canonical_type().get_display_name()))
+            .unwrap_or_default(),
         scoped: entity.is_scoped(),
         enumerators: entity
             .get_children()

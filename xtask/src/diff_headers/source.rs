@@ -20,11 +20,7 @@ pub enum Snapshot<'r> {
 
 impl<'r> Snapshot<'r> {
     pub fn commit(repo: &'r Repository, commit: Oid) -> Result<Self> {
-        let tree = repo
-            .find_commit(commit)
-            .with_context(|| format!("commit {commit} is not in {}", repo.path().display()))?
-            .tree()
-            .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))?;
+        let tree = crate::xla_repo::commit_tree(repo, commit)?;
         Ok(Snapshot::Commit { repo, commit, tree })
     }
 

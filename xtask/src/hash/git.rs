@@ -37,9 +37,7 @@ const MODE_GITLINK: i32 = 0o160000;
 /// Fails, naming the object and its path, when an object the tree needs is
 /// missing (partial or damaged clones): never a hash of an incomplete tree.
 pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
-    let commit_obj = repo
-        .find_commit(commit)
-        .map_err(|e| missing_or(e, commit, "commit", "", repo))?;
+    let commit_obj = repo.find_commit(commit).map_err(|e| missing_or(e, commit, "commit", "", repo))?;
     let tree_id = commit_obj.tree_id();
     let mut walk = TreeWalk {
         repo,
@@ -70,14 +68,9 @@ struct Child {
 
 impl<'r> TreeWalk<'r> {
     fn tree(&mut self, id: Oid) -> Result<()> {
-        let tree = self
-            .repo
-            .find_tree(id)
-            .map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
-        let mut children: Vec<Child> = tree
-            .iter()
-            .map(|e| Child { name: e.name_bytes().to_vec(), id: e.id(), mode: e.filemode_raw() })
-            .collect();
+        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
+        let mut children: Vec<Child> =
+            tree.iter().map(|e| Child { name: e.name_bytes().to_vec(), id: e.id(), mode: e.filemode_raw() }).collect();
         drop(tree);
         children.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         self.sink.begin_directory()?;
@@ -133,10 +126,7 @@ impl<'r> TreeWalk<'r> {
         if let Some(&known) = self.content_memo.get(&id) {
             return Ok(known);
         }
-        let tree = self
-            .repo
-            .find_tree(id)
-            .map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
+        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
         let mut subtrees = Vec::new();
         let mut found = false;
         for entry in tree.iter() {
@@ -161,9 +151,7 @@ impl<'r> TreeWalk<'r> {
     }
 
     fn blob(&self, id: Oid) -> Result<git2::Blob<'r>> {
-        self.repo
-            .find_blob(id)
-            .map_err(|e| missing_or(e, id, "blob", &self.display_path(), self.repo))
+        self.repo.find_blob(id).map_err(|e| missing_or(e, id, "blob", &self.display_path(), self.repo))
     }
 
     fn display_path(&self) -> String {

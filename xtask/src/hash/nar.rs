@@ -138,10 +138,9 @@ impl<W: Write> NarSink<W> {
                 self.out.write_all(&ZEROS[..padding(size)])?;
                 self.out.write_all(&self.tokens.close)
             }
-            Some((left, size)) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("file of {size} bytes ended {left} bytes early"),
-            )),
+            Some((left, size)) => {
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("file of {size} bytes ended {left} bytes early")))
+            }
             None => Err(io::Error::other("end_regular without begin_regular")),
         }
     }
@@ -376,11 +375,7 @@ impl Walk<'_> {
         let size = meta.size();
         let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         self.sink.begin_regular(executable, size).map_err(stopped)?;
-        let read = self
-            .sink
-            .get_mut()
-            .fill_from(&mut file, size)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let read = self.sink.get_mut().fill_from(&mut file, size).with_context(|| format!("cannot read {}", path.display()))?;
         if read != size {
             anyhow::bail!(
                 "{} shrank from {size} to {read} bytes while being hashed; hash it again once nothing writes to it",

@@ -9,10 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// A spinner counting bytes (total unknown), e.g. NAR bytes hashed.
 pub fn bytes_spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg}: {bytes} ({bytes_per_sec}, {elapsed})")
-            .expect("valid template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}: {bytes} ({bytes_per_sec}, {elapsed})").expect("valid template"));
     bar.set_message(message);
     if !bar.is_hidden() {
         bar.enable_steady_tick(Duration::from_millis(250));

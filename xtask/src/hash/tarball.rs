@@ -47,9 +47,7 @@ fn unpack_file(path: &Path, file: File) -> Result<Tree> {
 }
 
 fn unpack_url(url: &str) -> Result<Tree> {
-    let response = ureq::get(url)
-        .call()
-        .with_context(|| format!("cannot download {url} (check the URL and your network)"))?;
+    let response = ureq::get(url).call().with_context(|| format!("cannot download {url} (check the URL and your network)"))?;
     let body = response.into_body();
     let bar = super::progress::download_bar(url, body.content_length());
     let mut reader = BufReader::with_capacity(1 << 20, bar.wrap_read(body.into_reader()));
@@ -104,9 +102,7 @@ fn read_stream(kind: Kind, reader: impl BufRead, what: &str) -> Result<Tree> {
 fn read_tar(reader: impl Read, what: &str) -> Result<Tree> {
     let mut archive = tar::Archive::new(reader);
     let mut tree = Tree::new();
-    let entries = archive
-        .entries()
-        .with_context(|| format!("{what} is not a tar archive (nor gzip, xz or zip)"))?;
+    let entries = archive.entries().with_context(|| format!("{what} is not a tar archive (nor gzip, xz or zip)"))?;
     for entry in entries {
         let mut entry = entry.with_context(|| format!("{what}: damaged tar archive"))?;
         let path = entry.path_bytes().into_owned();
@@ -128,14 +124,12 @@ fn read_tar(reader: impl Read, what: &str) -> Result<Tree> {
             }
             EntryType::Link => {
                 let target = link.ok_or_else(|| anyhow::anyhow!("hard link `{}` has no target", show(&path)))?;
-                let data: Option<(bool, u64, &mut dyn Read)> =
-                    if size > 0 { Some((mode & 0o100 != 0, size, &mut entry)) } else { None };
+                let data: Option<(bool, u64, &mut dyn Read)> = if size > 0 { Some((mode & 0o100 != 0, size, &mut entry)) } else { None };
                 tree.hard_link(&path, &target, data).with_context(entry_error)?;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => bail!(
-                "{what}: `{}` is a device or fifo; Nix cannot hash those (file has an unsupported type)",
-                show(&path)
-            ),
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                bail!("{what}: `{}` is a device or fifo; Nix cannot hash those (file has an unsupported type)", show(&path))
+            }
             // Old tar: a "regular file" whose name ends in '/' is a directory.
             EntryType::Regular if path.ends_with(b"/") => tree.directory(&path).with_context(entry_error)?,
             // POSIX: unknown types are regular files; so are contiguous and
@@ -154,8 +148,8 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFIFO: u32 = 0o010000;
 
 fn read_zip(file: File, what: &str) -> Result<Tree> {
-    let mut archive = zip::ZipArchive::new(BufReader::with_capacity(1 << 20, file))
-        .with_context(|| format!("{what} is not a readable zip archive"))?;
+    let mut archive =
+        zip::ZipArchive::new(BufReader::with_capacity(1 << 20, file)).with_context(|| format!("{what} is not a readable zip archive"))?;
     let mut tree = Tree::new();
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).with_context(|| format!("{what}: damaged zip entry #{index}"))?;

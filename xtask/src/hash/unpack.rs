@@ -139,24 +139,16 @@ impl Tree {
     }
 
     /// The directory holding `parts[..len-1]`, creating missing ones.
-    fn parent_of<'a>(
-        root: &'a mut BTreeMap<Vec<u8>, Node>,
-        parts: &[Vec<u8>],
-        path: &[u8],
-    ) -> Result<&'a mut BTreeMap<Vec<u8>, Node>> {
+    fn parent_of<'a>(root: &'a mut BTreeMap<Vec<u8>, Node>, parts: &[Vec<u8>], path: &[u8]) -> Result<&'a mut BTreeMap<Vec<u8>, Node>> {
         let mut dir = root;
         for part in &parts[..parts.len().saturating_sub(1)] {
             let node = dir.entry(part.clone()).or_insert_with(|| Node::Directory(BTreeMap::new()));
             dir = match node {
                 Node::Directory(children) => children,
-                Node::Symlink(_) => bail!(
-                    "archive member `{}` lies below a symlink (Nix refuses it: Cannot extract through symlink)",
-                    show(path)
-                ),
-                Node::File(_) => bail!(
-                    "archive member `{}` lies below a regular file (Nix's extraction fails on it)",
-                    show(path)
-                ),
+                Node::Symlink(_) => {
+                    bail!("archive member `{}` lies below a symlink (Nix refuses it: Cannot extract through symlink)", show(path))
+                }
+                Node::File(_) => bail!("archive member `{}` lies below a regular file (Nix's extraction fails on it)", show(path)),
             };
         }
         Ok(dir)
@@ -165,9 +157,7 @@ impl Tree {
     /// Puts a non-directory `node` at `path`, replacing what is there.
     fn put(&mut self, path: &[u8], node: Node) -> Result<()> {
         let parts = components(path)?;
-        let Some(name) = parts.last() else {
-            bail!("archive member `{}` is not a directory but names the top of the archive", show(path))
-        };
+        let Some(name) = parts.last() else { bail!("archive member `{}` is not a directory but names the top of the archive", show(path)) };
         let dir = Self::parent_of(&mut self.root, &parts, path)?;
         if let Some(Node::Directory(children)) = dir.get(name) {
             if !children.is_empty() {
@@ -196,10 +186,7 @@ impl Tree {
     pub fn file(&mut self, path: &[u8], executable: bool, size_hint: u64, reader: &mut dyn Read) -> Result<()> {
         // Check the path before reading the contents: fail fast, spool less.
         components(path)?;
-        let blob = self
-            .spool
-            .append(reader, size_hint)
-            .with_context(|| format!("cannot read archive member `{}`", show(path)))?;
+        let blob = self.spool.append(reader, size_hint).with_context(|| format!("cannot read archive member `{}`", show(path)))?;
         self.inodes.push(Inode { executable, blob });
         let inode = self.inodes.len() - 1;
         self.put(path, Node::File(inode))
@@ -219,9 +206,9 @@ impl Tree {
             bail!("archive member `{}` is a hard link to itself (Nix's extraction fails on it)", show(path));
         }
         let missing = || anyhow::anyhow!("hard link `{}` points to `{}`, which is not in the archive before it", show(path), show(target));
-        let (target_name, target_dirs) = target_parts.split_last().ok_or_else(|| {
-            anyhow::anyhow!("hard link `{}` points to the top of the archive, a directory", show(path))
-        })?;
+        let (target_name, target_dirs) = target_parts
+            .split_last()
+            .ok_or_else(|| anyhow::anyhow!("hard link `{}` points to the top of the archive, a directory", show(path)))?;
         let mut dir = &self.root;
         for part in target_dirs {
             dir = match dir.get(part) {
@@ -241,10 +228,7 @@ impl Tree {
             None => return Err(missing()),
         };
         if let (Node::File(inode), Some((executable, size_hint, reader))) = (&node, data) {
-            let blob = self
-                .spool
-                .append(reader, size_hint)
-                .with_context(|| format!("cannot read archive member `{}`", show(path)))?;
+            let blob = self.spool.append(reader, size_hint).with_context(|| format!("cannot read archive member `{}`", show(path)))?;
             self.inodes[*inode] = Inode { executable, blob };
         }
         self.put(path, node)

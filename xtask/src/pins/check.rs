@@ -90,8 +90,7 @@ impl Report {
 
     /// Every error, one per line, for an `anyhow` error message.
     pub fn errors_text(&self) -> String {
-        let errors: Vec<String> =
-            self.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+        let errors: Vec<String> = self.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
         format!("invalid pins.toml:\n{}", errors.join("\n"))
     }
 }
@@ -201,10 +200,7 @@ fn segment(key: &str) -> String {
 
 fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
     if pins.schema_version != SCHEMA_VERSION {
-        ctx.error(
-            "schema_version",
-            format!("this xtask reads schema {SCHEMA_VERSION}, the file says {}", pins.schema_version),
-        );
+        ctx.error("schema_version", format!("this xtask reads schema {SCHEMA_VERSION}, the file says {}", pins.schema_version));
     }
 
     let x = &pins.xla;
@@ -256,7 +252,13 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             ctx.error(&format!("{name}.cuda_version"), format!("[{name}] pins CUDA {}", c.cuda_version));
         }
         ctx.format(&format!("{name}.nixpkgs_attribute"), &c.nixpkgs_attribute, is_attribute, "a nixpkgs attribute name");
-        list(ctx, &format!("{name}.compute_capabilities"), &c.compute_capabilities, is_compute_capability, "sm_XX or compute_XX (sm_90, sm_100a, compute_120)");
+        list(
+            ctx,
+            &format!("{name}.compute_capabilities"),
+            &c.compute_capabilities,
+            is_compute_capability,
+            "sm_XX or compute_XX (sm_90, sm_100a, compute_120)",
+        );
     }
     if let Some(r) = &pins.rocm7 {
         if !r.distro_version.starts_with("rocm_7") {
@@ -305,7 +307,9 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
                                 format!("the wheel `{file}` is version {}, not the pinned {}", tags.version, p.version),
                             );
                         }
-                        if SYSTEMS.contains(&system.as_str()) && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system)) {
+                        if SYSTEMS.contains(&system.as_str())
+                            && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system))
+                        {
                             ctx.error(&format!("{key}.url"), format!("the wheel `{file}` is not built for {system}"));
                         }
                     }
@@ -339,11 +343,7 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
                 ctx.push(Severity::Stale, &format!("{key}.hash"), "placeholder hash: not computed yet");
             } else if deps.xla_commit.as_deref() != Some(pins.xla.commit.as_str()) {
                 let was = deps.xla_commit.as_deref().unwrap_or("an unrecorded commit");
-                ctx.push(
-                    Severity::Stale,
-                    &format!("{key}.hash"),
-                    format!("computed for XLA {was}, not the pinned {}", pins.xla.commit),
-                );
+                ctx.push(Severity::Stale, &format!("{key}.hash"), format!("computed for XLA {was}, not the pinned {}", pins.xla.commit));
             }
         }
     }
@@ -378,10 +378,7 @@ pub(crate) fn is_hex_sha256(s: &str) -> bool {
 
 /// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.
 pub(crate) fn is_sri_sha256(s: &str) -> bool {
-    use base64::Engine;
-    s.strip_prefix("sha256-")
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-        .is_some_and(|bytes| bytes.len() == 32)
+    crate::hash::NarHash::from_sri(s).is_ok()
 }
 
 /// Dotted numeric version: 7.7.0, 12.9.1, 2.27.7 (at least two parts).

@@ -102,8 +102,7 @@ impl PinsDocument {
         }
         // Platforms: drop those no longer pinned, then set each.
         if let Some(Item::Table(platforms)) = t.get_mut("platforms") {
-            let gone: Vec<String> =
-                platforms.iter().map(|(k, _)| k.to_owned()).filter(|k| !pin.platforms.contains_key(k)).collect();
+            let gone: Vec<String> = platforms.iter().map(|(k, _)| k.to_owned()).filter(|k| !pin.platforms.contains_key(k)).collect();
             for k in gone {
                 platforms.remove(&k);
             }
@@ -168,14 +167,10 @@ impl PinsDocument {
         let mut positions = Vec::new();
         collect_positions(self.doc.as_table(), &mut Vec::new(), &mut positions);
         let end = positions.iter().map(|(p, _)| *p).max().unwrap_or(0) + 1;
-        let under = |prefix: &[&str], path: &Vec<String>| {
-            path.len() >= prefix.len() && path.iter().zip(prefix).all(|(a, b)| a == b)
-        };
+        let under = |prefix: &[&str], path: &Vec<String>| path.len() >= prefix.len() && path.iter().zip(prefix).all(|(a, b)| a == b);
         let at = match anchor {
             Anchor::End => end,
-            Anchor::AfterLast(prefix) => {
-                positions.iter().filter(|(_, p)| under(prefix, p)).map(|(p, _)| p + 1).max().unwrap_or(end)
-            }
+            Anchor::AfterLast(prefix) => positions.iter().filter(|(_, p)| under(prefix, p)).map(|(p, _)| p + 1).max().unwrap_or(end),
             Anchor::Before(prefix) => positions.iter().filter(|(_, p)| under(prefix, p)).map(|(p, _)| *p).min().unwrap_or(end),
         };
         shift_positions(self.doc.as_table_mut(), at);

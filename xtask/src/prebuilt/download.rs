@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 pub fn http_agent() -> ureq::Agent {
     use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
     let env_files = ["SSL_CERT_FILE", "NIX_SSL_CERT_FILE"].into_iter().filter_map(std::env::var_os).map(std::path::PathBuf::from);
-    let known = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(std::path::PathBuf::from);
+    let known =
+        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(std::path::PathBuf::from);
     let certs: Vec<_> = env_files
         .chain(known)
         .find_map(|path| std::fs::read(path).ok())
@@ -59,10 +60,7 @@ pub fn fetch_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         if actual == sha256 {
             return Ok(());
         }
-        eprintln!(
-            "warning: cached {} is corrupt (sha256 {actual}, pinned {sha256}); deleting it and downloading again",
-            dest.display()
-        );
+        eprintln!("warning: cached {} is corrupt (sha256 {actual}, pinned {sha256}); deleting it and downloading again", dest.display());
         std::fs::remove_file(dest).with_context(|| format!("cannot delete the corrupt {}", dest.display()))?;
     }
     download(url, sha256, dest)
@@ -78,12 +76,7 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let mut response = http_agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
-    let len = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let len = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let bar = progress(len, &format!("downloading {}", file_name(dest)));
     let mut reader = response.body_mut().as_reader();
     let mut hasher = Sha256::new();
@@ -118,9 +111,7 @@ fn file_name(path: &Path) -> String {
 fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     let bar = if len > 0 { indicatif::ProgressBar::new(len) } else { indicatif::ProgressBar::no_length() };
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
         bar.set_style(style);
     }
     bar.set_message(message.to_owned());

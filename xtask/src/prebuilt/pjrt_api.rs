@@ -49,11 +49,7 @@ pub fn read_in_process(library: &Path) -> Result<String> {
         let head = unsafe { &*api };
         let min_size = std::mem::size_of::<ApiHead>();
         if head.struct_size < min_size || head.pjrt_api_version.struct_size < std::mem::size_of::<ApiVersion>() {
-            bail!(
-                "GetPjrtApi() of {} returned a struct too small to hold a version (struct_size {})",
-                library.display(),
-                head.struct_size
-            );
+            bail!("GetPjrtApi() of {} returned a struct too small to hold a version (struct_size {})", library.display(), head.struct_size);
         }
         let version = format!("{}.{}", head.pjrt_api_version.major_version, head.pjrt_api_version.minor_version);
         std::mem::forget(lib);

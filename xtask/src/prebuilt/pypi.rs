@@ -58,12 +58,9 @@ struct Digests {
 /// GETs a PyPI JSON document; None on 404.
 fn get(api: &str) -> Result<Option<Json>> {
     let text = match super::download::http_agent().get(api).call() {
-        Ok(mut resp) => resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .with_context(|| format!("cannot read the answer of {api}"))?,
+        Ok(mut resp) => {
+            resp.body_mut().with_config().limit(64 << 20).read_to_string().with_context(|| format!("cannot read the answer of {api}"))?
+        }
         Err(ureq::Error::StatusCode(404)) => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot query PyPI ({api})")),
     };
@@ -89,7 +86,10 @@ pub fn release(name: &str, version: Option<&str>) -> Result<Release> {
                         let mut known: Vec<&String> = json.releases.keys().collect();
                         known.reverse();
                         known.truncate(12);
-                        bail!("PyPI has no release {v} of `{name}` (some releases: {})", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+                        bail!(
+                            "PyPI has no release {v} of `{name}` (some releases: {})",
+                            known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        );
                     };
                     (project_api, v.to_owned(), files)
                 }

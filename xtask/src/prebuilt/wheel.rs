@@ -214,7 +214,10 @@ mod tests {
     fn tags() {
         let t = wheel_tags("libtpu-0.0.52-cp314-cp314t-manylinux_2_31_x86_64.whl").unwrap();
         assert_eq!((t.distribution.as_str(), t.version.as_str()), ("libtpu", "0.0.52"));
-        assert_eq!((t.python, t.abi, t.platforms), (vec!["cp314".to_owned()], vec!["cp314t".to_owned()], vec!["manylinux_2_31_x86_64".to_owned()]));
+        assert_eq!(
+            (t.python, t.abi, t.platforms),
+            (vec!["cp314".to_owned()], vec!["cp314t".to_owned()], vec!["manylinux_2_31_x86_64".to_owned()])
+        );
         assert!(wheel_tags("foo-1.0.tar.gz").is_none());
         assert!(wheel_tags("foo-1.0-py3-none.whl").is_none());
     }
@@ -239,9 +242,8 @@ mod tests {
             "x-1-cp39-abi3-manylinux_2_35_x86_64.whl",
             "x-1-py3-none-musllinux_1_2_x86_64.whl",
         ];
-        let best = |files: &[&'static str]| {
-            files.iter().filter_map(|f| wheel_rank(f, "x86_64-linux").map(|r| (r, *f))).min().map(|(_, f)| f)
-        };
+        let best =
+            |files: &[&'static str]| files.iter().filter_map(|f| wheel_rank(f, "x86_64-linux").map(|r| (r, *f))).min().map(|(_, f)| f);
         assert_eq!(best(&files), Some("x-1-cp39-abi3-manylinux_2_35_x86_64.whl"));
         assert_eq!(best(&files[..3]), Some("libtpu-0.0.52-cp311-cp311-manylinux_2_31_x86_64.whl"));
         let py3 = ["a-1-py3-none-manylinux_2_31_x86_64.whl", "a-1-py3-none-manylinux_2_17_x86_64.whl"];

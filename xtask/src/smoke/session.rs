@@ -195,11 +195,7 @@ impl Buffer<'_> {
         let mut size = args!(PJRT_Buffer_ToHostBuffer_Args { src: self.raw });
         call!(self.plugin, PJRT_Buffer_ToHostBuffer, &mut size)?;
         let mut out = vec![0f32; size.dst_size.div_ceil(4)];
-        let mut a = args!(PJRT_Buffer_ToHostBuffer_Args {
-            src: self.raw,
-            dst: out.as_mut_ptr() as *mut c_void,
-            dst_size: size.dst_size,
-        });
+        let mut a = args!(PJRT_Buffer_ToHostBuffer_Args { src: self.raw, dst: out.as_mut_ptr() as *mut c_void, dst_size: size.dst_size });
         call!(self.plugin, PJRT_Buffer_ToHostBuffer, &mut a)?;
         Event::own(self.plugin, a.event).wait()?;
         Ok(out)

@@ -100,18 +100,12 @@ impl BazelRc {
 
     /// Whether any `common`/`build` line defines `config`.
     pub fn has_config(&self, config: &str) -> bool {
-        self.lines
-            .iter()
-            .any(|l| l.config.as_deref() == Some(config) && BUILD_COMMANDS.contains(&l.command.as_str()))
+        self.lines.iter().any(|l| l.config.as_deref() == Some(config) && BUILD_COMMANDS.contains(&l.command.as_str()))
     }
 
     /// Every config name defined for `bazel build`, sorted.
     pub fn configs(&self) -> BTreeSet<String> {
-        self.lines
-            .iter()
-            .filter(|l| BUILD_COMMANDS.contains(&l.command.as_str()))
-            .filter_map(|l| l.config.clone())
-            .collect()
+        self.lines.iter().filter(|l| BUILD_COMMANDS.contains(&l.command.as_str())).filter_map(|l| l.config.clone()).collect()
     }
 
     /// The options `--config=config` expands to for `bazel build`, in order,

@@ -71,10 +71,8 @@ fn workspace_manifest(root: &Path) -> Result<String> {
     let path = root.join("Cargo.toml");
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let ws = doc
-        .get_mut("workspace")
-        .and_then(|w| w.as_table_like_mut())
-        .with_context(|| format!("{} has no [workspace]", path.display()))?;
+    let ws =
+        doc.get_mut("workspace").and_then(|w| w.as_table_like_mut()).with_context(|| format!("{} has no [workspace]", path.display()))?;
     let mut members = toml_edit::Array::new();
     members.push(CRATE_DIR);
     ws.insert("members", toml_edit::value(members));

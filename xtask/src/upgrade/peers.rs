@@ -1,10 +1,10 @@
 //! The other verbs' engines, as `upgrade-xla` uses them: hashing, pins.toml
-//! editing, header diffing, binding generation and Nix dependency hashes.
+//! editing, header diffing and binding generation.
 //! Kept in one place so the orchestration reads as the steps it runs.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use git2::{Oid, Repository};
 
 pub use crate::diff_headers::Verdict;
@@ -73,7 +73,7 @@ pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> 
 /// The generated binding files for `commit`: (path relative to the project
 /// root, contents). Nothing is written.
 pub fn generate_bindings(root: &Path, repo: &Repository, commit: Oid) -> Result<Vec<(PathBuf, String)>> {
-    let generated = crate::bindgen::generate(repo, commit, &generator_name(root)?)?;
+    let generated = crate::bindgen::generate(repo, commit, &crate::bindgen::generator_name(root)?)?;
     Ok(vec![(PathBuf::from(crate::bindgen::BINDINGS_PATH), generated.source)])
 }
 
@@ -81,36 +81,4 @@ pub fn generate_bindings(root: &Path, repo: &Repository, commit: Oid) -> Result<
 /// uncommitted-edits check.
 pub fn binding_paths() -> Vec<PathBuf> {
     vec![PathBuf::from(crate::bindgen::BINDINGS_PATH)]
-}
-
-/// "bindgen X.Y.Z" as the project's Cargo.lock pins it (what `cargo xtask
-/// bindgen` names in the preamble, so both produce identical files).
-fn generator_name(root: &Path) -> Result<String> {
-    let lock = root.join("Cargo.lock");
-    let text = std::fs::read_to_string(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", lock.display()))?;
-    let version = table
-        .get("package")
-        .and_then(|p| p.as_array())
-        .into_iter()
-        .flatten()
-        .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("bindgen"))
-        .and_then(|p| p.get("version")?.as_str())
-        .ok_or_else(|| anyhow!("{} pins no `bindgen` package", lock.display()))?;
-    Ok(format!("bindgen {version}"))
-}
-
-/// Refreshes the Bazel dependency hash of `backend` on `system` in the
-/// project copy at `copy` (whose pins.toml the refresh rewrites): the
-/// deps-hash engine works on the project root, so the root is pointed at the
-/// copy for the call and restored after.
-pub fn refresh_deps_hash(copy: &Path, backend: &str, system: &str) -> Result<String> {
-    let previous = std::env::var_os(crate::project::ROOT_ENV);
-    std::env::set_var(crate::project::ROOT_ENV, copy);
-    let result = crate::deps_hash::refresh(backend, system);
-    match previous {
-        Some(v) => std::env::set_var(crate::project::ROOT_ENV, v),
-        None => std::env::remove_var(crate::project::ROOT_ENV),
-    }
-    result
 }

@@ -160,7 +160,11 @@ pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -
                     distro,
                     format!(
                         "XLA's `{config}` config now uses {distro}: check that `{attr}` provides that ROCm release{}, then edit pins.toml",
-                        if rocm_major(distro) != rocm_major(&pinned) { " (a new ROCm MAJOR: a new [rocmN] section and package set)" } else { "" }
+                        if rocm_major(distro) != rocm_major(&pinned) {
+                            " (a new ROCm MAJOR: a new [rocmN] section and package set)"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }
@@ -190,7 +194,11 @@ fn cuda_findings(
                 format!("[{section}] cuda_version"),
                 &old,
                 new,
-                format!("CUDA {} -> {}: the build needs nixpkgs' `{wanted}` instead of `{attr}`; edit [{section}] by hand", major_minor(&old), major_minor(new)),
+                format!(
+                    "CUDA {} -> {}: the build needs nixpkgs' `{wanted}` instead of `{attr}`; edit [{section}] by hand",
+                    major_minor(&old),
+                    major_minor(new)
+                ),
             );
         } else if *new != old {
             push(
@@ -202,11 +210,9 @@ fn cuda_findings(
             );
         }
     }
-    for (key, new) in [
-        ("cudnn_version", &cfg.cudnn_version),
-        ("nccl_version", &cfg.nccl_version),
-        ("nvshmem_version", &cfg.nvshmem_version),
-    ] {
+    for (key, new) in
+        [("cudnn_version", &cfg.cudnn_version), ("nccl_version", &cfg.nccl_version), ("nvshmem_version", &cfg.nvshmem_version)]
+    {
         if let (Some(new), Some(old)) = (new, get_str(pins, section, key)) {
             if *new != old {
                 let lib = key.trim_end_matches("_version");

@@ -113,10 +113,7 @@ impl Staged {
         let mut failure = None;
         for (count, (tmp, original)) in pending.by_ref().enumerate() {
             if fail_after == Some(count) {
-                failure = Some(anyhow::anyhow!(
-                    "injected failure after {count} renames ({}=commit)",
-                    super::FAIL_AT_ENV
-                ));
+                failure = Some(anyhow::anyhow!("injected failure after {count} renames ({}=commit)", super::FAIL_AT_ENV));
                 drop(tmp);
                 break;
             }
@@ -152,8 +149,7 @@ impl Staged {
 
 fn restore(original: &Original) -> Result<()> {
     match &original.contents {
-        None => std::fs::remove_file(&original.target)
-            .with_context(|| format!("cannot remove {}", original.target.display())),
+        None => std::fs::remove_file(&original.target).with_context(|| format!("cannot remove {}", original.target.display())),
         Some((contents, perms)) => {
             crate::fsutil::write_atomic(&original.target, contents)?;
             std::fs::set_permissions(&original.target, perms.clone())?;

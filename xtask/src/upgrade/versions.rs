@@ -66,10 +66,7 @@ pub const CUDA_SECTIONS: &[&str] = &["cuda12", "cuda13"];
 const ROCM_CONFIGS: &[&str] = &["rocm_ci_hermetic", "rocm_hermetic", "pjrt_rocm7", "rocm_ci", "rocm"];
 
 pub fn read(repo: &Repository, commit: Oid) -> Result<XlaVersions> {
-    let tree = repo
-        .find_commit(commit)
-        .and_then(|c| c.tree())
-        .with_context(|| format!("cannot read the tree of commit {commit}"))?;
+    let tree = crate::xla_repo::commit_tree(repo, commit)?;
     let mut read_file = |path: &str| -> Option<String> {
         let entry = tree.get_path(std::path::Path::new(path)).ok()?;
         let blob = repo.find_blob(entry.id()).ok()?;
@@ -135,10 +132,7 @@ pub fn parse_api_version(header: &str) -> Result<ApiVersion> {
 
 /// The first line of `.bazelversion` that is not blank or a `#` comment.
 pub fn parse_bazelversion(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
+    text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
 }
 
 /// The major component of a dotted version (`7` of `7.7.0`).
@@ -172,11 +166,8 @@ pub fn changelog_sections(changelog: &str, old: ApiVersion, new: ApiVersion) -> 
         }
     }
     sections.extend(current);
-    let mut crossed: Vec<_> = sections
-        .into_iter()
-        .filter(|(v, _)| *v > old && *v <= new)
-        .map(|(v, t)| (v, t.trim_end().to_string()))
-        .collect();
+    let mut crossed: Vec<_> =
+        sections.into_iter().filter(|(v, _)| *v > old && *v <= new).map(|(v, t)| (v, t.trim_end().to_string())).collect();
     crossed.sort_by_key(|s| std::cmp::Reverse(s.0));
     crossed.dedup_by(|a, b| a.0 == b.0);
     crossed

@@ -8,50 +8,34 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Under `CI=true` a missing tool fails the test; elsewhere it skips (false).
-pub fn require(tool: &str, why: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI ({why})");
-        }
-        eprintln!("SKIP: {tool} not found ({why})");
-    }
-    found
-}
+use crate::support::project_root;
 
+/// `git -C DIR ARGS` with a fixed identity and no user configuration: its
+/// trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Synthetic XLA")
-        .env("GIT_AUTHOR_EMAIL", "xla@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Synthetic XLA")
-        .env("GIT_COMMITTER_EMAIL", "xla@example.invalid")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    run_git(dir, None, args)
 }
 
+/// [`git`] with author and committer dates set to `date`.
 fn git_dated(dir: &Path, date: &str, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
+    run_git(dir, Some(date), args)
+}
+
+fn run_git(dir: &Path, date: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
         .arg(dir)
         .args(args)
         .env("GIT_AUTHOR_NAME", "Synthetic XLA")
         .env("GIT_AUTHOR_EMAIL", "xla@example.invalid")
         .env("GIT_COMMITTER_NAME", "Synthetic XLA")
         .env("GIT_COMMITTER_EMAIL", "xla@example.invalid")
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date).env("GIT_COMMITTER_DATE", date);
+    }
+    let out = cmd.output().expect("git runs");
     assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -283,11 +267,6 @@ impl SyntheticXla {
     }
 }
 
-/// The real project, whose files the scratch copy starts from.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 /// A scratch pjrtpkgs project (pins.toml, CHANGELOG.md, a Cargo workspace
 /// holding a minimal crates/pjrt-sys), committed in its own git repository.
 pub struct Scratch {
@@ -329,22 +308,26 @@ pub fn pins_for(commit: &str, date: &str, api: &str, bazel: &str) -> String {
 
 impl Scratch {
     pub fn new(pins: &str) -> Scratch {
-        let dir = tempfile::Builder::new().prefix("pjrtpkgs-scratch-").tempdir().unwrap();
-        let d = dir.path();
-        write(d, "pins.toml", pins);
-        write(d, "CHANGELOG.md", "# Changelog\n\n## 0.1.0\n\n- First release.\n");
-        write(
-            d,
-            "Cargo.toml",
-            "[workspace]\nresolver = \"2\"\nmembers = [\"crates/pjrt-sys\"]\n\n[workspace.package]\nedition = \"2021\"\nlicense = \"Apache-2.0\"\n",
-        );
-        std::fs::copy(project_root().join("Cargo.lock"), d.join("Cargo.lock")).unwrap();
+        let dir = Self::workspace(pins, "");
         Self::init(dir, true)
     }
 
     /// A scratch project whose crates/pjrt-sys is a copy of the real one
     /// (its hand-written loader included), for upgrades on real headers.
     pub fn with_real_pjrt_sys(pins: &str) -> Scratch {
+        let dir = Self::workspace(pins, "rust-version = \"1.80\"\n");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("crates")).unwrap();
+        let status =
+            Command::new("cp").arg("-r").arg(project_root().join("crates/pjrt-sys")).arg(d.join("crates/pjrt-sys")).status().unwrap();
+        assert!(status.success());
+        let _ = std::fs::remove_dir_all(d.join("crates/pjrt-sys/target"));
+        Self::init(dir, false)
+    }
+
+    /// pins.toml, CHANGELOG.md, the real Cargo.lock and a workspace
+    /// Cargo.toml (`[workspace.package]` plus `package_extra`).
+    fn workspace(pins: &str, package_extra: &str) -> tempfile::TempDir {
         let dir = tempfile::Builder::new().prefix("pjrtpkgs-scratch-").tempdir().unwrap();
         let d = dir.path();
         write(d, "pins.toml", pins);
@@ -352,19 +335,12 @@ impl Scratch {
         write(
             d,
             "Cargo.toml",
-            "[workspace]\nresolver = \"2\"\nmembers = [\"crates/pjrt-sys\"]\n\n[workspace.package]\nedition = \"2021\"\nlicense = \"Apache-2.0\"\nrust-version = \"1.80\"\n",
+            &format!(
+                "[workspace]\nresolver = \"2\"\nmembers = [\"crates/pjrt-sys\"]\n\n[workspace.package]\nedition = \"2021\"\nlicense = \"Apache-2.0\"\n{package_extra}"
+            ),
         );
         std::fs::copy(project_root().join("Cargo.lock"), d.join("Cargo.lock")).unwrap();
-        std::fs::create_dir_all(d.join("crates")).unwrap();
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(project_root().join("crates/pjrt-sys"))
-            .arg(d.join("crates/pjrt-sys"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = std::fs::remove_dir_all(d.join("crates/pjrt-sys/target"));
-        Self::init(dir, false)
+        dir
     }
 
     fn init(dir: tempfile::TempDir, minimal_crate: bool) -> Scratch {
@@ -448,30 +424,4 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
 
 pub fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// `nix hash path` of the tree of `commit` (via `git archive`), SRI.
-pub fn nix_hash_of_commit(repo: &Path, commit: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("git --git-dir='{}' archive --format=tar {commit} | tar -x -C '{}'", git_dir(repo).display(), dir.path().display()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "git archive | tar -x failed");
-    let out = Command::new("nix")
-        .args(["--extra-experimental-features", "nix-command", "hash", "path", "--type", "sha256"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "nix hash path failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn git_dir(repo: &Path) -> PathBuf {
-    if repo.join(".git").exists() {
-        repo.join(".git")
-    } else {
-        repo.to_path_buf()
-    }
 }

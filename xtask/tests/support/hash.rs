@@ -1,30 +1,12 @@
-//! Helpers shared by the `hash_*` tests (included with `#[path]`): running
-//! the real Nix, the xtask binary, and building odd trees.
-#![allow(dead_code)]
+//! Support for the `hash_*` tests: running the real Nix and the xtask
+//! binary, and building odd trees.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
-
-/// Whether `tool` runs. Outside CI a missing tool skips the test (with a
-/// note); under `CI=true` it fails it.
-pub fn require(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`{tool}` is required under CI=true but cannot be run");
-        }
-        eprintln!("SKIPPED: `{tool}` is not installed");
-    }
-    found
-}
-
-pub fn nix() -> bool {
-    require("nix") && require("nix-prefetch-url")
-}
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 fn nix_cmd() -> Command {
     let mut cmd = Command::new("nix");
@@ -45,6 +27,32 @@ pub fn nix_hash_path(path: &Path, format: Option<&str>) -> String {
         cmd.arg(f);
     }
     stdout_line(cmd.arg(path).output().unwrap(), "nix hash path")
+}
+
+/// `nix hash to-base32 --type ALGO HEX`: Nix's own nix32 of a digest.
+pub fn nix_to_base32(algo: &str, hex: &str) -> String {
+    stdout_line(nix_cmd().args(["hash", "to-base32", "--type", algo, hex]).output().unwrap(), "nix hash to-base32")
+}
+
+/// `git archive COMMIT` unpacked into a fresh directory (what GitHub serves
+/// and fetchFromGitHub unpacks).
+pub fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
+    let out = into.join(format!("archive-{commit}"));
+    fs::create_dir_all(&out).unwrap();
+    let mut archive =
+        Command::new("git").arg("--git-dir").arg(git_dir).args(["archive", "--format=tar", commit]).stdout(Stdio::piped()).spawn().unwrap();
+    let status = Command::new("tar").arg("-x").arg("-C").arg(&out).stdin(archive.stdout.take().unwrap()).status().unwrap();
+    assert!(archive.wait().unwrap().success() && status.success(), "git archive {commit} | tar -x failed");
+    out
+}
+
+/// `nix hash path` (SRI) of `git archive COMMIT` unpacked: the
+/// fetchFromGitHub hash of the commit, computed by git, tar and Nix alone.
+/// `repo` is a work tree or a git directory.
+pub fn nix_hash_of_commit(repo: &Path, commit: &str) -> String {
+    let git_dir = if repo.join(".git").exists() { repo.join(".git") } else { repo.to_path_buf() };
+    let tmp = tempfile::tempdir().unwrap();
+    nix_hash_path(&git_archive_tree(&git_dir, commit, tmp.path()), None)
 }
 
 /// What `nix hash path` says of `path`: the SRI hash, or Err when it fails.
@@ -146,8 +154,7 @@ pub mod strategy {
     /// likely) with non-ASCII and non-UTF-8 bytes; never `.`, `..`, `/`, NUL.
     pub fn name() -> impl Strategy<Value = Vec<u8>> {
         let alphabet: Vec<u8> = b"aAb.-_ z~".iter().copied().chain([0xc3, 0xa9, 0xff, 0x80]).collect();
-        prop::collection::vec(prop::sample::select(alphabet), 1..5)
-            .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+        prop::collection::vec(prop::sample::select(alphabet), 1..5).prop_filter("not . or ..", |n| n != b"." && n != b"..")
     }
 
     pub fn leaf() -> impl Strategy<Value = Gen> {
@@ -159,9 +166,7 @@ pub mod strategy {
     }
 
     pub fn tree() -> impl Strategy<Value = Gen> {
-        leaf().prop_recursive(4, 48, 6, |inner| {
-            prop::collection::btree_map(name(), inner, 0..6).prop_map(Gen::Dir)
-        })
+        leaf().prop_recursive(4, 48, 6, |inner| prop::collection::btree_map(name(), inner, 0..6).prop_map(Gen::Dir))
     }
 
     /// A tree whose top is a directory.

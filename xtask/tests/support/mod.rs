@@ -1,0 +1,102 @@
+//! Test support shared by the integration tests (a directory, so Cargo does
+//! not build it as a test of its own): one policy for prerequisites.
+//!
+//! A test that needs an external tool, libclang, the network or real XLA
+//! history skips outside CI (saying so on stderr) and fails under `CI=true`,
+//! where `.ci/run` has installed everything. The one sanctioned exception is
+//! XLA history on a CI machine that has none: `.ci/run` then sets
+//! `PJRTPKGS_SKIP_XLA_HISTORY` to the reason, and those tests skip loudly.
+
+#![allow(dead_code)]
+
+pub mod hash;
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The checkout under test (the workspace root).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Whether a prerequisite is `present`. A missing one fails the test under
+/// `CI=true` and skips it elsewhere; `what` names it and what to install.
+pub fn require(what: &str, present: bool) -> bool {
+    if !present {
+        assert!(!under_ci(), "{what} is required under CI=true but is missing: install it");
+        eprintln!("SKIP: {what} is missing");
+    }
+    present
+}
+
+/// Whether `cmd` can be run (`cmd --version` starts; its exit status does
+/// not count, as some tools, nginx among them, have no `--version`).
+pub fn have_command(cmd: &str) -> bool {
+    Command::new(cmd).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// `require` for a command, naming where `.ci/run` gets it.
+pub fn require_command(cmd: &str) -> bool {
+    let source = match cmd {
+        "nix" | "nix-instantiate" | "nix-prefetch-url" | "nix-store" => "Debian's nix-bin",
+        "nginx" => "Debian's nginx-light",
+        "deadnix" => "`cargo install deadnix --version 1.3.1 --locked`",
+        "clang" => "Debian's clang",
+        _ => "the Debian package of that name",
+    };
+    require(&format!("`{cmd}` (from {source})"), have_command(cmd))
+}
+
+/// The reference Nix: `nix` and `nix-prefetch-url`.
+pub fn require_nix() -> bool {
+    require_command("nix") && require_command("nix-prefetch-url")
+}
+
+/// libclang, loaded at run time by diff-headers and bindgen.
+pub fn require_libclang() -> bool {
+    match xtask::diff_headers::libclang_available() {
+        Ok(()) => true,
+        Err(e) => require(&format!("libclang (from Debian's libclang-dev: {e:#})"), false),
+    }
+}
+
+/// Whether `host` accepts a TCP connection on port 443 within 10 s.
+pub fn reachable(host: &str) -> bool {
+    (host, 443)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(10)).is_ok())
+}
+
+/// Real XLA history: `XLA_REPO`, a clone of openxla/xla (bare or not).
+///
+/// Unset outside CI, the test skips. Unset under `CI=true`, it fails,
+/// unless `PJRTPKGS_SKIP_XLA_HISTORY` gives the reason it may not run.
+pub fn xla_repo() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XLA_REPO") {
+        let dir = PathBuf::from(dir);
+        assert!(Path::new(&dir).exists(), "XLA_REPO={} does not exist: point it at a clone of openxla/xla", dir.display());
+        return Some(dir);
+    }
+    if under_ci() {
+        match std::env::var("PJRTPKGS_SKIP_XLA_HISTORY") {
+            Ok(reason) if !reason.is_empty() => {
+                eprintln!("\n!!! SKIPPED (reason: {reason}) !!!\n!!! the real-XLA-history tests did not run: XLA_REPO is unset !!!\n");
+                return None;
+            }
+            _ => panic!(
+                "CI=true but XLA_REPO is unset: point it at a clone of openxla/xla (bare or not), \
+                 or set PJRTPKGS_SKIP_XLA_HISTORY to the reason these tests may be skipped"
+            ),
+        }
+    }
+    eprintln!("\n!!! SKIP: XLA_REPO is unset; the real-XLA-history tests did not run (point it at a clone of openxla/xla) !!!\n");
+    None
+}
