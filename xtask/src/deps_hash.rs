@@ -35,10 +35,15 @@ pub enum Command {
 Nix's mismatch error and writes it, with the XLA commit it belongs to, to pins.toml \
 [bazel_deps.<backend>.<system>]. Needs Nix with flakes and network access (Bazel downloads \
 XLA's dependencies); takes a long time.",
-        after_help = "Examples:\n  cargo xtask deps-hash refresh cpu\n  cargo xtask deps-hash refresh cuda13 --system aarch64-linux\n  cargo xtask deps-hash refresh            # every backend, this system"
+        after_help = "Examples:\n  cargo xtask deps-hash refresh cpu\n  cargo xtask deps-hash refresh cuda13 --system aarch64-linux\n  cargo xtask deps-hash refresh            # every backend, this system\n\n\
+rocm7 is built for x86_64-linux only: on aarch64-linux name the backends (cpu, cuda12, cuda13).\n\n\
+Output: a JSON list of {backend, system, hash} on stdout once every backend is done; each hash is \
+written to pins.toml as soon as it is known.\n\n\
+Exit status: 0 pinned, 1 error (unknown backend, Nix failed for another reason than a hash \
+mismatch, pins.toml unreadable)."
     )]
     Refresh {
-        /// Backend: cpu, cuda12, cuda13 or rocm7 (all when omitted).
+        /// Backend: cpu, cuda12, cuda13 or rocm7 (all four when omitted).
         backend: Option<String>,
         /// Nix system (default: the system Nix runs on).
         #[arg(long)]

@@ -212,10 +212,10 @@ pub enum Command {
     /// Print pins.toml's values, resolved and validated.
     #[command(
         long_about = "Print the pinned values: a readable summary, or with --json the whole typed model (the same shape as pins.toml) plus the list of findings of `pins check`.",
-        after_help = "Examples:\n  cargo xtask pins show\n  cargo xtask pins show --json | jq .xla.commit"
+        after_help = "Exit status: the same as `pins check` (0 valid, 1 invalid, 3 valid but some pins are stale).\n\nExamples:\n  cargo xtask pins show\n  cargo xtask pins show --json | jq -r .pins.xla.commit"
     )]
     Show {
-        /// Machine-readable output: {\"pins\": ..., \"findings\": [...]}.
+        /// Machine-readable output: {"pins": ..., "findings": [...]}.
         #[arg(long)]
         json: bool,
     },

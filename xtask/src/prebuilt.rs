@@ -33,7 +33,7 @@ pub enum Command {
     /// Pin (or re-pin) binary plugins from PyPI in pins.toml.
     #[command(
         long_about = "Pin binary PJRT plugins from PyPI in pins.toml: for each of x86_64-linux, aarch64-linux and aarch64-darwin where the release has a wheel, its canonical URL and sha256 (as PyPI gives them), and the plugin library inside it. Every chosen wheel is downloaded once and verified, so a pin is never written unchecked. The PJRT API version is read by loading the host's plugin and calling GetPjrtApi(); it applies to every platform of the same release. When the host's plugin cannot be loaded (missing GPU libraries), the version is recorded as \"unknown\" with the loader's reason.\n\nWithout NAME, every pinned plugin is updated to its latest release.",
-        after_help = "Examples:\n  cargo xtask prebuilt update                      # every pinned plugin, latest releases\n  cargo xtask prebuilt update xla-cpu-pjrt --version 0.0.1\n  cargo xtask prebuilt update jax-cuda13-pjrt --backend cuda13"
+        after_help = "Examples:\n  cargo xtask prebuilt update                      # every pinned plugin, latest releases\n  cargo xtask prebuilt update xla-cpu-pjrt --version 0.0.1\n  cargo xtask prebuilt update jax-cuda13-pjrt --backend cuda13\n\nEnvironment: PJRTPKGS_PYPI_URL points at a PyPI mirror (default https://pypi.org).\n\nExit status: 0 pinned, 1 failed (network, PyPI, checksum mismatch; pins.toml is written after each plugin, so the plugins done before the failure stay pinned)."
     )]
     Update {
         /// PyPI project name; all pinned plugins when omitted.
@@ -51,7 +51,7 @@ pub enum Command {
     /// Download, verify and extract a pinned plugin; print its path.
     #[command(
         long_about = "Download the pinned wheel of a plugin into the cache with a progress bar, verify its sha256 while streaming (a mismatch deletes the download and fails), extract the plugin library and any bundled headers, and print the library's path. Cached files are verified again before reuse; a corrupt one is deleted and fetched again.",
-        after_help = "Examples:\n  cargo xtask prebuilt fetch xla-cpu-pjrt\n  cargo xtask prebuilt fetch libtpu --system x86_64-linux"
+        after_help = "Examples:\n  cargo xtask prebuilt fetch xla-cpu-pjrt\n  cargo xtask prebuilt fetch libtpu --system x86_64-linux\n\nCache: $PJRTPKGS_CACHE_DIR, else $XDG_CACHE_HOME/pjrtpkgs, else ~/.cache/pjrtpkgs (under prebuilt/).\n\nExit status: 0 the path was printed, 1 failed (not pinned, no wheel for the system, network, checksum mismatch)."
     )]
     Fetch {
         /// Name of the plugin in pins.toml ([prebuilt.NAME]).

@@ -40,7 +40,8 @@ pub const STEPS: &[&str] = &["resolve", "hash", "versions", "diff", "pins", "nix
     after_help = "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
 XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla v0.5.0 --nix\n\n\
 Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
-without --allow-downgrade, uncommitted edits, a step failed: nothing was written)."
+without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
+a step failed: nothing was written)."
 ,
     after_long_help = concat!("Upgrade the pinned XLA commit, all or nothing.\n\n\
 Resolves COMMIT in the XLA repository, computes its source hash from git objects (the hash \
@@ -57,7 +58,8 @@ Every write is staged and committed together at the end: if any step fails, no p
 changes. Uncommitted edits to the files it writes stop it before it starts.", "\n\n", "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
 XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla v0.5.0 --nix\n\n\
 Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
-without --allow-downgrade, uncommitted edits, a step failed: nothing was written).")
+without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
+a step failed: nothing was written).")
 )]
 pub struct Args {
     /// XLA commit to upgrade to: full or abbreviated sha, tag or branch.

@@ -19,13 +19,15 @@ directory, and prints the public key: put it in the flake's nixConfig.extra-trus
 NAME is what clients see in `Sig:` lines; end it with a number (pjrtpkgs-1) and bump it when you \
 replace the key. Existing key files are never overwritten.",
     after_help = "Examples:\n  cargo xtask cache keygen pjrtpkgs-1\n  cargo xtask cache keygen pjrtpkgs-2 --out ~/secrets --json\n\n\
-Then give CI the secret (e.g. a repository secret written to a file) and `cargo xtask cache push URL --key FILE`."
+Then give CI the secret (e.g. a repository secret written to a file) and `cargo xtask cache push URL --key FILE`.\n\n\
+Exit status: 0 written, 1 failed (bad NAME, a key file already exists, `nix key generate-secret` failed)."
 )]
 pub struct Args {
     /// Key name, e.g. `pjrtpkgs-1` (letters, digits, `.`, `-`, `_`).
     pub name: String,
-    /// Directory for NAME.secret and NAME.public [default: $PJRTPKGS_CACHE_DIR/keys, outside the project so the
-    /// secret is never committed by accident]
+    /// Directory for NAME.secret and NAME.public [default: keys/ in pjrtpkgs' cache directory
+    /// ($PJRTPKGS_CACHE_DIR, else $XDG_CACHE_HOME/pjrtpkgs, else ~/.cache/pjrtpkgs), outside the
+    /// project so the secret is never committed by accident]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print `{name, public_key, public_key_file, secret_key_file}` as JSON.

@@ -25,13 +25,14 @@ use crate::hash::nix32;
     about = "Check that a binary cache holds every output, signed and intact",
     long_about = "For every output of the flake (without building anything: output paths come from evaluation), \
 or for the store paths given, and for their whole closures as the cache's narinfos describe them, check that:\n  \
-- the narinfo exists (else: missing);\n  \
+- the narinfo exists (else: missing) and parses (else: invalid);\n  \
 - it carries a valid ed25519 signature, over Nix's fingerprint, by one of the trusted keys (else: unsigned, \
 untrusted or bad-signature);\n  \
 - the NAR file exists, its size and sha256 match FileSize/FileHash, and once decompressed (xz, zstd, gzip or none) \
 its size and sha256 match NarSize/NarHash (else: corrupt).\n\n\
 file:// and http(s):// caches are read directly; for other schemes pass --with-nix, which runs \
-`nix store verify --store STORE-URL` with the same trusted keys.",
+`nix store verify --store STORE-URL` with the same trusted keys.\n\n\
+At least one trusted key (--trusted-key or --trusted-key-file) is required.",
     after_help = "Examples:\n  cargo xtask cache verify https://cache.example.org --trusted-key 'pjrtpkgs-1:AbC...='\n  \
 cargo xtask cache verify file:///srv/nix-cache --trusted-key-file keys/pjrtpkgs-1.public /nix/store/...-pjrt-cpu --json\n\n\
 Exit status: 0 every path is present, trusted and intact; 2 some are not (listed); 1 the check could not run."
@@ -43,7 +44,7 @@ pub struct Args {
     /// Targets: flake output names, FLAKE#ATTR installables or store paths [default: all packages of the flake]
     #[arg(value_name = "OUTPUT-or-STORE-PATH")]
     pub targets: Vec<String>,
-    /// A public key to trust, `name:base64` (repeatable).
+    /// A public key to trust, `name:base64` (repeatable; at least one key or key file is required).
     #[arg(long = "trusted-key", value_name = "KEY")]
     pub trusted_keys: Vec<String>,
     /// A file holding a public key to trust, e.g. NAME.public from `cache keygen` (repeatable).
