@@ -36,14 +36,16 @@ Nix's mismatch error and writes it, with the XLA commit it belongs to, to pins.t
 [bazel_deps.<backend>.<system>]. Needs Nix with flakes and network access (Bazel downloads \
 XLA's dependencies); takes a long time.",
         after_help = "Examples:\n  cargo xtask deps-hash refresh cpu\n  cargo xtask deps-hash refresh cuda13 --system aarch64-linux\n  cargo xtask deps-hash refresh            # every backend, this system\n\n\
-rocm7 is built for x86_64-linux only: on aarch64-linux name the backends (cpu, cuda12, cuda13).\n\n\
+Without BACKEND it refreshes the backends built from source on SYSTEM, those with a \
+[bazel_deps.<backend>.<system>] table (rocm7 is built for x86_64-linux only).\n\n\
 Output: a JSON list of {backend, system, hash} on stdout once every backend is done; each hash is \
-written to pins.toml as soon as it is known.\n\n\
+written to pins.toml (and reported on stderr) as soon as it is known.\n\n\
 Exit status: 0 pinned, 1 error (unknown backend, Nix failed for another reason than a hash \
 mismatch, pins.toml unreadable)."
     )]
     Refresh {
-        /// Backend: cpu, cuda12, cuda13 or rocm7 (all four when omitted).
+        /// Backend: cpu, cuda12, cuda13 or rocm7 (when omitted: every backend with a
+        /// [bazel_deps.<backend>.<system>] table in pins.toml).
         backend: Option<String>,
         /// Nix system (default: the system Nix runs on).
         #[arg(long)]
@@ -60,11 +62,18 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             };
             let backends: Vec<String> = match backend {
                 Some(b) => vec![b],
-                None => BACKENDS.iter().map(|b| b.to_string()).collect(),
+                None => pinned_backends(&system)?,
             };
             let mut results = Vec::new();
             for backend in &backends {
-                let hash = refresh(backend, &system)?;
+                let hash = refresh(backend, &system).with_context(|| {
+                    let done: Vec<&str> = results.iter().filter_map(|r: &serde_json::Value| r["backend"].as_str()).collect();
+                    match done.as_slice() {
+                        [] => format!("deps-hash refresh of {backend} on {system} failed"),
+                        done => format!("deps-hash refresh of {backend} on {system} failed ({} already pinned)", done.join(", ")),
+                    }
+                })?;
+                eprintln!("pinned [bazel_deps.{backend}.{system}] = {hash}");
                 results.push(serde_json::json!({ "backend": backend, "system": system, "hash": hash }));
             }
             println!("{}", serde_json::to_string_pretty(&results)?);
@@ -143,6 +152,19 @@ pub fn nix_command() -> Process {
     let mut cmd = Process::new("nix");
     cmd.args(["--extra-experimental-features", "nix-command flakes"]);
     cmd
+}
+
+/// The backends built from source on `system`: those with a
+/// `[bazel_deps.<backend>.<system>]` table, which the flake requires for
+/// every source build it exposes (ROCm, for one, is x86_64 only).
+fn pinned_backends(system: &str) -> Result<Vec<String>> {
+    let pins = crate::pins::Pins::load(&project::pins_toml()?)?;
+    let backends: Vec<String> =
+        pins.bazel_deps.iter().filter(|(_, systems)| systems.contains_key(system)).map(|(backend, _)| backend.clone()).collect();
+    if backends.is_empty() {
+        bail!("pins.toml has no [bazel_deps.<backend>.{system}] table: nothing is built from source on {system}");
+    }
+    Ok(backends)
 }
 
 fn current_system() -> Result<String> {

@@ -38,7 +38,7 @@ pub const STEPS: &[&str] = &["resolve", "hash", "versions", "diff", "pins", "nix
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
-XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla v0.5.0 --nix\n\n\
+XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
 Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
 without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
 a step failed: nothing was written)."
@@ -56,7 +56,7 @@ ROCm distribution, compute capabilities) are never written: they are reported un
 human decision\".\n\n\
 Every write is staged and committed together at the end: if any step fails, no project file \
 changes. Uncommitted edits to the files it writes stop it before it starts.", "\n\n", "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
-XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla v0.5.0 --nix\n\n\
+XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
 Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
 without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
 a step failed: nothing was written).")

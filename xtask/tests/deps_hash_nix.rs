@@ -130,3 +130,19 @@ fn nix32_conversion_agrees_with_nix() {
         format!("hash mismatch in fixed-output derivation '/nix/store/x':\n  wanted: sha256:{}\n  got:\tsha256:{nix32}\n", "0".repeat(52));
     assert_eq!(parse_hash_mismatch(&message).unwrap(), nix_hash_file(&file));
 }
+
+/// Without a BACKEND, `refresh` takes its list from the pins.toml tables of
+/// the system: a system with none is an error before any build starts.
+#[test]
+fn refresh_without_backend_needs_a_table_for_the_system() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::project_root().join("pins.toml"), dir.path().join("pins.toml")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deps-hash", "refresh", "--system", "riscv64-linux"])
+        .env("PJRTPKGS_ROOT", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no [bazel_deps.<backend>.riscv64-linux] table"), "{stderr}");
+}

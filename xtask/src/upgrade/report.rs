@@ -172,7 +172,7 @@ pub fn markdown(u: &Upgrade) -> String {
     if stale > 0 {
         step("Refresh the Bazel dependency hashes: `cargo xtask deps-hash refresh` (or rerun with `--nix`); `cargo xtask pins check` lists the stale ones.".into());
     }
-    step("Build the plugins (`nix build .#pjrt-cpu` ...) and run `cargo xtask smoke cpu`.".into());
+    step("Build the plugins (`nix build .#pjrt-cpu` ...) and run `cargo xtask smoke result/lib/pjrt_c_api_cpu_plugin.so`.".into());
     step("Review `git diff`, then commit pins.toml, the bindings, this report and CHANGELOG.md together.".into());
     m
 }
