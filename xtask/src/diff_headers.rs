@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository};
 
-pub use compare::{Change, ChangeKind, Compat};
+pub use compare::{Abi, Change, ChangeKind, Compat};
 pub use model::ApiModel;
 use model::DeclKind;
 use source::{Snapshot, TuInput};
@@ -34,7 +34,9 @@ Parses xla/pjrt/c/pjrt_c_api.h and every public extension header (discovered at 
 for x86_64-linux, and compares the two models: version macros, structs with every field's type, offset and size, \
 the PJRT_Api member list, function-pointer typedefs, enums and their values, typedefs and *_STRUCT_SIZE declarations. \
 Each change is classified by PJRT's rules: appending is compatible (MINOR bump), removing, retyping, reordering or \
-inserting before the end is breaking (MAJOR bump). Warns when the version macros do not match what changed.\n\n\
+inserting before the end is breaking (MAJOR bump). A rename (a field or PJRT_Api member at the same offset with the same type, \
+an enumerator with the same value) is reported as `renamed`: breaking for source, ABI-compatible. \
+Warns when the version macros do not match what changed.\n\n\
 Headers are read straight from git objects, so partial clones work.",
     after_help = "Exit status: 0 unchanged or compatible, 2 breaking, 1 error.\n\n\
 Examples:\n  cargo xtask diff-headers HEAD~1 HEAD --xla-repo ~/src/xla\n  \
@@ -126,6 +128,28 @@ impl Verdict {
     }
 }
 
+/// The overall effect of a diff on the ABI (binaries built against OLD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AbiVerdict {
+    /// No change breaks the ABI (a `Breaking` verdict then means
+    /// source-breaking only: renames).
+    Compatible,
+    /// Some breaking change is a macro whose ABI effect is not modelled.
+    Undetermined,
+    /// At least one change breaks the ABI.
+    Breaking,
+}
+
+impl AbiVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbiVerdict::Compatible => "compatible",
+            AbiVerdict::Undetermined => "undetermined",
+            AbiVerdict::Breaking => "breaking",
+        }
+    }
+}
+
 /// One side of a diff.
 #[derive(Debug, Clone)]
 pub struct Side {
@@ -153,6 +177,20 @@ impl Report {
             None => Verdict::Unchanged,
             Some(Compat::Breaking) => Verdict::Breaking,
             Some(_) => Verdict::Compatible,
+        }
+    }
+
+    /// Whether binaries built against OLD still work with NEW: `Breaking`
+    /// if any change breaks the ABI, `Compatible` if every breaking change
+    /// keeps it (renames), `Undetermined` if a breaking change's ABI effect
+    /// is not clear (a macro's value).
+    pub fn abi_verdict(&self) -> AbiVerdict {
+        if self.changes.iter().any(|c| c.abi == Some(Abi::Breaking)) {
+            AbiVerdict::Breaking
+        } else if self.changes.iter().filter(|c| c.compat == Compat::Breaking).all(|c| c.abi == Some(Abi::Compatible)) {
+            AbiVerdict::Compatible
+        } else {
+            AbiVerdict::Undetermined
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use git2::{Oid, Repository, Signature};
-use xtask::diff_headers::{self, ChangeKind, Compat, Report, Verdict};
+use xtask::diff_headers::{self, Abi, AbiVerdict, ChangeKind, Compat, Report, Verdict};
 
 const CORE: &str = "xla/pjrt/c/pjrt_c_api.h";
 
@@ -274,6 +274,139 @@ fn enumerators_added_and_renumbered() {
     assert_eq!(report.verdict(), Verdict::Breaking);
 }
 
+fn kinds_of(report: &Report, name: &str) -> Vec<ChangeKind> {
+    report.changes.iter().filter(|c| c.name == name).map(|c| c.change).collect()
+}
+
+#[test]
+fn enumerator_renamed_keeps_the_abi() {
+    if !support::require_libclang() {
+        return;
+    }
+    let renamed = Core {
+        minor: 11,
+        enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_DOUBLE,\n  PJRT_Buffer_Type_F8,",
+        ..Core::default()
+    };
+    let report = diff_core(Core::default(), renamed);
+    let change = find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_DOUBLE", ChangeKind::Renamed);
+    assert_eq!((change.entity, change.compat, change.abi), ("enumerator", Compat::Breaking, Some(Abi::Compatible)));
+    assert_eq!(change.old_name.as_deref(), Some("PJRT_Buffer_Type.PJRT_Buffer_Type_F64"));
+    assert_eq!(change.detail, "renamed PJRT_Buffer_Type_F64 -> PJRT_Buffer_Type_DOUBLE (ABI-compatible: same value 2; source-breaking)");
+    assert!(kinds_of(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_F64").is_empty(), "{}", report.to_text());
+    assert_eq!(find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_F8", ChangeKind::Added).abi, Some(Abi::Compatible));
+    // PJRT's rules: a rename is a removal (MAJOR); the ABI holds.
+    assert_eq!(report.verdict(), Verdict::Breaking);
+    assert_eq!(report.abi_verdict(), AbiVerdict::Compatible);
+    let text = report.to_text();
+    assert!(text.contains("breaking for source, ABI-compatible (all 1 breaking change(s) are renames"), "{text}");
+    assert!(text.contains("renamed    enumerator"), "{text}");
+    assert!(
+        report.warnings().iter().any(|w| w.contains("keep the ABI") && w.contains("PJRT_API_MAJOR stayed 0")),
+        "{:?}",
+        report.warnings()
+    );
+    let md = report.to_markdown();
+    assert!(
+        md.contains("| ⚠️ breaking (source only, ABI-compatible) | renamed | enumerator | `PJRT_Buffer_Type.PJRT_Buffer_Type_DOUBLE` |"),
+        "{md}"
+    );
+    let json = report.to_json();
+    assert_eq!((json["verdict"].as_str(), json["abi_verdict"].as_str()), (Some("breaking"), Some("compatible")));
+    assert_eq!((json["summary"]["renamed"].as_u64(), json["summary"]["abi_breaking"].as_u64()), (Some(1), Some(0)));
+
+    // The old value is still carried by an enumerator that stays (F64):
+    // dropping its alias REAL and adding DOUBLE = 2 is no rename.
+    let with_alias = Core {
+        enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,\n  PJRT_Buffer_Type_REAL = 2,",
+        ..Core::default()
+    };
+    let alias_swapped = Core {
+        enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_F64,\n  PJRT_Buffer_Type_DOUBLE = 2,",
+        ..Core::default()
+    };
+    let report = diff_core(with_alias.clone(), alias_swapped);
+    assert_eq!(find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_REAL", ChangeKind::Removed).abi, Some(Abi::Breaking));
+    find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_DOUBLE", ChangeKind::Added);
+    assert!(report.changes.iter().all(|c| c.change != ChangeKind::Renamed), "{}", report.to_text());
+    assert_eq!(report.abi_verdict(), AbiVerdict::Breaking);
+
+    // Two removed enumerators with the value, one added: paired one to one,
+    // in declaration order (F64 first); the other stays a removal.
+    let one_name =
+        Core { enumerators: "  PJRT_Buffer_Type_INVALID,\n  PJRT_Buffer_Type_F32,\n  PJRT_Buffer_Type_DOUBLE,", ..Core::default() };
+    let report = diff_core(with_alias, one_name);
+    let change = find(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_DOUBLE", ChangeKind::Renamed);
+    assert_eq!(change.old_name.as_deref(), Some("PJRT_Buffer_Type.PJRT_Buffer_Type_F64"));
+    assert_eq!(kinds_of(&report, "PJRT_Buffer_Type.PJRT_Buffer_Type_REAL"), [ChangeKind::Removed]);
+    assert_eq!(report.changes.iter().filter(|c| c.change == ChangeKind::Renamed).count(), 1);
+}
+
+#[test]
+fn field_and_api_member_renamed_keep_the_abi() {
+    if !support::require_libclang() {
+        return;
+    }
+    let renamed = Core {
+        foo_fields: "  PJRT_Client* client;\n  int32_t num;\n  const char* name;",
+        api_members: "  PJRT_Foo* PJRT_Foo_V2;\n  PJRT_Bar* PJRT_Bar;",
+        ..Core::default()
+    };
+    let report = diff_core(Core::default(), renamed);
+    let change = find(&report, "PJRT_Foo_Args.num", ChangeKind::Renamed);
+    assert_eq!((change.entity, change.compat, change.abi), ("field", Compat::Breaking, Some(Abi::Compatible)));
+    assert_eq!(change.old_name.as_deref(), Some("PJRT_Foo_Args.count"));
+    assert_eq!(change.detail, "renamed count -> num (ABI-compatible: same offset/type, int32_t at offset 24, 4 bytes; source-breaking)");
+    assert_eq!(
+        (change.old.as_ref().unwrap()["name"].as_str(), change.new.as_ref().unwrap()["name"].as_str()),
+        (Some("count"), Some("num"))
+    );
+    assert!(kinds_of(&report, "PJRT_Foo_Args.count").is_empty(), "{}", report.to_text());
+    let member = find(&report, "PJRT_Api.PJRT_Foo_V2", ChangeKind::Renamed);
+    assert_eq!((member.entity, member.abi), ("api_member", Some(Abi::Compatible)));
+    assert_eq!(member.old_name.as_deref(), Some("PJRT_Api.PJRT_Foo"));
+    assert!(report.changes.iter().all(|c| c.change != ChangeKind::Moved && c.change != ChangeKind::Added), "{}", report.to_text());
+    assert_eq!((report.verdict(), report.abi_verdict()), (Verdict::Breaking, AbiVerdict::Compatible));
+    let json = report.to_json();
+    let renamed = json["changes"].as_array().unwrap().iter().find(|c| c["name"] == "PJRT_Foo_Args.num").unwrap();
+    assert_eq!((renamed["change"].as_str(), renamed["abi"].as_str()), (Some("renamed"), Some("compatible")));
+    assert_eq!(renamed["old_name"], "PJRT_Foo_Args.count");
+    assert!(report.to_text().contains("PJRT_Foo_Args.num  renamed count -> num (ABI-compatible: same offset/type"));
+}
+
+#[test]
+fn retyped_or_moved_replacements_are_no_renames() {
+    if !support::require_libclang() {
+        return;
+    }
+    // Same offset and size, another type: removed + inserted, ABI-breaking.
+    let retyped = Core { foo_fields: "  PJRT_Client* client;\n  uint32_t num;\n  const char* name;", ..Core::default() };
+    let report = diff_core(Core::default(), retyped);
+    assert_eq!(kinds_of(&report, "PJRT_Foo_Args.count"), [ChangeKind::Removed]);
+    let added = find(&report, "PJRT_Foo_Args.num", ChangeKind::Added);
+    assert_eq!((added.compat, added.abi), (Compat::Breaking, Some(Abi::Breaking)));
+    assert!(report.changes.iter().all(|c| c.change != ChangeKind::Renamed), "{}", report.to_text());
+    assert_eq!((report.verdict(), report.abi_verdict()), (Verdict::Breaking, AbiVerdict::Breaking));
+    assert!(report.to_text().lines().nth(1).unwrap().ends_with("; ABI-breaking"), "{}", report.to_text());
+
+    // Same type, another offset: `count` removed, `num` appended after `name`.
+    let elsewhere = Core { foo_fields: "  PJRT_Client* client;\n  const char* name;\n  int32_t num;", foo_last: "num", ..Core::default() };
+    let report = diff_core(Core::default(), elsewhere);
+    let removed = find(&report, "PJRT_Foo_Args.count", ChangeKind::Removed);
+    assert_eq!((removed.compat, removed.abi), (Compat::Breaking, Some(Abi::Breaking)));
+    let added = find(&report, "PJRT_Foo_Args.num", ChangeKind::Added);
+    assert_eq!((added.compat, added.abi), (Compat::Compatible, Some(Abi::Compatible)));
+    assert_eq!(find(&report, "PJRT_Foo_Args", ChangeKind::Moved).abi, Some(Abi::Breaking));
+    assert!(report.changes.iter().all(|c| c.change != ChangeKind::Renamed), "{}", report.to_text());
+    assert_eq!(report.abi_verdict(), AbiVerdict::Breaking);
+    // A rename next to real breakage: the summary says both.
+    let mixed = Core { foo_fields: "  PJRT_Client* client;\n  int32_t num;\n  int64_t name;", ..Core::default() };
+    let report = diff_core(Core::default(), mixed);
+    find(&report, "PJRT_Foo_Args.num", ChangeKind::Renamed);
+    assert_eq!(find(&report, "PJRT_Foo_Args.name", ChangeKind::Retyped).abi, Some(Abi::Breaking));
+    assert!(report.to_text().contains("; ABI-breaking (1 change(s) break the ABI; 1 rename(s) keep it)"), "{}", report.to_text());
+}
+
 #[test]
 fn function_pointer_typedef_retyped() {
     if !support::require_libclang() {
@@ -398,9 +531,14 @@ fn json_report_follows_the_documented_schema() {
     assert_eq!(json["new"]["headers"][0]["path"], CORE);
     assert_eq!(json["new"]["headers"][0]["version_macros"]["PJRT_API_MINOR"], "11");
     let added = json["changes"].as_array().unwrap().iter().find(|c| c["name"] == "PJRT_Foo_Args.extra").unwrap();
-    for key in ["header", "entity", "name", "change", "compat", "detail", "old", "new"] {
+    for key in ["header", "entity", "name", "old_name", "change", "compat", "abi", "detail", "old", "new"] {
         assert!(added.get(key).is_some(), "change lacks {key}: {added}");
     }
+    assert_eq!((added["abi"].as_str(), added["old_name"].as_str()), (Some("compatible"), None));
+    assert_eq!(json["abi_verdict"], "compatible");
+    assert_eq!((json["summary"]["renamed"].as_u64(), json["summary"]["abi_breaking"].as_u64()), (Some(0), Some(0)));
+    let minor = json["changes"].as_array().unwrap().iter().find(|c| c["name"] == "PJRT_API_MINOR").unwrap();
+    assert!(minor["abi"].is_null(), "{minor}");
     assert_eq!(added["new"]["offset_bits"], 320);
     assert_eq!(
         json["summary"]["compatible"].as_u64().unwrap() as usize,

@@ -130,3 +130,54 @@ fn changelog_symbols_appear_in_bump_diffs() {
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
     assert!(checked > 0);
 }
+
+/// PJRT 0.47 -> 0.50 (2024): `PJRT_HostBufferSemantics_kZeroCopy` became
+/// `kImmutableZeroCopy` (same value 2) and `PJRT_Memory_Kind_Args`'
+/// `memory_kind`/`memory_kind_size` became `kind`/`kind_size` (same offsets
+/// and types): renames, source-breaking but ABI-compatible.
+#[test]
+fn renames_between_0_47_and_0_50_keep_the_abi() {
+    let Some(dir) = support::xla_repo() else { return };
+    if !support::require_libclang() {
+        return;
+    }
+    const OLD: &str = "3c8260f614901f5cf2dd81530e009db8e6c9789b";
+    const NEW: &str = "e715c172bd3fd4421f9e45993c6814e8119c1c20";
+    let repo = Repository::open(&dir).expect("XLA_REPO opens");
+    let report = diff_headers::diff_commits(&repo, Oid::from_str(OLD).unwrap(), Oid::from_str(NEW).unwrap()).expect("0.47 -> 0.50 diffs");
+    let renamed: Vec<(Option<&str>, &str)> = report
+        .changes
+        .iter()
+        .filter(|c| c.change == diff_headers::ChangeKind::Renamed)
+        .map(|c| (c.old_name.as_deref(), c.name.as_str()))
+        .collect();
+    assert_eq!(
+        renamed,
+        [
+            (
+                Some("PJRT_HostBufferSemantics.PJRT_HostBufferSemantics_kZeroCopy"),
+                "PJRT_HostBufferSemantics.PJRT_HostBufferSemantics_kImmutableZeroCopy"
+            ),
+            (Some("PJRT_Memory_Kind_Args.memory_kind"), "PJRT_Memory_Kind_Args.kind"),
+            (Some("PJRT_Memory_Kind_Args.memory_kind_size"), "PJRT_Memory_Kind_Args.kind_size"),
+        ],
+        "{}",
+        report.to_text()
+    );
+    assert!(report.changes.iter().all(|c| c.change != diff_headers::ChangeKind::Removed), "{}", report.to_text());
+    assert!(report
+        .changes
+        .iter()
+        .filter(|c| c.change == diff_headers::ChangeKind::Renamed)
+        .all(|c| c.abi == Some(diff_headers::Abi::Compatible)));
+    assert_eq!(report.verdict(), diff_headers::Verdict::Breaking);
+    assert_eq!(report.abi_verdict(), diff_headers::AbiVerdict::Compatible);
+    let text = report.to_text();
+    assert!(
+        text.contains(
+            "renamed memory_kind -> kind (ABI-compatible: same offset/type, const char * at offset 24, 8 bytes; source-breaking)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("breaking for source, ABI-compatible"), "{text}");
+}

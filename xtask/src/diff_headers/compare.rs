@@ -16,6 +16,9 @@ use crate::xla_headers::CORE_HEADER;
 pub enum ChangeKind {
     Added,
     Removed,
+    /// A field, `PJRT_Api` member or enumerator got a new name, keeping its
+    /// offset, type and size (or its value): source-breaking, ABI-compatible.
+    Renamed,
     Retyped,
     Reordered,
     /// A field's offset changed.
@@ -36,6 +39,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Added => "added",
             ChangeKind::Removed => "removed",
+            ChangeKind::Renamed => "renamed",
             ChangeKind::Retyped => "retyped",
             ChangeKind::Reordered => "reordered",
             ChangeKind::Moved => "moved",
@@ -70,6 +74,26 @@ impl Compat {
     }
 }
 
+/// What a change does to binaries built against OLD (the ABI), as opposed
+/// to [`Compat`], which weighs it by PJRT's source-level versioning rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abi {
+    /// Binaries built against OLD keep working (same layout, same values).
+    Compatible,
+    /// The layout, a type or a value that binaries rely on changed.
+    Breaking,
+}
+
+impl Abi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Abi::Compatible => "compatible",
+            Abi::Breaking => "breaking",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     /// The header the declaration lives in (at NEW, or at OLD if removed).
@@ -79,8 +103,13 @@ pub struct Change {
     pub entity: &'static str,
     /// `Struct.field` for members, the declaration's name otherwise.
     pub name: String,
+    /// For `renamed`: the name before (`Struct.old_field`); `None` otherwise.
+    pub old_name: Option<String>,
     pub change: ChangeKind,
     pub compat: Compat,
+    /// The change's effect on the ABI, where it is clear (see [`abi_of`]);
+    /// `None` where it depends on how the declaration is used (macros).
+    pub abi: Option<Abi>,
     /// One line for humans.
     pub detail: String,
     pub old: Option<Value>,
@@ -88,7 +117,7 @@ pub struct Change {
 }
 
 fn change(header: &str, entity: &'static str, name: String, kind: ChangeKind, compat: Compat, detail: String) -> Change {
-    Change { header: header.to_string(), entity, name, change: kind, compat, detail, old: None, new: None }
+    Change { header: header.to_string(), entity, name, old_name: None, change: kind, compat, abi: None, detail, old: None, new: None }
 }
 
 impl Change {
@@ -123,8 +152,30 @@ pub fn compare(old: &ApiModel, new: &ApiModel) -> Vec<Change> {
             (None, None) => {}
         }
     }
+    for c in &mut changes {
+        c.abi = abi_of(c);
+    }
     changes.sort_by(|a, b| (a.header.as_str(), a.name.as_str(), a.change).cmp(&(b.header.as_str(), b.name.as_str(), b.change)));
     changes
+}
+
+/// The ABI consequence of a change, where it is clear: a rename keeps the
+/// ABI; so does an appended field or member (callers pass `struct_size`),
+/// a grown struct, a new declaration, a spelling change with the same
+/// canonical type and a declaration that moved between headers. Removing,
+/// retyping, reordering, moving, inserting, renumbering and shrinking break
+/// it. A macro's value (other than a `*_STRUCT_SIZE`) may or may not reach
+/// the ABI: `None`.
+fn abi_of(c: &Change) -> Option<Abi> {
+    match (c.change, c.entity) {
+        (ChangeKind::Renamed, _) | (ChangeKind::Relocated, _) => Some(Abi::Compatible),
+        (_, "macro" | "version_macro") => None,
+        _ => match c.compat {
+            Compat::Breaking => Some(Abi::Breaking),
+            Compat::Compatible => Some(Abi::Compatible),
+            Compat::Neutral => None,
+        },
+    }
 }
 
 fn entity_of(decl: &Decl) -> &'static str {
@@ -283,15 +334,46 @@ fn compare_struct(header: &str, name: &str, o: &Struct, n: &Struct, out: &mut Ve
     let new_fields: BTreeMap<&str, &Field> = n.fields.iter().map(|f| (f.name.as_str(), f)).collect();
     let qualified = |f: &str| format!("{name}.{f}");
 
-    for f in o.fields.iter().filter(|f| !new_fields.contains_key(f.name.as_str())) {
+    // Renamed: a removed field and an added one at the same offset with the
+    // same canonical type, size and bit width, paired in declaration order.
+    let removed: Vec<&Field> = o.fields.iter().filter(|f| !new_fields.contains_key(f.name.as_str())).collect();
+    let added: Vec<&Field> = n.fields.iter().filter(|f| !old_fields.contains_key(f.name.as_str())).collect();
+    let mut renamed_to: BTreeMap<&str, &Field> = BTreeMap::new(); // old name -> new field
+    let mut renamed_from: BTreeSet<&str> = BTreeSet::new(); // new names
+    for of in &removed {
+        let same_slot = |nf: &&&Field| {
+            !renamed_from.contains(nf.name.as_str())
+                && nf.offset_bits == of.offset_bits
+                && nf.canonical == of.canonical
+                && nf.size == of.size
+                && nf.bit_width == of.bit_width
+        };
+        if let Some(nf) = added.iter().find(same_slot) {
+            renamed_to.insert(of.name.as_str(), nf);
+            renamed_from.insert(nf.name.as_str());
+        }
+    }
+    for of in removed.iter().filter(|f| !renamed_to.contains_key(f.name.as_str())) {
         out.push(
-            change(header, member, qualified(&f.name), ChangeKind::Removed, Compat::Breaking, format!("removed (was {})", field_desc(f)))
-                .values(Some(json!(f)), None),
+            change(header, member, qualified(&of.name), ChangeKind::Removed, Compat::Breaking, format!("removed (was {})", field_desc(of)))
+                .values(Some(json!(of)), None),
         );
     }
-    // Added: appended after every surviving old field, or inserted before one.
-    let last_common = n.fields.iter().rposition(|f| old_fields.contains_key(f.name.as_str()));
-    for (i, f) in n.fields.iter().enumerate().filter(|(_, f)| !old_fields.contains_key(f.name.as_str())) {
+    for (old_name, nf) in &renamed_to {
+        let of = old_fields[old_name];
+        let spelling = if of.ty != nf.ty { format!(", spelled {} -> {}", of.ty, nf.ty) } else { String::new() };
+        let detail =
+            format!("renamed {old_name} -> {} (ABI-compatible: same offset/type, {}{spelling}; source-breaking)", nf.name, field_desc(nf));
+        let mut c = change(header, member, qualified(&nf.name), ChangeKind::Renamed, Compat::Breaking, detail)
+            .values(Some(json!(of)), Some(json!(nf)));
+        c.old_name = Some(qualified(old_name));
+        out.push(c);
+    }
+    // Added: appended after every surviving (or renamed) old field, or
+    // inserted before one.
+    let kept = |f: &Field| old_fields.contains_key(f.name.as_str()) || renamed_from.contains(f.name.as_str());
+    let last_common = n.fields.iter().rposition(kept);
+    for (i, f) in n.fields.iter().enumerate().filter(|(_, f)| !kept(f)) {
         let (compat, how) = match last_common {
             Some(last) if i < last => (Compat::Breaking, format!("inserted before the end (before `{}`)", n.fields[i + 1].name)),
             _ => (Compat::Compatible, "appended".to_string()),
@@ -382,8 +464,32 @@ fn compare_enum(header: &str, name: &str, o: &Enum, n: &Enum, out: &mut Vec<Chan
     }
     let old_values: BTreeMap<&str, i64> = o.enumerators.iter().map(|e| (e.name.as_str(), e.value)).collect();
     let new_values: BTreeMap<&str, i64> = n.enumerators.iter().map(|e| (e.name.as_str(), e.value)).collect();
+    // Renamed: a removed enumerator and an added one with the same value,
+    // when no enumerator that exists on both sides carries that value now;
+    // paired in declaration order.
+    let kept_values: BTreeSet<i64> = n.enumerators.iter().filter(|e| old_values.contains_key(e.name.as_str())).map(|e| e.value).collect();
+    let mut renamed_to: BTreeMap<&str, &str> = BTreeMap::new(); // old name -> new name
+    let mut renamed_from: BTreeSet<&str> = BTreeSet::new(); // new names
+    for e in o.enumerators.iter().filter(|e| !new_values.contains_key(e.name.as_str()) && !kept_values.contains(&e.value)) {
+        let candidate = n
+            .enumerators
+            .iter()
+            .find(|a| a.value == e.value && !old_values.contains_key(a.name.as_str()) && !renamed_from.contains(a.name.as_str()));
+        if let Some(a) = candidate {
+            renamed_to.insert(e.name.as_str(), a.name.as_str());
+            renamed_from.insert(a.name.as_str());
+        }
+    }
     for e in &o.enumerators {
         match new_values.get(e.name.as_str()) {
+            None if renamed_to.contains_key(e.name.as_str()) => {
+                let to = renamed_to[e.name.as_str()];
+                let detail = format!("renamed {} -> {to} (ABI-compatible: same value {}; source-breaking)", e.name, e.value);
+                let mut c = change(header, "enumerator", qualified(to), ChangeKind::Renamed, Compat::Breaking, detail)
+                    .values(Some(json!(e.value)), Some(json!(e.value)));
+                c.old_name = Some(qualified(&e.name));
+                out.push(c);
+            }
             None => out.push(
                 change(
                     header,
@@ -402,7 +508,7 @@ fn compare_enum(header: &str, name: &str, o: &Enum, n: &Enum, out: &mut Vec<Chan
             _ => {}
         }
     }
-    for e in n.enumerators.iter().filter(|e| !old_values.contains_key(e.name.as_str())) {
+    for e in n.enumerators.iter().filter(|e| !old_values.contains_key(e.name.as_str()) && !renamed_from.contains(e.name.as_str())) {
         out.push(
             change(header, "enumerator", qualified(&e.name), ChangeKind::Added, Compat::Compatible, format!("= {}", e.value))
                 .values(None, Some(json!(e.value))),
@@ -433,8 +539,11 @@ pub fn version_warnings(old: &ApiModel, new: &ApiModel, changes: &[Change]) -> V
         if (nm, nn) < (om, on) {
             warnings.push(format!("PJRT API version went backwards: {om}.{on} -> {nm}.{nn} (is OLD newer than NEW?)"));
         } else if breaking > 0 && nm == om {
+            let abi_kept =
+                changes.iter().filter(|c| c.header == CORE_HEADER && c.compat == Compat::Breaking).all(|c| c.abi == Some(Abi::Compatible));
+            let why = if abi_kept { " (all of them keep the ABI: source-breaking renames)" } else { "" };
             warnings.push(format!(
-                "{CORE_HEADER}: {breaking} breaking change(s) but PJRT_API_MAJOR stayed {om} (version {om}.{on} -> {nm}.{nn}); PJRT's rules ask for a MAJOR bump"
+                "{CORE_HEADER}: {breaking} breaking change(s){why} but PJRT_API_MAJOR stayed {om} (version {om}.{on} -> {nm}.{nn}); PJRT's rules ask for a MAJOR bump"
             ));
         } else if compatible > 0 && nm == om && nn == on {
             warnings.push(format!(

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Value};
 
-use super::{Change, Compat, Report, Side, Verdict};
+use super::{Abi, AbiVerdict, Change, ChangeKind, Compat, Report, Side, Verdict};
 
 /// Bumped whenever a field of the JSON output changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,12 +49,39 @@ fn verdict_line(report: &Report) -> String {
         _ => "needs no version bump",
     };
     format!(
-        "{}: {need} ({} breaking, {} compatible, {} neutral change(s))",
+        "{}: {need} ({} breaking, {} compatible, {} neutral change(s)){}",
         report.verdict().as_str(),
         count(report, Compat::Breaking),
         count(report, Compat::Compatible),
-        count(report, Compat::Neutral)
+        count(report, Compat::Neutral),
+        abi_clause(report)
     )
+}
+
+fn renamed(report: &Report) -> usize {
+    report.changes.iter().filter(|c| c.change == ChangeKind::Renamed).count()
+}
+
+/// What a breaking verdict means for binaries: nothing is added to a
+/// compatible or unchanged verdict (the ABI holds).
+fn abi_clause(report: &Report) -> String {
+    if report.verdict() != Verdict::Breaking {
+        return String::new();
+    }
+    let renames = renamed(report);
+    match report.abi_verdict() {
+        AbiVerdict::Compatible => {
+            format!(
+                "; breaking for source, ABI-compatible (all {renames} breaking change(s) are renames that keep offsets, types and values)"
+            )
+        }
+        AbiVerdict::Breaking if renames > 0 => format!(
+            "; ABI-breaking ({} change(s) break the ABI; {renames} rename(s) keep it)",
+            report.changes.iter().filter(|c| c.abi == Some(Abi::Breaking)).count()
+        ),
+        AbiVerdict::Breaking => "; ABI-breaking".to_string(),
+        AbiVerdict::Undetermined => "; ABI effect undetermined (a breaking change to a macro's value or presence)".to_string(),
+    }
 }
 
 pub fn text(report: &Report) -> String {
@@ -105,6 +132,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "|---|---|---|---|---|");
         for c in changes {
             let mark = match c.compat {
+                Compat::Breaking if c.abi == Some(Abi::Compatible) => "⚠️ breaking (source only, ABI-compatible)",
                 Compat::Breaking => "⚠️ breaking",
                 Compat::Compatible => "compatible",
                 Compat::Neutral => "",
@@ -149,10 +177,13 @@ pub fn json(report: &Report) -> Value {
         "new": side_json(&report.new),
         "verdict": report.verdict().as_str(),
         "required_bump": required_bump(report),
+        "abi_verdict": report.abi_verdict().as_str(),
         "summary": {
             "breaking": count(report, Compat::Breaking),
             "compatible": count(report, Compat::Compatible),
             "neutral": count(report, Compat::Neutral),
+            "renamed": renamed(report),
+            "abi_breaking": report.changes.iter().filter(|c| c.abi == Some(Abi::Breaking)).count(),
         },
         "changes": report.changes,
         "warnings": report.warnings(),
