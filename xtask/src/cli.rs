@@ -26,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // Verbs whose module sets `about`/`long_about` carry no doc comment here:
+    // a variant's doc comment would replace the module's long description.
     /// Validate or print pins.toml, the single source of truth.
     #[command(subcommand)]
     Pins(crate::pins::Command),
@@ -35,13 +37,9 @@ pub enum Command {
     /// Pin binary PJRT plugins from PyPI, or download and verify one.
     #[command(subcommand)]
     Prebuilt(crate::prebuilt::Command),
-    /// Semantic API/ABI diff of the PJRT C API between two XLA commits.
     DiffHeaders(crate::diff_headers::Args),
-    /// Regenerate crates/pjrt-sys bindings for the pinned XLA commit.
     Bindgen(crate::bindgen::Args),
-    /// Load a plugin, run a real computation on it and check the numbers.
     Smoke(crate::smoke::Args),
-    /// The whole XLA upgrade in one command, all or nothing.
     UpgradeXla(crate::upgrade::Args),
     /// Sign and publish outputs to a Nix binary cache, or check one.
     #[command(subcommand)]

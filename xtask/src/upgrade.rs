@@ -37,13 +37,8 @@ pub const STEPS: &[&str] = &["resolve", "hash", "versions", "diff", "pins", "nix
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
-XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
-Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
-without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
-a step failed: nothing was written)."
-,
-    after_long_help = concat!("Upgrade the pinned XLA commit, all or nothing.\n\n\
+    about = "The whole XLA upgrade in one command, all or nothing",
+    long_about = "Upgrade the pinned XLA commit, all or nothing.\n\n\
 Resolves COMMIT in the XLA repository, computes its source hash from git objects (the hash \
 fetchFromGitHub checks), reads the PJRT API version, .bazelversion and the hermetic CUDA / cuDNN / \
 NCCL / NVSHMEM versions and ROCm distribution XLA's bazelrc configs pin, diffs the PJRT headers \
@@ -55,11 +50,12 @@ Values that select a nixpkgs attribute (Bazel major, CUDA major.minor, cuDNN/NCC
 ROCm distribution, compute capabilities) are never written: they are reported under \"Needs a \
 human decision\".\n\n\
 Every write is staged and committed together at the end: if any step fails, no project file \
-changes. Uncommitted edits to the files it writes stop it before it starts.", "\n\n", "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
+changes. Uncommitted edits to the files it writes stop it before it starts.",
+    after_help = "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
 XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
 Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
 without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
-a step failed: nothing was written).")
+a step failed: nothing was written)."
 )]
 pub struct Args {
     /// XLA commit to upgrade to: full or abbreviated sha, tag or branch.

@@ -75,6 +75,10 @@ fn real_upgrade_047_to_050() {
             assert!(report.contains(line), "report misses the changelog line {line:?}");
         }
     }
+    // 0.48 renamed kZeroCopy and memory_kind(_size) in place: breaking for
+    // source, but the report must say the ABI holds rather than warn of crashes.
+    assert!(report.contains("BREAKS the PJRT C API") && report.contains("the ABI holds"), "{report}");
+    assert!(!report.contains("can crash"), "{report}");
     // Kept for the helper's report: the real upgrade report.
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-upgrade-report.md");
     std::fs::write(&keep, &report).unwrap();

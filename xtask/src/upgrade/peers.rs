@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use git2::{Oid, Repository};
 
-pub use crate::diff_headers::Verdict;
+pub use crate::diff_headers::{AbiVerdict, Verdict};
 
 /// The verdict word as the report shouts it.
 pub fn verdict_word(v: Verdict) -> String {
@@ -18,6 +18,9 @@ pub fn verdict_word(v: Verdict) -> String {
 #[derive(Debug, Clone)]
 pub struct HeaderDiff {
     pub verdict: Verdict,
+    /// Whether code built against the old headers still runs against the
+    /// new ones: a Breaking verdict made only of renames keeps the ABI.
+    pub abi: AbiVerdict,
     pub warnings: Vec<String>,
     pub markdown: String,
 }
@@ -67,7 +70,12 @@ pub fn bazel_deps_entries(text: &str) -> Result<Vec<(String, String)>> {
 
 pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> {
     let report = crate::diff_headers::diff_commits(repo, old, new)?;
-    Ok(HeaderDiff { verdict: report.verdict(), warnings: report.warnings().to_vec(), markdown: report.to_markdown() })
+    Ok(HeaderDiff {
+        verdict: report.verdict(),
+        abi: report.abi_verdict(),
+        warnings: report.warnings().to_vec(),
+        markdown: report.to_markdown(),
+    })
 }
 
 /// The generated binding files for `commit`: (path relative to the project
