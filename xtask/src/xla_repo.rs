@@ -44,6 +44,13 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
     };
     for rev in revs {
         if resolve_commit(&repo, rev).is_err() {
+            if looks_like_sha(rev) && rev.len() < 40 {
+                // The git protocol fetches full commit ids, branches and tags only.
+                bail!(
+                    "cannot resolve the abbreviated commit `{rev}` in pjrtpkgs' clone of upstream XLA: only full 40-hex commit ids, \
+                     branches and tags can be fetched; give the full id, or pass --xla-repo DIR / set XLA_REPO to a clone that has it"
+                );
+            }
             eprintln!("fetching {rev} from {UPSTREAM_URL} into {} ...", dir.display());
             let status = Command::new("git")
                 .arg("--git-dir")

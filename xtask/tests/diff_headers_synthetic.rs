@@ -624,3 +624,20 @@ fn cli_exit_codes_and_errors() {
     assert_eq!(code, 1);
     assert!(err.contains("xla/pjrt/c/pjrt_c_api.h:") && err.contains("expected ';'"), "{err}");
 }
+
+/// Without --xla-repo the cached upstream clone is used; an abbreviated id
+/// it lacks cannot be fetched by the git protocol, and the error says so
+/// before any network access.
+#[test]
+fn abbreviated_commit_missing_from_the_cached_clone_is_explained() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["diff-headers", "abc1234", "def5678"])
+        .env_remove("XLA_REPO")
+        .env("PJRTPKGS_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("abbreviated commit `abc1234`") && stderr.contains("full 40-hex"), "{stderr}");
+}
