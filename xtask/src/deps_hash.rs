@@ -21,7 +21,7 @@ use crate::pins::PinsDocument;
 use crate::project;
 
 /// The "unknown or stale" hash of pins.toml.
-pub const PLACEHOLDER_HASH: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+pub const PLACEHOLDER_HASH: &str = crate::pins::STALE_HASH;
 
 /// Backends built from source, each with its own deps archive.
 pub const BACKENDS: [&str; 4] = ["cpu", "cuda12", "cuda13", "rocm7"];
@@ -95,13 +95,13 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
         bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
     }
     let pins_path = root.join("pins.toml");
-    let text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
 
     // The project as it is, but with the placeholder for this deps pin.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     copy_flake_inputs(root, scratch.path())?;
-    let placeholder = set_bazel_deps(&text, backend, system, PLACEHOLDER_HASH, None)?;
-    std::fs::write(scratch.path().join("pins.toml"), placeholder)?;
+    let mut placeholder = PinsDocument::read(&pins_path)?;
+    placeholder.mark_bazel_deps_hash_stale(backend, system);
+    std::fs::write(scratch.path().join("pins.toml"), placeholder.to_string())?;
 
     let attr = format!("path:{}#packages.{system}.pjrt-{backend}.deps", scratch.path().display());
     let spinner = indicatif::ProgressBar::new_spinner();
@@ -115,7 +115,7 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
 
     // Re-read: the file may have changed during the (long) build.
     let mut doc = PinsDocument::read(&pins_path)?;
-    let commit = xla_commit(&doc.to_string())?;
+    let commit = doc.pins()?.xla.commit;
     doc.set_bazel_deps_hash(backend, system, &hash, &commit);
     doc.write(&pins_path)?;
     Ok(hash)
@@ -178,44 +178,9 @@ fn current_system() -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// pins.toml text with `[bazel_deps.<backend>.<system>]` set, comments kept;
-/// used for the scratch copy (the placeholder, without `xla_commit`).
-pub fn set_bazel_deps(text: &str, backend: &str, system: &str, hash: &str, xla_commit: Option<&str>) -> Result<String> {
-    let mut doc: toml_edit::DocumentMut = text.parse().context("pins.toml is not valid TOML")?;
-    let deps = doc.entry("bazel_deps").or_insert_with(implicit_table).as_table_mut().context("pins.toml: bazel_deps is not a table")?;
-    let per_backend = deps
-        .entry(backend)
-        .or_insert_with(implicit_table)
-        .as_table_mut()
-        .with_context(|| format!("pins.toml: bazel_deps.{backend} is not a table"))?;
-    let entry = per_backend
-        .entry(system)
-        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
-        .as_table_mut()
-        .with_context(|| format!("pins.toml: bazel_deps.{backend}.{system} is not a table"))?;
-    entry["hash"] = toml_edit::value(hash);
-    match xla_commit {
-        Some(commit) => entry["xla_commit"] = toml_edit::value(commit),
-        None => {
-            entry.remove("xla_commit");
-        }
-    }
-    Ok(doc.to_string())
-}
-
-fn implicit_table() -> toml_edit::Item {
-    let mut t = toml_edit::Table::new();
-    t.set_implicit(true);
-    toml_edit::Item::Table(t)
-}
-
-fn xla_commit(text: &str) -> Result<String> {
-    let doc: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
-    doc.get("xla").and_then(|x| x.get("commit")).and_then(|c| c.as_str()).map(str::to_owned).context("pins.toml has no [xla] commit")
-}
-
-/// The files the flake reads: enough to evaluate and build it elsewhere.
-fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
+/// Copies the files the flake reads from the project at `root` to `to`:
+/// enough to evaluate and build it elsewhere (build outputs left out).
+pub fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
     for entry in [
         "flake.nix",
         "flake.lock",
@@ -261,26 +226,6 @@ fn tail(s: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PINS: &str = "# head\n[xla]\ncommit = \"abc\"\n\n# deps\n[bazel_deps.cpu.x86_64-linux]\nhash = \"sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\" # placeholder\n";
-
-    #[test]
-    fn set_bazel_deps_updates_in_place_and_keeps_comments() {
-        let out = set_bazel_deps(PINS, "cpu", "x86_64-linux", "sha256-x", Some("abc")).unwrap();
-        assert!(out.contains("# head") && out.contains("# deps"), "{out}");
-        let t: toml::Table = out.parse().unwrap();
-        assert_eq!(t["bazel_deps"]["cpu"]["x86_64-linux"]["hash"].as_str(), Some("sha256-x"));
-        assert_eq!(t["bazel_deps"]["cpu"]["x86_64-linux"]["xla_commit"].as_str(), Some("abc"));
-    }
-
-    #[test]
-    fn set_bazel_deps_adds_new_backends_and_systems() {
-        let out = set_bazel_deps(PINS, "cuda13", "aarch64-linux", "sha256-y", None).unwrap();
-        let t: toml::Table = out.parse().unwrap();
-        assert_eq!(t["bazel_deps"]["cuda13"]["aarch64-linux"]["hash"].as_str(), Some("sha256-y"));
-        assert!(t["bazel_deps"]["cuda13"]["aarch64-linux"].get("xla_commit").is_none());
-        assert!(out.contains("[bazel_deps.cuda13.aarch64-linux]"), "{out}");
-    }
 
     #[test]
     fn refresh_rejects_unknown_backends() {

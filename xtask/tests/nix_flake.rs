@@ -15,41 +15,12 @@ use std::process::Command;
 use serde_json::Value;
 
 /// A scratch copy of the files the flake reads, so tests can edit pins.toml.
+/// It is the copy `deps-hash refresh` makes, so every evaluation here also
+/// shows that copy is enough to evaluate the flake.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = support::project_root();
-    for entry in [
-        "flake.nix",
-        "flake.lock",
-        "pins.toml",
-        "Cargo.toml",
-        "Cargo.lock",
-        "nix",
-        "overlays",
-        ".cargo",
-        "xtask/Cargo.toml",
-        "xtask/src",
-        "crates",
-    ] {
-        copy_tree(&root.join(entry), &dir.path().join(entry));
-    }
+    xtask::deps_hash::copy_flake_inputs(&support::project_root(), dir.path()).unwrap();
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_name() == "target" {
-                continue;
-            }
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        }
-    } else if from.is_file() {
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 fn nix(dir: &Path, args: &[&str]) -> String {

@@ -133,6 +133,29 @@ nixpkgs_attribute = "bazel_7"
 hash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 "#;
 
+/// One deps hash marked unknown (as `deps-hash refresh` does in its scratch
+/// copy): placeholder hash, no `xla_commit`, comments kept, the others untouched;
+/// a missing table is created.
+#[test]
+fn one_bazel_deps_hash_marked_stale() {
+    let text = project_text();
+    let mut doc = PinsDocument::parse(&text).unwrap();
+    let commit = doc.pins().unwrap().xla.commit;
+    doc.set_bazel_deps_hash("cpu", "x86_64-linux", SOME_HASH, &commit);
+    doc.set_bazel_deps_hash("cpu", "aarch64-linux", SOME_HASH, &commit);
+    doc.mark_bazel_deps_hash_stale("cpu", "x86_64-linux");
+    doc.mark_bazel_deps_hash_stale("cuda13", "riscv64-linux");
+    let edited = doc.to_string();
+    assert!(edited.starts_with("# pins.toml:"), "comments kept:\n{edited}");
+    let t: toml::Table = edited.parse().unwrap();
+    assert_eq!(t["bazel_deps"]["cpu"]["x86_64-linux"]["hash"].as_str(), Some(STALE_HASH));
+    assert!(t["bazel_deps"]["cpu"]["x86_64-linux"].get("xla_commit").is_none());
+    assert_eq!(t["bazel_deps"]["cpu"]["aarch64-linux"]["hash"].as_str(), Some(SOME_HASH));
+    assert_eq!(t["bazel_deps"]["cpu"]["aarch64-linux"]["xla_commit"].as_str(), Some(commit.as_str()));
+    assert_eq!(t["bazel_deps"]["cuda13"]["riscv64-linux"]["hash"].as_str(), Some(STALE_HASH));
+    assert!(edited.contains("[bazel_deps.cuda13.riscv64-linux]"), "{edited}");
+}
+
 fn wheel(name: &str, version: &str, arch: &str) -> PrebuiltPlatform {
     PrebuiltPlatform {
         url: format!("https://files.pythonhosted.org/packages/aa/bb/cc/{name}-{version}-py3-none-manylinux_2_27_{arch}.whl"),

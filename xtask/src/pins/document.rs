@@ -72,6 +72,14 @@ impl PinsDocument {
         }
     }
 
+    /// Marks the Bazel dependency hash of `backend` on `system` as unknown
+    /// (the placeholder, no `xla_commit`). Creates the table when needed.
+    pub fn mark_bazel_deps_hash_stale(&mut self, backend: &str, system: &str) {
+        let t = self.table(&["bazel_deps", backend, system], Anchor::AfterLast(&["bazel_deps"]));
+        set_str(t, "hash", STALE_HASH);
+        t.remove("xla_commit");
+    }
+
     /// Records the Bazel dependency hash of `backend` on `system`, computed
     /// for `xla_commit`. Creates the table when needed.
     pub fn set_bazel_deps_hash(&mut self, backend: &str, system: &str, hash: &str, xla_commit: &str) {
