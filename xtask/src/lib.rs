@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod fsutil;
+pub mod http;
 pub mod project;
 pub mod xla_headers;
 pub mod xla_repo;

@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
 
-pub use download::{http_agent, sha256_file};
+pub use download::sha256_file;
 pub use pjrt_api::{probe as probe_api_version, read_in_process as read_api_version};
 pub use wheel::{platform_tag_fits, wheel_tags, WheelTags};
 

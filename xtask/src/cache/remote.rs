@@ -25,11 +25,7 @@ impl BinaryCache {
             return Ok(Some(BinaryCache::File(PathBuf::from(path))));
         }
         if base.starts_with("http://") || base.starts_with("https://") {
-            let config = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .user_agent(concat!("pjrtpkgs-xtask/", env!("CARGO_PKG_VERSION")))
-                .build();
+            let config = crate::http::config().http_status_as_error(false).timeout_connect(Some(Duration::from_secs(30))).build();
             return Ok(Some(BinaryCache::Http { base: base.to_owned(), agent: ureq::Agent::new_with_config(config) }));
         }
         Ok(None)

@@ -47,7 +47,8 @@ fn unpack_file(path: &Path, file: File) -> Result<Tree> {
 }
 
 fn unpack_url(url: &str) -> Result<Tree> {
-    let response = ureq::get(url).call().with_context(|| format!("cannot download {url} (check the URL and your network)"))?;
+    let response =
+        crate::http::agent().get(url).call().with_context(|| format!("cannot download {url} (check the URL and your network)"))?;
     let body = response.into_body();
     let bar = super::progress::download_bar(url, body.content_length());
     let mut reader = BufReader::with_capacity(1 << 20, bar.wrap_read(body.into_reader()));

@@ -8,31 +8,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-/// The HTTP agent of every download. It trusts the system's CA bundle when
-/// there is one (`SSL_CERT_FILE`, `NIX_SSL_CERT_FILE`, Debian's and
-/// Fedora's paths), so it works behind TLS-intercepting proxies like curl and
-/// pip do; else the bundled Mozilla roots.
-pub fn http_agent() -> ureq::Agent {
-    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
-    let env_files = ["SSL_CERT_FILE", "NIX_SSL_CERT_FILE"].into_iter().filter_map(std::env::var_os).map(std::path::PathBuf::from);
-    let known =
-        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(std::path::PathBuf::from);
-    let certs: Vec<_> = env_files
-        .chain(known)
-        .find_map(|path| std::fs::read(path).ok())
-        .map(|pem| {
-            parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let roots = if certs.is_empty() { RootCerts::WebPki } else { RootCerts::new_with_certs(&certs) };
-    ureq::Agent::config_builder().tls_config(TlsConfig::builder().root_certs(roots).build()).build().new_agent()
-}
-
 /// Lowercase hex sha256 of a file, with a progress bar for large files.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -75,7 +50,7 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         .prefix(".download-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    let mut response = http_agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
+    let mut response = crate::http::agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
     let len = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let bar = progress(len, &format!("downloading {}", file_name(dest)));
     let mut reader = response.body_mut().as_reader();

@@ -57,7 +57,7 @@ struct Digests {
 
 /// GETs a PyPI JSON document; None on 404.
 fn get(api: &str) -> Result<Option<Json>> {
-    let text = match super::download::http_agent().get(api).call() {
+    let text = match crate::http::agent().get(api).call() {
         Ok(mut resp) => {
             resp.body_mut().with_config().limit(64 << 20).read_to_string().with_context(|| format!("cannot read the answer of {api}"))?
         }
