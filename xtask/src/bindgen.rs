@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 
-pub use generate::{api_version, generate, Generated};
+pub use generate::{generate, Generated};
 
 use crate::xla_repo::{open_for, resolve_commit, XlaRepoArg};
 
@@ -52,24 +52,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let target = root.join(BINDINGS_PATH);
     let current = std::fs::read_to_string(&target).unwrap_or_default();
     let up_to_date = current == generated.source;
-    let (major, minor) = generated.api_version;
+    let api_version = generated.api_version;
     if args.check {
         if up_to_date {
-            eprintln!("{BINDINGS_PATH} is up to date (XLA {commit:.12}, PJRT API {major}.{minor})");
+            eprintln!("{BINDINGS_PATH} is up to date (XLA {commit:.12}, PJRT API {api_version})");
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!(
-            "{BINDINGS_PATH} is stale for XLA {commit:.12} (PJRT API {major}.{minor}){}: run `cargo xtask bindgen` and commit the result",
+            "{BINDINGS_PATH} is stale for XLA {commit:.12} (PJRT API {api_version}){}: run `cargo xtask bindgen` and commit the result",
             first_difference(&current, &generated.source).map(|l| format!(", first difference at line {l}")).unwrap_or_default()
         );
         return Ok(ExitCode::from(EXIT_STALE));
     }
     if up_to_date {
-        eprintln!("{BINDINGS_PATH} already up to date (XLA {commit:.12}, PJRT API {major}.{minor})");
+        eprintln!("{BINDINGS_PATH} already up to date (XLA {commit:.12}, PJRT API {api_version})");
     } else {
         crate::fsutil::write_atomic(&target, generated.source.as_bytes())?;
         eprintln!(
-            "wrote {BINDINGS_PATH}: XLA {commit:.12}, PJRT API {major}.{minor}, {} headers{}",
+            "wrote {BINDINGS_PATH}: XLA {commit:.12}, PJRT API {api_version}, {} headers{}",
             generated.headers.len(),
             if generated.stand_ins.is_empty() {
                 String::new()

@@ -111,9 +111,56 @@ pub fn public_headers_in_dir(root: &std::path::Path) -> Result<Vec<Header>> {
     Ok(found)
 }
 
+/// A `MAJOR.MINOR` PJRT C API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl std::str::FromStr for ApiVersion {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (major, minor) = s.split_once('.').with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?;
+        Ok(ApiVersion {
+            major: major.trim().parse().with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?,
+            minor: minor.trim().parse().with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?,
+        })
+    }
+}
+
+/// `#define PJRT_API_MAJOR n` / `#define PJRT_API_MINOR n`.
+pub fn parse_api_version(header: &str) -> Result<ApiVersion> {
+    let define = |name: &str| -> Result<u32> {
+        for line in header.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("#define") && words.next() == Some(name) {
+                let value = words.next().unwrap_or("");
+                return value.parse().with_context(|| format!("{name} is `{value}`, not a number"));
+            }
+        }
+        bail!("no `#define {name}`")
+    };
+    Ok(ApiVersion { major: define("PJRT_API_MAJOR")?, minor: define("PJRT_API_MINOR")? })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_public_header;
+    use super::{is_public_header, parse_api_version, ApiVersion};
+
+    #[test]
+    fn api_version_from_the_core_header() {
+        let h = "#ifndef X\n#define PJRT_API_MAJOR 0\n\n// c\n#define PJRT_API_MINOR 93\n";
+        assert_eq!(parse_api_version(h).unwrap(), ApiVersion { major: 0, minor: 93 });
+        assert!(parse_api_version("#define PJRT_API_MAJOR 0\n").is_err());
+        assert!(parse_api_version("#define PJRT_API_MAJOR 0\n#define PJRT_API_MINOR x\n").is_err());
+    }
 
     #[test]
     fn public_header_rule() {

@@ -5,35 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use git2::{Oid, Repository};
 
 use super::bazelrc::BazelRc;
 use crate::xla_headers::CORE_HEADER;
-
-/// A `MAJOR.MINOR` PJRT C API version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ApiVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl std::fmt::Display for ApiVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-impl std::str::FromStr for ApiVersion {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let (major, minor) = s.split_once('.').with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?;
-        Ok(ApiVersion {
-            major: major.trim().parse().with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?,
-            minor: minor.trim().parse().with_context(|| format!("`{s}` is not a MAJOR.MINOR version"))?,
-        })
-    }
-}
+pub use crate::xla_headers::{parse_api_version, ApiVersion};
 
 /// What XLA's `pjrt_cudaNN` config pins. A field is `None` when the config
 /// does not set it.
@@ -115,21 +92,6 @@ fn from_bazelrc(rc: &BazelRc) -> Result<RcVersions> {
     Ok((cuda, rocm))
 }
 
-/// `#define PJRT_API_MAJOR n` / `#define PJRT_API_MINOR n`.
-pub fn parse_api_version(header: &str) -> Result<ApiVersion> {
-    let define = |name: &str| -> Result<u32> {
-        for line in header.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() == Some("#define") && words.next() == Some(name) {
-                let value = words.next().unwrap_or("");
-                return value.parse().with_context(|| format!("{name} is `{value}`, not a number"));
-            }
-        }
-        bail!("no `#define {name}`")
-    };
-    Ok(ApiVersion { major: define("PJRT_API_MAJOR")?, minor: define("PJRT_API_MINOR")? })
-}
-
 /// The first line of `.bazelversion` that is not blank or a `#` comment.
 pub fn parse_bazelversion(text: &str) -> Option<String> {
     text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
@@ -179,9 +141,6 @@ mod tests {
 
     #[test]
     fn api_version_and_bazelversion() {
-        let h = "#ifndef X\n#define PJRT_API_MAJOR 0\n\n// c\n#define PJRT_API_MINOR 47\n";
-        assert_eq!(parse_api_version(h).unwrap(), ApiVersion { major: 0, minor: 47 });
-        assert!(parse_api_version("#define PJRT_API_MAJOR 0\n").is_err());
         assert_eq!(parse_bazelversion("6.5.0\n# NOTE: Update\n").as_deref(), Some("6.5.0"));
         assert_eq!(parse_bazelversion("# c\n\n7.7.0\n").as_deref(), Some("7.7.0"));
         assert!("0.9".parse::<ApiVersion>().unwrap() < "0.10".parse::<ApiVersion>().unwrap());
