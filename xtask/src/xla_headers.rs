@@ -150,9 +150,35 @@ pub fn parse_api_version(header: &str) -> Result<ApiVersion> {
     Ok(ApiVersion { major: define("PJRT_API_MAJOR")?, minor: define("PJRT_API_MINOR")? })
 }
 
+/// An `#include` directive: its target, and whether it was `"quoted"` (a
+/// file of the XLA tree, by root path) or `<angled>` (a system or
+/// third-party header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    pub path: String,
+    pub quoted: bool,
+}
+
+/// `#include` targets of a header, in order (textual: includes built by
+/// macros are not followed).
+pub fn includes(text: &str) -> Vec<Include> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix('#')?.trim_start().strip_prefix("include")?.trim_start();
+            let (close, quoted) = match rest.chars().next()? {
+                '"' => ('"', true),
+                '<' => ('>', false),
+                _ => return None,
+            };
+            let rest = &rest[1..];
+            Some(Include { path: rest[..rest.find(close)?].to_string(), quoted })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{is_public_header, parse_api_version, ApiVersion};
+    use super::{includes, is_public_header, parse_api_version, ApiVersion};
 
     #[test]
     fn api_version_from_the_core_header() {
@@ -160,6 +186,14 @@ mod tests {
         assert_eq!(parse_api_version(h).unwrap(), ApiVersion { major: 0, minor: 93 });
         assert!(parse_api_version("#define PJRT_API_MAJOR 0\n").is_err());
         assert!(parse_api_version("#define PJRT_API_MAJOR 0\n#define PJRT_API_MINOR x\n").is_err());
+    }
+
+    #[test]
+    fn include_scanning() {
+        let text = "#include <stddef.h>\n  #  include \"xla/pjrt/c/pjrt_c_api.h\" // x\n#define A <b>\n#include_next <c>\n";
+        let found = includes(text);
+        let found: Vec<(&str, bool)> = found.iter().map(|i| (i.path.as_str(), i.quoted)).collect();
+        assert_eq!(found, vec![("stddef.h", false), ("xla/pjrt/c/pjrt_c_api.h", true)]);
     }
 
     #[test]

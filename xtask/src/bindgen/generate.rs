@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{Oid, Repository};
 
-use crate::xla_headers::{parse_api_version, ApiVersion, Header, CORE_HEADER};
+use crate::xla_headers::{includes, parse_api_version, ApiVersion, Header, CORE_HEADER};
 
 /// What a generation run produced, besides the source text.
 #[derive(Debug, Clone)]
@@ -134,16 +134,9 @@ fn struct_size_impls(mut source: String) -> String {
     source
 }
 
-/// `#include "path"` targets, in order.
+/// `#include "path"` targets, in order: the in-tree ones.
 fn quoted_includes(contents: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(contents)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix('#').map(str::trim))
-        .filter_map(|l| l.strip_prefix("include"))
-        .filter_map(|l| l.trim().strip_prefix('"'))
-        .filter_map(|l| l.split('"').next())
-        .map(str::to_string)
-        .collect()
+    includes(&String::from_utf8_lossy(contents)).into_iter().filter(|inc| inc.quoted).map(|inc| inc.path).collect()
 }
 
 /// The contents of `path` when it can be parsed here: it is in the XLA tree

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository};
 
 use super::model::Language;
-use crate::xla_headers::{self, Header};
+use crate::xla_headers::{self, includes, Header};
 
 /// A snapshot of the XLA tree.
 pub enum Snapshot<'r> {
@@ -119,23 +119,6 @@ fn is_c_api_header(path: &str) -> bool {
     path.starts_with("xla/pjrt/c/") || path.starts_with("xla/pjrt/extensions/") || stem.ends_with("c_api")
 }
 
-/// `#include` targets of a file, in order (textual: includes built by
-/// macros are not followed, and end up as a clang error if they matter).
-pub fn includes(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.trim_start().strip_prefix('#')?.trim_start().strip_prefix("include")?.trim_start();
-            let (open, close) = match rest.chars().next()? {
-                '"' => ('"', '"'),
-                '<' => ('<', '>'),
-                _ => return None,
-            };
-            let rest = rest.strip_prefix(open)?;
-            Some(rest[..rest.find(close)?].to_string())
-        })
-        .collect()
-}
-
 /// Comments removed (strings are left alone: headers have few).
 fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -169,7 +152,7 @@ pub fn needs_cxx(text: &str) -> bool {
         return true;
     }
     includes(&code).iter().any(|inc| {
-        !inc.contains('.') && !inc.contains('/') // <memory>, <cstdint>, <string>
+        !inc.path.contains('.') && !inc.path.contains('/') // <memory>, <cstdint>, <string>
     })
 }
 
@@ -184,7 +167,7 @@ pub fn tu_input(snapshot: &Snapshot, main: &Header) -> Result<TuInput> {
             continue;
         }
         let text = String::from_utf8(bytes).with_context(|| format!("{path} in {} is not UTF-8", snapshot.describe()))?;
-        for inc in includes(&text) {
+        for inc in includes(&text).into_iter().map(|inc| inc.path) {
             if BUILTIN_HEADERS.iter().any(|(name, _)| *name == inc) || files.contains_key(&inc) {
                 continue;
             }
@@ -213,12 +196,6 @@ pub fn tu_input(snapshot: &Snapshot, main: &Header) -> Result<TuInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn include_scanning() {
-        let text = "#include <stddef.h>\n  #  include \"xla/pjrt/c/pjrt_c_api.h\" // x\n#define A <b>\n#include_next <c>\n";
-        assert_eq!(includes(text), vec!["stddef.h", "xla/pjrt/c/pjrt_c_api.h"]);
-    }
 
     #[test]
     fn language_detection() {
