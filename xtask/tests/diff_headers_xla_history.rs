@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use git2::{Oid, Repository};
 use xtask::diff_headers;
@@ -17,20 +16,11 @@ use xtask::diff_headers;
 /// Commits of the default branch that changed `#define PJRT_API_MINOR`,
 /// newest first, committed on or after `since` (YYYY-MM-DD).
 fn minor_bumps(repo: &std::path::Path, branch: &str, since: &str) -> Vec<Oid> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["log", "--first-parent", "--format=%H %cs", "-G#define PJRT_API_MINOR", branch, "--", "xla/pjrt/c/pjrt_c_api.h"])
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git log failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, date)| *date >= since)
-        .map(|(sha, _)| Oid::from_str(sha).unwrap())
-        .collect()
+    let log = support::git(
+        repo,
+        &["log", "--first-parent", "--format=%H %cs", "-G#define PJRT_API_MINOR", branch, "--", "xla/pjrt/c/pjrt_c_api.h"],
+    );
+    log.lines().filter_map(|l| l.split_once(' ')).filter(|(_, date)| *date >= since).map(|(sha, _)| Oid::from_str(sha).unwrap()).collect()
 }
 
 fn read(repo: &Repository, commit: Oid, path: &str) -> Option<String> {

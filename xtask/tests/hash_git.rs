@@ -7,20 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use support::hash::{git_archive_tree, nix_hash_path, run_xtask, write};
-use support::{require_command, require_nix, xla_repo};
+use support::{git, require_command, require_nix, xla_repo};
 use xtask::hash::git::hash_commit;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A repository exercising every git mode and the git/NAR order difference.
 fn make_repo(dir: &Path) -> String {
@@ -58,7 +46,7 @@ fn generated_repo_matches_git_archive_hashed_by_nix() {
     let tmp = tempfile::tempdir().unwrap();
     let commit = make_repo(tmp.path());
     let work = tmp.path().join("work");
-    let expected = nix_hash_path(&git_archive_tree(&work.join(".git"), &commit, tmp.path()), None);
+    let expected = nix_hash_path(&git_archive_tree(&work, &commit, tmp.path()), None);
 
     let repo = git2::Repository::open(&work).unwrap();
     let oid = git2::Oid::from_str(&commit).unwrap();
@@ -151,9 +139,9 @@ fn xla_incomplete_commit_names_a_really_missing_object() {
         .split_whitespace()
         .find(|w| w.len() == 40 && w.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or_else(|| panic!("no object id in: {err}"));
-    let check = Command::new("git").arg("--git-dir").arg(&xla).args(["cat-file", "-e", id]).status().unwrap();
+    let check = Command::new("git").arg("-C").arg(&xla).args(["cat-file", "-e", id]).status().unwrap();
     assert!(!check.success(), "git has {id}, which we called missing");
     let path = err.split('`').nth(1).unwrap_or_else(|| panic!("no path in: {err}"));
-    let listed = Command::new("git").arg("--git-dir").arg(&xla).args(["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), id, "{path} is not {id} in {XLA_INCOMPLETE}");
+    let listed = git(&xla, &["rev-parse", &format!("{XLA_INCOMPLETE}:{path}")]);
+    assert_eq!(listed, id, "{path} is not {id} in {XLA_INCOMPLETE}");
 }

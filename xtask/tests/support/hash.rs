@@ -34,13 +34,13 @@ pub fn nix_to_base32(algo: &str, hex: &str) -> String {
     stdout_line(nix_cmd().args(["hash", "to-base32", "--type", algo, hex]).output().unwrap(), "nix hash to-base32")
 }
 
-/// `git archive COMMIT` unpacked into a fresh directory (what GitHub serves
-/// and fetchFromGitHub unpacks).
-pub fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
+/// `git archive COMMIT` of `repo` (a work tree or a git directory) unpacked
+/// into a fresh directory (what GitHub serves and fetchFromGitHub unpacks).
+pub fn git_archive_tree(repo: &Path, commit: &str, into: &Path) -> PathBuf {
     let out = into.join(format!("archive-{commit}"));
     fs::create_dir_all(&out).unwrap();
     let mut archive =
-        Command::new("git").arg("--git-dir").arg(git_dir).args(["archive", "--format=tar", commit]).stdout(Stdio::piped()).spawn().unwrap();
+        Command::new("git").arg("-C").arg(repo).args(["archive", "--format=tar", commit]).stdout(Stdio::piped()).spawn().unwrap();
     let status = Command::new("tar").arg("-x").arg("-C").arg(&out).stdin(archive.stdout.take().unwrap()).status().unwrap();
     assert!(archive.wait().unwrap().success() && status.success(), "git archive {commit} | tar -x failed");
     out
@@ -50,9 +50,8 @@ pub fn git_archive_tree(git_dir: &Path, commit: &str, into: &Path) -> PathBuf {
 /// fetchFromGitHub hash of the commit, computed by git, tar and Nix alone.
 /// `repo` is a work tree or a git directory.
 pub fn nix_hash_of_commit(repo: &Path, commit: &str) -> String {
-    let git_dir = if repo.join(".git").exists() { repo.join(".git") } else { repo.to_path_buf() };
     let tmp = tempfile::tempdir().unwrap();
-    nix_hash_path(&git_archive_tree(&git_dir, commit, tmp.path()), None)
+    nix_hash_path(&git_archive_tree(repo, commit, tmp.path()), None)
 }
 
 /// What `nix hash path` says of `path`: the SRI hash, or Err when it fails.

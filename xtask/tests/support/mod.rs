@@ -100,3 +100,30 @@ pub fn xla_repo() -> Option<PathBuf> {
     eprintln!("\n!!! SKIP: XLA_REPO is unset; the real-XLA-history tests did not run (point it at a clone of openxla/xla) !!!\n");
     None
 }
+
+/// `git -C DIR ARGS` (DIR a work tree or a bare git directory) with a fixed
+/// identity and no user configuration: its trimmed stdout. Fails the test
+/// when git does.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_dated(dir, None, args)
+}
+
+/// [`git`] with author and committer dates set to `date` when given.
+pub fn git_dated(dir: &Path, date: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Synthetic XLA")
+        .env("GIT_AUTHOR_EMAIL", "xla@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Synthetic XLA")
+        .env("GIT_COMMITTER_EMAIL", "xla@example.invalid")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date).env("GIT_COMMITTER_DATE", date);
+    }
+    let out = cmd.output().expect("git runs");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

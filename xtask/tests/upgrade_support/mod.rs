@@ -8,37 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::project_root;
-
-/// `git -C DIR ARGS` with a fixed identity and no user configuration: its
-/// trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    run_git(dir, None, args)
-}
-
-/// [`git`] with author and committer dates set to `date`.
-fn git_dated(dir: &Path, date: &str, args: &[&str]) -> String {
-    run_git(dir, Some(date), args)
-}
-
-fn run_git(dir: &Path, date: Option<&str>, args: &[&str]) -> String {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Synthetic XLA")
-        .env("GIT_AUTHOR_EMAIL", "xla@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Synthetic XLA")
-        .env("GIT_COMMITTER_EMAIL", "xla@example.invalid")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    if let Some(date) = date {
-        cmd.env("GIT_AUTHOR_DATE", date).env("GIT_COMMITTER_DATE", date);
-    }
-    let out = cmd.output().expect("git runs");
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+pub use crate::support::git;
+use crate::support::{git_dated, project_root};
 
 /// The synthetic XLA history.
 pub struct SyntheticXla {
@@ -223,7 +194,7 @@ impl SyntheticXla {
         write(d, "xla/pjrt/c/pjrt_c_api_example_extension.h", &extension_header(1, ""));
         write(d, "xla/pjrt/c/CHANGELOG.md", CHANGELOG_01);
         git(d, &["add", "-A"]);
-        git_dated(d, "2024-03-29T15:40:47-07:00", &["commit", "-q", "-m", "base: PJRT 0.1"]);
+        git_dated(d, Some("2024-03-29T15:40:47-07:00"), &["commit", "-q", "-m", "base: PJRT 0.1"]);
         let base = git(d, &["rev-parse", "HEAD"]);
 
         write(d, ".bazelversion", "7.7.0\n");
@@ -232,7 +203,7 @@ impl SyntheticXla {
         write(d, "xla/pjrt/c/pjrt_c_api_example_extension.h", &extension_header(2, "  int extra_value;\n"));
         write(d, "xla/pjrt/c/CHANGELOG.md", &CHANGELOG_01.replace("\n## 0.1", &format!("\n{CHANGELOG_02}## 0.1")));
         git(d, &["add", "-A"]);
-        git_dated(d, "2024-04-26T13:34:51-07:00", &["commit", "-q", "-m", "PJRT 0.2: append num_devices"]);
+        git_dated(d, Some("2024-04-26T13:34:51-07:00"), &["commit", "-q", "-m", "PJRT 0.2: append num_devices"]);
         let compatible = git(d, &["rev-parse", "HEAD"]);
         git(d, &["tag", "v0.2"]);
 
@@ -242,7 +213,7 @@ impl SyntheticXla {
         let log = std::fs::read_to_string(d.join("xla/pjrt/c/CHANGELOG.md")).unwrap();
         write(d, "xla/pjrt/c/CHANGELOG.md", &log.replace("\n## 0.2", &format!("\n{CHANGELOG_03}## 0.2")));
         git(d, &["add", "-A"]);
-        git_dated(d, "2024-05-28T16:06:45-07:00", &["commit", "-q", "-m", "PJRT 0.3: remove client (breaking)"]);
+        git_dated(d, Some("2024-05-28T16:06:45-07:00"), &["commit", "-q", "-m", "PJRT 0.3: remove client (breaking)"]);
         let breaking = git(d, &["rev-parse", "HEAD"]);
         SyntheticXla { dir, base, compatible, breaking }
     }
@@ -257,7 +228,7 @@ impl SyntheticXla {
         let d = self.path();
         write(d, "third_party/big.bin", "a large blob this clone never received\n");
         git(d, &["add", "-A"]);
-        git_dated(d, "2024-06-01T10:00:00+00:00", &["commit", "-q", "-m", "add a big blob"]);
+        git_dated(d, Some("2024-06-01T10:00:00+00:00"), &["commit", "-q", "-m", "add a big blob"]);
         let commit = git(d, &["rev-parse", "HEAD"]);
         let blob = git(d, &["rev-parse", "HEAD:third_party/big.bin"]);
         let object = d.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
