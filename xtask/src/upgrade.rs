@@ -26,8 +26,6 @@ use crate::xla_repo::{open_for, resolve_commit, XlaRepoArg};
 use peers::XlaPin;
 use staging::{Change, Staged};
 
-pub use versions::{parse_api_version, parse_bazelversion, ApiVersion};
-
 /// Testing hook: the step at which to inject a failure. Honoured only in
 /// debug builds (tests), never in a release build.
 pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
