@@ -17,14 +17,8 @@ use anyhow::{bail, Context, Result};
 
 pub use parse::parse_hash_mismatch;
 
-use crate::pins::PinsDocument;
+use crate::pins::{PinsDocument, SOURCE_BACKENDS};
 use crate::project;
-
-/// The "unknown or stale" hash of pins.toml.
-pub const PLACEHOLDER_HASH: &str = crate::pins::STALE_HASH;
-
-/// Backends built from source, each with its own deps archive.
-pub const BACKENDS: [&str; 4] = ["cpu", "cuda12", "cuda13", "rocm7"];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -91,8 +85,8 @@ pub fn refresh(backend: &str, system: &str) -> Result<String> {
 /// [`refresh`] for the project at `root` (a checkout, or a copy of one such
 /// as `upgrade-xla` stages): its flake is built, its pins.toml rewritten.
 pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
-    if !BACKENDS.contains(&backend) {
-        bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
+    if !SOURCE_BACKENDS.contains(&backend) {
+        bail!("unknown backend '{backend}': expected one of {}", SOURCE_BACKENDS.join(", "));
     }
     let pins_path = root.join("pins.toml");
 
