@@ -109,7 +109,10 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
 
     // Re-read: the file may have changed during the (long) build.
     let mut doc = PinsDocument::read(&pins_path)?;
-    let commit = doc.pins()?.xla.commit;
+    let commit = doc
+        .xla_commit()
+        .with_context(|| format!("{} has no [xla] commit (a string); fix it first (`cargo xtask pins check`)", pins_path.display()))?
+        .to_owned();
     doc.set_bazel_deps_hash(backend, system, &hash, &commit);
     doc.write(&pins_path)?;
     Ok(hash)

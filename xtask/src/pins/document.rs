@@ -33,6 +33,12 @@ impl PinsDocument {
         PinsDocument::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
+    /// `[xla] commit` as the document holds it, unvalidated (`write`
+    /// validates); `None` when absent or not a string.
+    pub fn xla_commit(&self) -> Option<&str> {
+        self.doc.get("xla")?.get("commit")?.as_str()
+    }
+
     /// The typed, validated view of the document as it is now.
     pub fn pins(&self) -> Result<Pins> {
         Pins::parse(&self.to_string(), "pins.toml (edited)")
