@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
                  is ready, rerun with --accept-bazel-major.",
                 f.message,
-                versions::major(new_versions.bazel.as_deref().unwrap_or(""))
+                crate::pins::version_major(new_versions.bazel.as_deref().unwrap_or(""))
             );
         }
         peers::updated_pins(&pins_text, &new, review.bazel_toolchain_version.as_deref())

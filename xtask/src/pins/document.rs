@@ -60,8 +60,7 @@ impl PinsDocument {
     pub fn set_bazel_version(&mut self, version: &str) {
         let t = self.table(&["toolchains", "bazel"], Anchor::End);
         set_str(t, "version", version);
-        let major = version.split('.').next().unwrap_or(version);
-        set_str(t, "nixpkgs_attribute", &format!("bazel_{major}"));
+        set_str(t, "nixpkgs_attribute", &format!("bazel_{}", super::version_major(version)));
     }
 
     /// Marks every [bazel_deps] hash as unknown: the placeholder hash, and no

@@ -9,7 +9,8 @@
 //! sets deliver — is only reported: changing the recorded value without
 //! changing (and checking) the provider would make pins.toml lie.
 
-use super::versions::{major, major_minor, CudaConfig, XlaVersions, CUDA_SECTIONS};
+use super::versions::{CudaConfig, XlaVersions, CUDA_SECTIONS};
+use crate::pins::{version_major as major, version_major_minor as major_minor};
 
 /// How loud a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
