@@ -191,26 +191,8 @@ pub fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
         "xtask/src",
         "crates",
     ] {
-        copy_tree(&root.join(entry), &to.join(entry))
+        crate::fsutil::copy_tree(&root.join(entry), &to.join(entry))
             .with_context(|| format!("cannot copy {} to a scratch directory", root.join(entry).display()))?;
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            if e.file_name() != "target" {
-                copy_tree(&e.path(), &to.join(e.file_name()))?;
-            }
-        }
-    } else if from.is_file() {
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(from, to)?;
     }
     Ok(())
 }

@@ -28,7 +28,8 @@ pub fn target_dir() -> Result<PathBuf> {
 pub fn check_staged(staged: &Staged) -> Result<()> {
     let root = staged.root();
     let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-compile-").tempdir()?;
-    copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))?;
+    crate::fsutil::copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))
+        .with_context(|| format!("cannot copy {} to a staging directory", root.join(CRATE_DIR).display()))?;
     // Overlay the staged files that live in the crate.
     let crate_prefix = Path::new(CRATE_DIR);
     for rel in walk(&root.join(CRATE_DIR))?.into_iter().map(|p| crate_prefix.join(p)).chain(staged_in_crate(staged)) {
@@ -78,15 +79,6 @@ fn workspace_manifest(root: &Path) -> Result<String> {
     ws.insert("members", toml_edit::value(members));
     ws.remove("default-members");
     Ok(doc.to_string())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for rel in walk(from)? {
-        let target = to.join(&rel);
-        std::fs::create_dir_all(target.parent().unwrap())?;
-        std::fs::copy(from.join(&rel), &target).with_context(|| format!("cannot copy {}", from.join(&rel).display()))?;
-    }
-    Ok(())
 }
 
 /// Files under `dir`, relative to it; `target/` directories are skipped.
