@@ -172,7 +172,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // 6. nix
     if args.nix {
         progress.step("nix", "refreshing the Bazel dependency hashes with Nix", || {
-            let copy = project_copy_with(&root, &pins_new)?;
+            // What deps-hash builds from: the flake's inputs, with the new
+            // pins.toml; the project itself is untouched until the commit.
+            let copy = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-nix-").tempdir()?;
+            crate::deps_hash::copy_flake_inputs(&root, copy.path())?;
+            std::fs::write(copy.path().join("pins.toml"), &pins_new)?;
             for (backend, system, hash) in deps.iter_mut() {
                 eprintln!("  building the {backend} dependencies for {system} ...");
                 *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
@@ -382,33 +386,6 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A temporary copy of the project (without `target/` and `.git`) whose
-/// pins.toml is `pins`: what `--nix` builds from, so the project itself is
-/// untouched until the final commit.
-fn project_copy_with(root: &Path, pins: &str) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-nix-").tempdir()?;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel))? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if rel.as_os_str().is_empty() && (name == "target" || name == ".git" || name == "result") {
-                continue;
-            }
-            let child = rel.join(&name);
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                std::fs::create_dir_all(dir.path().join(&child))?;
-                stack.push(child);
-            } else if ty.is_file() {
-                std::fs::copy(root.join(&child), dir.path().join(&child))?;
-            }
-        }
-    }
-    std::fs::write(dir.path().join("pins.toml"), pins)?;
-    Ok(dir)
 }
 
 #[cfg(test)]
