@@ -85,8 +85,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let pins_path = root.join("pins.toml");
     let pins_text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
-    let old = peers::load_xla_pin(&pins_path)?;
-    let pins_table: toml::Table = pins_text.parse().with_context(|| format!("{} is not valid TOML", pins_path.display()))?;
+    let pins = crate::pins::Pins::parse(&pins_text, &pins_path.display().to_string())
+        .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_path.display()))?;
+    let old = pins.xla.clone();
 
     // 1. resolve
     let (repo, new_oid, old_oid, downgrade) =
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let v = versions::read(&repo, new_oid)?;
         let old_header = read_blob(&repo, old_oid, crate::xla_headers::CORE_HEADER)?;
         let old_api = versions::parse_api_version(&old_header).with_context(|| format!("in the header of {old_oid}"))?;
-        let review = review::review(&pins_table, &v, args.accept_bazel_major);
+        let review = review::review(&pins, &v, args.accept_bazel_major);
         Ok((v, old_api, review))
     })?;
     let new = XlaPin {
@@ -166,8 +167,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         peers::updated_pins(&pins_text, &new, review.bazel_toolchain_version.as_deref())
     })?;
-    let entries = peers::bazel_deps_entries(&pins_text)?;
-    let mut deps: Vec<(String, String, Option<String>)> = entries.iter().map(|(b, s)| (b.clone(), s.clone(), None)).collect();
+    let mut deps: Vec<(String, String, Option<String>)> = pins
+        .bazel_deps
+        .iter()
+        .flat_map(|(backend, systems)| systems.keys().map(move |system| (backend.clone(), system.clone(), None)))
+        .collect();
 
     // 6. nix
     if args.nix {
