@@ -9,6 +9,15 @@ use anyhow::{Context, Result};
 /// directory, fsynced, then renamed over the target: readers see the old
 /// file or the new one, never a mix. The original permissions are kept.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = temp_beside(path, contents)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// A temporary file in `path`'s directory holding `contents`, fsynced, with
+/// the permissions of `path` when it exists: ready to be renamed over `path`
+/// (`persist`). Dropped, it is removed.
+pub fn temp_beside(path: &Path, contents: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".pjrtpkgs-")
@@ -22,8 +31,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         std::fs::set_permissions(tmp.path(), meta.permissions())
             .with_context(|| format!("cannot copy the permissions of {}", path.display()))?;
     }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Copies the file or directory tree `from` to `to`, creating parents;
