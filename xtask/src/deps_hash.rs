@@ -17,14 +17,8 @@ use anyhow::{bail, Context, Result};
 
 pub use parse::parse_hash_mismatch;
 
-use crate::pins::PinsDocument;
+use crate::pins::{PinsDocument, SOURCE_BACKENDS};
 use crate::project;
-
-/// The "unknown or stale" hash of pins.toml.
-pub const PLACEHOLDER_HASH: &str = crate::pins::STALE_HASH;
-
-/// Backends built from source, each with its own deps archive.
-pub const BACKENDS: [&str; 4] = ["cpu", "cuda12", "cuda13", "rocm7"];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -91,8 +85,8 @@ pub fn refresh(backend: &str, system: &str) -> Result<String> {
 /// [`refresh`] for the project at `root` (a checkout, or a copy of one such
 /// as `upgrade-xla` stages): its flake is built, its pins.toml rewritten.
 pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
-    if !BACKENDS.contains(&backend) {
-        bail!("unknown backend '{backend}': expected one of {}", BACKENDS.join(", "));
+    if !SOURCE_BACKENDS.contains(&backend) {
+        bail!("unknown backend '{backend}': expected one of {}", SOURCE_BACKENDS.join(", "));
     }
     let pins_path = root.join("pins.toml");
 
@@ -115,7 +109,10 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
 
     // Re-read: the file may have changed during the (long) build.
     let mut doc = PinsDocument::read(&pins_path)?;
-    let commit = doc.pins()?.xla.commit;
+    let commit = doc
+        .xla_commit()
+        .with_context(|| format!("{} has no [xla] commit (a string); fix it first (`cargo xtask pins check`)", pins_path.display()))?
+        .to_owned();
     doc.set_bazel_deps_hash(backend, system, &hash, &commit);
     doc.write(&pins_path)?;
     Ok(hash)
@@ -194,26 +191,8 @@ pub fn copy_flake_inputs(root: &Path, to: &Path) -> Result<()> {
         "xtask/src",
         "crates",
     ] {
-        copy_tree(&root.join(entry), &to.join(entry))
+        crate::fsutil::copy_tree(&root.join(entry), &to.join(entry))
             .with_context(|| format!("cannot copy {} to a scratch directory", root.join(entry).display()))?;
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            if e.file_name() != "target" {
-                copy_tree(&e.path(), &to.join(e.file_name()))?;
-            }
-        }
-    } else if from.is_file() {
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(from, to)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! File writes that never leave a half-written file behind.
+//! File writes that never leave a half-written file behind, and tree copies.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +9,15 @@ use anyhow::{Context, Result};
 /// directory, fsynced, then renamed over the target: readers see the old
 /// file or the new one, never a mix. The original permissions are kept.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = temp_beside(path, contents)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// A temporary file in `path`'s directory holding `contents`, fsynced, with
+/// the permissions of `path` when it exists: ready to be renamed over `path`
+/// (`persist`). Dropped, it is removed.
+pub fn temp_beside(path: &Path, contents: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".pjrtpkgs-")
@@ -22,6 +31,26 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         std::fs::set_permissions(tmp.path(), meta.permissions())
             .with_context(|| format!("cannot copy the permissions of {}", path.display()))?;
     }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(tmp)
+}
+
+/// Copies the file or directory tree `from` to `to`, creating parents;
+/// entries named `target` (build outputs) are left out at every depth, and a
+/// `from` that does not exist copies nothing.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            if e.file_name() != "target" {
+                copy_tree(&e.path(), &to.join(e.file_name()))?;
+            }
+        }
+    } else if from.is_file() {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to)?;
+    }
     Ok(())
 }

@@ -191,6 +191,16 @@ impl Pins {
     }
 }
 
+/// The major component of a dotted version (`7` of `7.7.0`).
+pub fn version_major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
+}
+
+/// `MAJOR.MINOR` of a dotted version (`12.9` of `12.9.1`).
+pub fn version_major_minor(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
 /// The Nix system of the machine running the xtask.
 pub fn host_system() -> String {
     let arch = std::env::consts::ARCH;

@@ -26,8 +26,6 @@ use crate::xla_repo::{open_for, resolve_commit, XlaRepoArg};
 use peers::XlaPin;
 use staging::{Change, Staged};
 
-pub use versions::{parse_api_version, parse_bazelversion, ApiVersion};
-
 /// Testing hook: the step at which to inject a failure. Honoured only in
 /// debug builds (tests), never in a release build.
 pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
@@ -87,8 +85,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let pins_path = root.join("pins.toml");
     let pins_text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
-    let old = peers::load_xla_pin(&pins_path)?;
-    let pins_table: toml::Table = pins_text.parse().with_context(|| format!("{} is not valid TOML", pins_path.display()))?;
+    let pins = crate::pins::Pins::parse(&pins_text, &pins_path.display().to_string())
+        .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_path.display()))?;
+    let old = pins.xla.clone();
 
     // 1. resolve
     let (repo, new_oid, old_oid, downgrade) =
@@ -134,7 +133,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let v = versions::read(&repo, new_oid)?;
         let old_header = read_blob(&repo, old_oid, crate::xla_headers::CORE_HEADER)?;
         let old_api = versions::parse_api_version(&old_header).with_context(|| format!("in the header of {old_oid}"))?;
-        let review = review::review(&pins_table, &v, args.accept_bazel_major);
+        let review = review::review(&pins, &v, args.accept_bazel_major);
         Ok((v, old_api, review))
     })?;
     let new = XlaPin {
@@ -163,18 +162,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
                  is ready, rerun with --accept-bazel-major.",
                 f.message,
-                versions::major(new_versions.bazel.as_deref().unwrap_or(""))
+                crate::pins::version_major(new_versions.bazel.as_deref().unwrap_or(""))
             );
         }
         peers::updated_pins(&pins_text, &new, review.bazel_toolchain_version.as_deref())
     })?;
-    let entries = peers::bazel_deps_entries(&pins_text)?;
-    let mut deps: Vec<(String, String, Option<String>)> = entries.iter().map(|(b, s)| (b.clone(), s.clone(), None)).collect();
+    let mut deps: Vec<(String, String, Option<String>)> = pins
+        .bazel_deps
+        .iter()
+        .flat_map(|(backend, systems)| systems.keys().map(move |system| (backend.clone(), system.clone(), None)))
+        .collect();
 
     // 6. nix
     if args.nix {
         progress.step("nix", "refreshing the Bazel dependency hashes with Nix", || {
-            let copy = project_copy_with(&root, &pins_new)?;
+            // What deps-hash builds from: the flake's inputs, with the new
+            // pins.toml; the project itself is untouched until the commit.
+            let copy = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-nix-").tempdir()?;
+            crate::deps_hash::copy_flake_inputs(&root, copy.path())?;
+            std::fs::write(copy.path().join("pins.toml"), &pins_new)?;
             for (backend, system, hash) in deps.iter_mut() {
                 eprintln!("  building the {backend} dependencies for {system} ...");
                 *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
@@ -384,33 +390,6 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A temporary copy of the project (without `target/` and `.git`) whose
-/// pins.toml is `pins`: what `--nix` builds from, so the project itself is
-/// untouched until the final commit.
-fn project_copy_with(root: &Path, pins: &str) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-nix-").tempdir()?;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel))? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if rel.as_os_str().is_empty() && (name == "target" || name == ".git" || name == "result") {
-                continue;
-            }
-            let child = rel.join(&name);
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                std::fs::create_dir_all(dir.path().join(&child))?;
-                stack.push(child);
-            } else if ty.is_file() {
-                std::fs::copy(root.join(&child), dir.path().join(&child))?;
-            }
-        }
-    }
-    std::fs::write(dir.path().join("pins.toml"), pins)?;
-    Ok(dir)
 }
 
 #[cfg(test)]

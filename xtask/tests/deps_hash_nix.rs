@@ -9,7 +9,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use xtask::deps_hash::{mismatch_of_build, nix_command, parse_hash_mismatch, PLACEHOLDER_HASH};
+use xtask::deps_hash::{mismatch_of_build, nix_command, parse_hash_mismatch};
+use xtask::pins::STALE_HASH;
 
 /// A file with content no other test run shares, and the Nix expression of
 /// a fixed-output derivation fetching it with `hash`.
@@ -55,7 +56,7 @@ fn reads_the_hash_from_real_nix_output() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let expr = fixture(dir.path(), &unique_content(), PLACEHOLDER_HASH);
+    let expr = fixture(dir.path(), &unique_content(), STALE_HASH);
     let out = build(&expr).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -108,7 +109,7 @@ fn build_failures_are_not_taken_for_mismatches() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let expr = fixture(dir.path(), "x", PLACEHOLDER_HASH);
+    let expr = fixture(dir.path(), "x", STALE_HASH);
     std::fs::remove_file(dir.path().join("payload.txt")).unwrap();
     let err = mismatch_of_build(build(&expr)).unwrap_err().to_string();
     assert!(err.contains("failed without a hash mismatch"), "{err}");

@@ -216,7 +216,7 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
     let bazel = &pins.toolchains.bazel;
     ctx.format("toolchains.bazel.version", &bazel.version, is_version, "a version (7.7.0)");
     if is_version(&bazel.version) && is_version(&x.bazel_version) {
-        let major = |v: &str| v.split('.').next().unwrap_or("").to_owned();
+        let major = super::version_major;
         if major(&bazel.version) != major(&x.bazel_version) {
             ctx.error(
                 "toolchains.bazel.version",
@@ -248,7 +248,7 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             ctx.format(&format!("{name}.{field}"), value, is_version, "a version (12.9.1)");
         }
         let want_major = &name[4..];
-        if is_version(&c.cuda_version) && c.cuda_version.split('.').next() != Some(want_major) {
+        if is_version(&c.cuda_version) && super::version_major(&c.cuda_version) != want_major {
             ctx.error(&format!("{name}.cuda_version"), format!("[{name}] pins CUDA {}", c.cuda_version));
         }
         ctx.format(&format!("{name}.nixpkgs_attribute"), &c.nixpkgs_attribute, is_attribute, "a nixpkgs attribute name");

@@ -33,6 +33,12 @@ impl PinsDocument {
         PinsDocument::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
+    /// `[xla] commit` as the document holds it, unvalidated (`write`
+    /// validates); `None` when absent or not a string.
+    pub fn xla_commit(&self) -> Option<&str> {
+        self.doc.get("xla")?.get("commit")?.as_str()
+    }
+
     /// The typed, validated view of the document as it is now.
     pub fn pins(&self) -> Result<Pins> {
         Pins::parse(&self.to_string(), "pins.toml (edited)")
@@ -54,8 +60,7 @@ impl PinsDocument {
     pub fn set_bazel_version(&mut self, version: &str) {
         let t = self.table(&["toolchains", "bazel"], Anchor::End);
         set_str(t, "version", version);
-        let major = version.split('.').next().unwrap_or(version);
-        set_str(t, "nixpkgs_attribute", &format!("bazel_{major}"));
+        set_str(t, "nixpkgs_attribute", &format!("bazel_{}", super::version_major(version)));
     }
 
     /// Marks every [bazel_deps] hash as unknown: the placeholder hash, and no

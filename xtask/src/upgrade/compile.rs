@@ -28,10 +28,11 @@ pub fn target_dir() -> Result<PathBuf> {
 pub fn check_staged(staged: &Staged) -> Result<()> {
     let root = staged.root();
     let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-compile-").tempdir()?;
-    copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))?;
-    // Overlay the staged files that live in the crate.
-    let crate_prefix = Path::new(CRATE_DIR);
-    for rel in walk(&root.join(CRATE_DIR))?.into_iter().map(|p| crate_prefix.join(p)).chain(staged_in_crate(staged)) {
+    crate::fsutil::copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))
+        .with_context(|| format!("cannot copy {} to a staging directory", root.join(CRATE_DIR).display()))?;
+    // Overlay the staged files that live in the crate (those that differ
+    // from the project; the others were copied as they are).
+    for rel in staged_in_crate(staged)? {
         if let Some(contents) = staged.read(&rel)? {
             let target = dir.path().join(&rel);
             std::fs::create_dir_all(target.parent().unwrap())?;
@@ -62,8 +63,8 @@ pub fn check_staged(staged: &Staged) -> Result<()> {
     Ok(())
 }
 
-fn staged_in_crate(staged: &Staged) -> Vec<PathBuf> {
-    staged.changes().unwrap_or_default().into_iter().map(|(p, _)| p).filter(|p| p.starts_with(CRATE_DIR)).collect()
+fn staged_in_crate(staged: &Staged) -> Result<Vec<PathBuf>> {
+    Ok(staged.changes()?.into_iter().map(|(p, _)| p).filter(|p| p.starts_with(CRATE_DIR)).collect())
 }
 
 /// The project's root manifest reduced to a workspace of pjrt-sys alone.
@@ -78,42 +79,4 @@ fn workspace_manifest(root: &Path) -> Result<String> {
     ws.insert("members", toml_edit::value(members));
     ws.remove("default-members");
     Ok(doc.to_string())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for rel in walk(from)? {
-        let target = to.join(&rel);
-        std::fs::create_dir_all(target.parent().unwrap())?;
-        std::fs::copy(from.join(&rel), &target).with_context(|| format!("cannot copy {}", from.join(&rel).display()))?;
-    }
-    Ok(())
-}
-
-/// Files under `dir`, relative to it; `target/` directories are skipped.
-fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let abs = dir.join(&rel);
-        let entries = match std::fs::read_dir(&abs) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.as_os_str().is_empty() => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", abs.display())),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let child = rel.join(&name);
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                if name != "target" {
-                    stack.push(child);
-                }
-            } else if ty.is_file() {
-                out.push(child);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

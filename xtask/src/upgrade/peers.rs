@@ -32,13 +32,6 @@ pub fn source_hash(repo: &Repository, commit: Oid) -> Result<String> {
 
 pub use crate::pins::XlaPin;
 
-/// `[xla]` of pins.toml, after validating the whole file.
-pub fn load_xla_pin(pins_toml: &Path) -> Result<XlaPin> {
-    Ok(crate::pins::Pins::load(pins_toml)
-        .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_toml.display()))?
-        .xla)
-}
-
 /// pins.toml with the new `[xla]`, optionally a new `[toolchains.bazel]
 /// version` (same major: the attribute stays), and every Bazel dependency
 /// hash marked stale. Comments and layout are kept; the result is validated.
@@ -51,20 +44,6 @@ pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> 
     doc.mark_bazel_deps_stale();
     let out = doc.to_string();
     crate::pins::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
-    Ok(out)
-}
-
-/// `(backend, system)` of every `[bazel_deps.<backend>.<system>]` in pins.toml.
-pub fn bazel_deps_entries(text: &str) -> Result<Vec<(String, String)>> {
-    let table: toml::Table = text.parse().context("pins.toml is not valid TOML")?;
-    let mut out = Vec::new();
-    if let Some(deps) = table.get("bazel_deps").and_then(|d| d.as_table()) {
-        for (backend, systems) in deps {
-            for (system, _) in systems.as_table().into_iter().flatten() {
-                out.push((backend.clone(), system.clone()));
-            }
-        }
-    }
     Ok(out)
 }
 

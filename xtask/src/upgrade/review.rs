@@ -9,7 +9,8 @@
 //! sets deliver — is only reported: changing the recorded value without
 //! changing (and checking) the provider would make pins.toml lie.
 
-use super::versions::{major, major_minor, CudaConfig, XlaVersions, CUDA_SECTIONS};
+use super::versions::{CudaConfig, XlaVersions, CUDA_SECTIONS};
+use crate::pins::{version_major as major, version_major_minor as major_minor, CudaPin, Pins};
 
 /// How loud a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,32 +52,30 @@ impl Review {
     }
 }
 
-fn get<'a>(pins: &'a toml::Table, section: &str, key: &str) -> Option<&'a toml::Value> {
-    let mut v = pins.get(section.split('.').next()?)?;
-    for part in section.split('.').skip(1) {
-        v = v.get(part)?;
+/// The pinned `[cudaNN]` section named `section` (one of `CUDA_SECTIONS`).
+fn cuda_pin<'a>(pins: &'a Pins, section: &str) -> Option<&'a CudaPin> {
+    match section {
+        "cuda12" => pins.cuda12.as_ref(),
+        "cuda13" => pins.cuda13.as_ref(),
+        _ => None,
     }
-    v.get(key)
-}
-
-fn get_str(pins: &toml::Table, section: &str, key: &str) -> Option<String> {
-    get(pins, section, key).and_then(|v| v.as_str()).map(str::to_string)
 }
 
 const BAZEL_ATTRIBUTE: &str = "[toolchains.bazel] nixpkgs_attribute";
 
 /// Compares `new` with `pins`. `accept_bazel_major`: the maintainer chose to
 /// move to the new Bazel major (`--accept-bazel-major`).
-pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -> Review {
+pub fn review(pins: &Pins, new: &XlaVersions, accept_bazel_major: bool) -> Review {
     let mut r = Review::default();
     let mut push = |level, pin: String, pinned: &str, xla: &str, message: String| {
         r.findings.push(Finding { level, pin, pinned: pinned.to_string(), xla: xla.to_string(), message });
     };
 
     // Bazel.
-    if let (Some(xla_bazel), Some(tool)) = (&new.bazel, get_str(pins, "toolchains.bazel", "version")) {
-        let attr = get_str(pins, "toolchains.bazel", "nixpkgs_attribute").unwrap_or_else(|| "?".into());
-        if major(xla_bazel) != major(&tool) && accept_bazel_major {
+    if let Some(xla_bazel) = &new.bazel {
+        let tool = &pins.toolchains.bazel.version;
+        let attr = &pins.toolchains.bazel.nixpkgs_attribute;
+        if major(xla_bazel) != major(tool) && accept_bazel_major {
             push(
                 Level::Updated,
                 BAZEL_ATTRIBUTE.into(),
@@ -85,14 +84,14 @@ pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -
                 format!(
                     "Bazel major version {} -> {}, accepted with --accept-bazel-major: check that nixpkgs' `bazel_{}` provides {xla_bazel} \
                      and that the Nix build support handles Bazel {}",
-                    major(&tool),
+                    major(tool),
                     major(xla_bazel),
                     major(xla_bazel),
                     major(xla_bazel)
                 ),
             );
             r.bazel_toolchain_version = Some(xla_bazel.clone());
-        } else if major(xla_bazel) != major(&tool) {
+        } else if major(xla_bazel) != major(tool) {
             push(
                 Level::Action,
                 BAZEL_ATTRIBUTE.into(),
@@ -100,33 +99,32 @@ pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -
                 xla_bazel,
                 format!(
                     "Bazel major version {} -> {}: the build needs nixpkgs' `bazel_{}` instead of `{attr}` (and its build support)",
-                    major(&tool),
+                    major(tool),
                     major(xla_bazel),
                     major(xla_bazel)
                 ),
             );
-        } else if xla_bazel != &tool {
+        } else if xla_bazel != tool {
             push(
                 Level::Updated,
                 "[toolchains.bazel] version".into(),
-                &tool,
+                tool,
                 xla_bazel,
                 format!("same Bazel major; `{attr}` must provide {xla_bazel} (check nixpkgs' version of it)"),
             );
         }
-        if major(xla_bazel) == major(&tool) && xla_bazel != &tool {
+        if major(xla_bazel) == major(tool) && xla_bazel != tool {
             r.bazel_toolchain_version = Some(xla_bazel.clone());
         }
-    } else if new.bazel.is_none() {
+    } else {
         push(Level::Note, "[xla] bazel_version".into(), "", "(none)", "the commit has no .bazelversion; the pinned value is kept".into());
     }
 
     // CUDA flavours.
     for section in CUDA_SECTIONS {
-        if !pins.contains_key(*section) {
+        let Some(pinned) = cuda_pin(pins, section) else {
             continue;
-        }
-        let attr = get_str(pins, section, "nixpkgs_attribute").unwrap_or_else(|| "?".into());
+        };
         let Some(Some(cfg)) = new.cuda.get(*section) else {
             push(
                 Level::Action,
@@ -137,30 +135,30 @@ pub fn review(pins: &toml::Table, new: &XlaVersions, accept_bazel_major: bool) -
             );
             continue;
         };
-        cuda_findings(&mut push, pins, section, &attr, cfg);
+        cuda_findings(&mut push, pinned, section, cfg);
     }
 
     // ROCm.
-    if pins.contains_key("rocm7") {
-        let pinned = get_str(pins, "rocm7", "distro_version").unwrap_or_default();
+    if let Some(rocm) = &pins.rocm7 {
+        let pinned = &rocm.distro_version;
         match &new.rocm_distro {
             None => push(
                 Level::Action,
                 "[rocm7] distro_version".into(),
-                &pinned,
+                pinned,
                 "(none)",
                 "XLA sets no ROCM_DISTRO_VERSION in any bazelrc config at this commit: check how it builds ROCm now".into(),
             ),
-            Some((distro, config)) if *distro != pinned => {
-                let attr = get_str(pins, "rocm7", "nixpkgs_attribute").unwrap_or_else(|| "?".into());
+            Some((distro, config)) if distro != pinned => {
+                let attr = &rocm.nixpkgs_attribute;
                 push(
                     Level::Action,
                     "[rocm7] distro_version".into(),
-                    &pinned,
+                    pinned,
                     distro,
                     format!(
                         "XLA's `{config}` config now uses {distro}: check that `{attr}` provides that ROCm release{}, then edit pins.toml",
-                        if rocm_major(distro) != rocm_major(&pinned) {
+                        if rocm_major(distro) != rocm_major(pinned) {
                             " (a new ROCm MAJOR: a new [rocmN] section and package set)"
                         } else {
                             ""
@@ -179,47 +177,45 @@ fn rocm_major(distro: &str) -> String {
     distro.trim_start_matches("rocm_").split(['.', '_']).next().unwrap_or("").to_string()
 }
 
-fn cuda_findings(
-    push: &mut impl FnMut(Level, String, &str, &str, String),
-    pins: &toml::Table,
-    section: &str,
-    attr: &str,
-    cfg: &CudaConfig,
-) {
-    if let (Some(new), Some(old)) = (&cfg.cuda_version, get_str(pins, section, "cuda_version")) {
-        if major_minor(new) != major_minor(&old) {
+fn cuda_findings(push: &mut impl FnMut(Level, String, &str, &str, String), pinned: &CudaPin, section: &str, cfg: &CudaConfig) {
+    let attr = &pinned.nixpkgs_attribute;
+    if let Some(new) = &cfg.cuda_version {
+        let old = &pinned.cuda_version;
+        if major_minor(new) != major_minor(old) {
             let wanted = format!("cudaPackages_{}", major_minor(new).replace('.', "_"));
             push(
                 Level::Action,
                 format!("[{section}] cuda_version"),
-                &old,
+                old,
                 new,
                 format!(
                     "CUDA {} -> {}: the build needs nixpkgs' `{wanted}` instead of `{attr}`; edit [{section}] by hand",
-                    major_minor(&old),
+                    major_minor(old),
                     major_minor(new)
                 ),
             );
-        } else if *new != old {
+        } else if new != old {
             push(
                 Level::Action,
                 format!("[{section}] cuda_version"),
-                &old,
+                old,
                 new,
                 format!("CUDA patch release: check that `{attr}` provides {new}, then edit [{section}] cuda_version"),
             );
         }
     }
-    for (key, new) in
-        [("cudnn_version", &cfg.cudnn_version), ("nccl_version", &cfg.nccl_version), ("nvshmem_version", &cfg.nvshmem_version)]
-    {
-        if let (Some(new), Some(old)) = (new, get_str(pins, section, key)) {
-            if *new != old {
+    for (key, new, old) in [
+        ("cudnn_version", &cfg.cudnn_version, &pinned.cudnn_version),
+        ("nccl_version", &cfg.nccl_version, &pinned.nccl_version),
+        ("nvshmem_version", &cfg.nvshmem_version, &pinned.nvshmem_version),
+    ] {
+        if let Some(new) = new {
+            if new != old {
                 let lib = key.trim_end_matches("_version");
                 push(
                     Level::Action,
                     format!("[{section}] {key}"),
-                    &old,
+                    old,
                     new,
                     format!("XLA's pjrt_{section} now wants {lib} {new}: check `{attr}.{lib}` provides it, then edit [{section}] {key}"),
                 );
@@ -227,19 +223,15 @@ fn cuda_findings(
         }
     }
     if let Some(new) = &cfg.compute_capabilities {
-        let old: Option<Vec<String>> = get(pins, section, "compute_capabilities")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect());
-        if let Some(old) = old {
-            if *new != old {
-                push(
-                    Level::Note,
-                    format!("[{section}] compute_capabilities"),
-                    &old.join(","),
-                    &new.join(","),
-                    format!("XLA's pjrt_{section} targets changed; pins.toml keeps its explicit list until you edit it"),
-                );
-            }
+        let old = &pinned.compute_capabilities;
+        if new != old {
+            push(
+                Level::Note,
+                format!("[{section}] compute_capabilities"),
+                &old.join(","),
+                &new.join(","),
+                format!("XLA's pjrt_{section} targets changed; pins.toml keeps its explicit list until you edit it"),
+            );
         }
     }
 }
@@ -249,11 +241,22 @@ mod tests {
     use super::super::versions::ApiVersion;
     use super::*;
 
-    fn pins() -> toml::Table {
-        r#"
+    fn pins() -> Pins {
+        let text = r#"
+schema_version = 1
+
+[xla]
+repository = "https://github.com/openxla/xla"
+commit = "964a0a45a0c3090cd484a3c51e8f9d05ed10b968"
+hash = "sha256-K0lveAY1nXeFA9FIV3nXhEJ0r589CNaVp/M5heUo1BY="
+date = "2026-02-20T22:36:47-08:00"
+pjrt_api_version = "0.93"
+bazel_version = "7.4.1"
+
 [toolchains.bazel]
 version = "7.4.1"
 nixpkgs_attribute = "bazel_7"
+
 [cuda12]
 cuda_version = "12.9.1"
 cudnn_version = "9.8.0"
@@ -261,12 +264,13 @@ nccl_version = "2.27.7"
 nvshmem_version = "3.2.5"
 nixpkgs_attribute = "cudaPackages_12_9"
 compute_capabilities = ["sm_50", "compute_120"]
+
 [rocm7]
 distro_version = "rocm_7.10.0_gfx90X"
 nixpkgs_attribute = "rocmPackages"
-"#
-        .parse()
-        .unwrap()
+gpu_targets = ["gfx90a"]
+"#;
+        Pins::parse(text, "review test pins").unwrap()
     }
 
     fn versions(bazel: &str, cuda: &str, rocm: &str) -> XlaVersions {

@@ -6,7 +6,6 @@
 //! too: the project is left as it was.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -85,17 +84,8 @@ impl Staged {
                     Some(_) => Some(std::fs::metadata(&target)?.permissions()),
                     None => None,
                 };
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(".pjrtpkgs-upgrade-")
-                    .suffix(".tmp")
-                    .tempfile_in(&dir)
-                    .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-                tmp.write_all(&self.files[rel])
-                    .and_then(|()| tmp.as_file().sync_all())
-                    .with_context(|| format!("cannot write a temporary file for {}", target.display()))?;
-                if let Some(p) = &perms {
-                    std::fs::set_permissions(tmp.path(), p.clone())?;
-                }
+                // Beside the target, with its permissions (`perms`) when it exists.
+                let tmp = crate::fsutil::temp_beside(&target, &self.files[rel])?;
                 let original = Original { target, contents: contents.zip(perms) };
                 temps.push((tmp.into_temp_path(), original));
             }

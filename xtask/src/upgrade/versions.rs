@@ -97,16 +97,6 @@ pub fn parse_bazelversion(text: &str) -> Option<String> {
     text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
 }
 
-/// The major component of a dotted version (`7` of `7.7.0`).
-pub fn major(version: &str) -> &str {
-    version.split('.').next().unwrap_or(version)
-}
-
-/// `MAJOR.MINOR` of a dotted version (`12.9` of `12.9.1`).
-pub fn major_minor(version: &str) -> String {
-    version.split('.').take(2).collect::<Vec<_>>().join(".")
-}
-
 /// The sections of XLA's `xla/pjrt/c/CHANGELOG.md` for the versions in
 /// `(old, new]`, newest first, as written there (heading included).
 pub fn changelog_sections(changelog: &str, old: ApiVersion, new: ApiVersion) -> Vec<(ApiVersion, String)> {
