@@ -41,16 +41,16 @@ NIX
 TOP=$(nixc build --store "$SRC" --impure -f "$WORK/closure.nix" --no-link --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["outputs"]["out"])')
 nixc path-info --store "$SRC" -rsSh "$TOP" >&2
 
-cargo build -q --manifest-path "$ROOT/Cargo.toml" -p xtask
-XTASK=${CARGO_TARGET_DIR:-$ROOT/target}/debug/xtask
+cargo build -q --release --manifest-path "$ROOT/Cargo.toml" -p xtask
+XTASK=${CARGO_TARGET_DIR:-$ROOT/target}/release/xtask
 KEY=$("$XTASK" cache keygen bench-1 --out "$WORK/keys" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
 push() { "$XTASK" cache push "file://$WORK/$1" --key "$WORK/keys/bench-1.secret" --store "$SRC" --compression "$2" "$TOP" >/dev/null 2>&1; }
 
 echo "== pushing (file://, fresh cache each run)" >&2
 hyperfine --style basic --runs "$RUNS" --export-json "$WORK/push-zstd.json" \
-  --prepare "rm -rf $WORK/cache-zstd" -n "push zstd" "$(declare -f push nixc); XTASK=$XTASK WORK=$WORK SRC='$SRC' TOP=$TOP; push cache-zstd zstd"
+  --prepare "rm -rf $WORK/cache-zstd" -n "push zstd" "$(declare -f push); XTASK=$XTASK WORK=$WORK SRC='$SRC' TOP=$TOP; push cache-zstd zstd"
 hyperfine --style basic --runs 1 --export-json "$WORK/push-xz.json" \
-  --prepare "rm -rf $WORK/cache-xz" -n "push xz" "$(declare -f push nixc); XTASK=$XTASK WORK=$WORK SRC='$SRC' TOP=$TOP; push cache-xz xz"
+  --prepare "rm -rf $WORK/cache-xz" -n "push xz" "$(declare -f push); XTASK=$XTASK WORK=$WORK SRC='$SRC' TOP=$TOP; push cache-xz xz"
 push cache-none none
 du -sh "$WORK"/cache-* >&2
 

@@ -12,9 +12,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p xtask --quiet
 bin="$CARGO_TARGET_DIR/release/xtask"
 branch=main
-git --git-dir "$XLA_REPO" rev-parse --verify -q "$branch" >/dev/null || git -C "$XLA_REPO" rev-parse --verify -q "$branch" >/dev/null || branch=HEAD
-bumps=$(git --git-dir "$XLA_REPO" log --first-parent --format=%H -G'#define PJRT_API_MINOR' "$branch" -- xla/pjrt/c/pjrt_c_api.h 2>/dev/null \
-  || git -C "$XLA_REPO" log --first-parent --format=%H -G'#define PJRT_API_MINOR' "$branch" -- xla/pjrt/c/pjrt_c_api.h)
+git -C "$XLA_REPO" rev-parse --verify -q "$branch" >/dev/null || branch=HEAD
+bumps=$(git -C "$XLA_REPO" log --first-parent --format=%H -G'#define PJRT_API_MINOR' "$branch" -- xla/pjrt/c/pjrt_c_api.h)
 new=${2:-$(echo "$bumps" | sed -n 1p)}
 old=${1:-$new~1}
 far=$(echo "$bumps" | sed -n 21p)

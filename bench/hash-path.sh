@@ -36,7 +36,7 @@ if [ "${SKIP_MISSING:-0}" = 1 ]; then
   python3 - "$XLA_REPO" "$commit" "$dir" <<'PY'
 import os, subprocess, sys
 repo, commit, out = sys.argv[1:]
-git = ["git", "--git-dir", repo]
+git = ["git", "-C", repo]
 entries = subprocess.run(git + ["ls-tree", "-r", "-z", commit], check=True, capture_output=True).stdout
 batch = subprocess.Popen(git + ["cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 missing = 0
@@ -62,7 +62,7 @@ for entry in filter(None, entries.split(b"\0")):
 print(f"left out {missing} blob(s) missing from the repository", file=sys.stderr)
 PY
 else
-  git --git-dir="$XLA_REPO" archive "$commit" | tar -x -C "$dir"
+  git -C "$XLA_REPO" archive "$commit" | tar -x -C "$dir"
 fi
 echo "tree: $(find "$dir" -type f | wc -l) files, $(du -sh "$dir" | cut -f1), XLA $commit" >&2
 

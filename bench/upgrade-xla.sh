@@ -27,7 +27,7 @@ p="$work/pristine"
 mkdir -p "$p/crates"
 
 # pins.toml of the project, re-pinned to OLD.
-date=$(git --git-dir="$XLA_REPO" log -1 --format=%cI "$OLD" 2>/dev/null || git -C "$XLA_REPO" log -1 --format=%cI "$OLD")
+date=$(git -C "$XLA_REPO" log -1 --format=%cI "$OLD")
 sed -e "/^\[xla\]/,/^\[/ { s|^commit = .*|commit = \"$OLD\"|; s|^date = .*|date = \"$date\"|;
           s|^pjrt_api_version = .*|pjrt_api_version = \"0.47\"|; s|^bazel_version = .*|bazel_version = \"6.5.0\"| }" \
     -e "/^\[toolchains.bazel\]/,/^\[/ { s|^version = .*|version = \"6.5.0\"|; s|^nixpkgs_attribute = .*|nixpkgs_attribute = \"bazel_6\"| }" \
