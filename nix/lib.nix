@@ -16,7 +16,6 @@ rec {
     "x86_64-linux"
     "aarch64-linux"
   ];
-  allSystems = linuxSystems ++ [ "aarch64-darwin" ];
 
   sourceBackends = [
     "cpu"
@@ -86,9 +85,6 @@ rec {
         }) backends
       );
     };
-
-  # `sha256-…` SRI or 64 hex digits: what fetchurl accepts as `sha256`.
-  isHexSha256 = s: builtins.match "[0-9a-f]{64}" s != null;
 
   # Bazel's name for the host CPU, as XLA's pjrt_x86 / pjrt_aarch64 configs set it.
   bazelCpu =
@@ -181,11 +177,11 @@ rec {
           rocm7 = rocm;
         }
         .${backend} or (throw "pjrtpkgs: unknown backend '${backend}'; known: ${concatStringsSep ", " sourceBackends}");
+      # XLA has one CPU plugin target and one GPU target for CUDA and ROCm.
+      plugin = if backend == "cpu" then "pjrt_c_api_cpu_plugin.so" else "pjrt_c_api_gpu_plugin.so";
     in
     {
-      targets = [
-        (if backend == "cpu" then "//xla/pjrt/c:pjrt_c_api_cpu_plugin.so" else "//xla/pjrt/c:pjrt_c_api_gpu_plugin.so")
-      ];
+      targets = [ "//xla/pjrt/c:${plugin}" ];
       flags = common ++ backendFlags;
       # Environment of the Bazel process: nothing that varies between hosts.
       env = {
@@ -195,8 +191,7 @@ rec {
         TF_NEED_ROCM = if backend == "rocm7" then "1" else "0";
       };
       # The file Bazel leaves under bazel-bin for the target.
-      output =
-        if backend == "cpu" then "xla/pjrt/c/pjrt_c_api_cpu_plugin.so" else "xla/pjrt/c/pjrt_c_api_gpu_plugin.so";
+      output = "xla/pjrt/c/${plugin}";
     };
 
   # Name of the installed library, the same for source and prebuilt packages.

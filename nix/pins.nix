@@ -35,22 +35,20 @@ let
     computeCapabilities = t.compute_capabilities;
   };
 
-  # A table without `hash` is an error, not a silent placeholder (as in
-  # `cargo xtask pins check`); a missing table is reported by source-plugin.nix.
-  bazelDepsOf =
-    backend:
-    builtins.mapAttrs (
-      system: d:
-      let
-        hash =
-          d.hash or (throw "pjrtpkgs: pins.toml [bazel_deps.${backend}.${system}] has no `hash`; write the placeholder \"${placeholderHash}\" or run `cargo xtask deps-hash refresh ${backend} --system ${system}`");
-      in
-      {
-        inherit hash;
-        xlaCommit = d.xla_commit or null;
-        stale = hash == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
-      }
-    ) ((raw.bazel_deps or { }).${backend} or { });
+  # One [bazel_deps.<backend>.<system>] table. A table without `hash` is an
+  # error, not a silent placeholder (as in `cargo xtask pins check`); a
+  # missing table is reported by source-plugin.nix.
+  bazelDepsEntry =
+    backend: system: d:
+    let
+      hash =
+        d.hash or (throw "pjrtpkgs: pins.toml [bazel_deps.${backend}.${system}] has no `hash`; write the placeholder \"${placeholderHash}\" or run `cargo xtask deps-hash refresh ${backend} --system ${system}`");
+    in
+    {
+      inherit hash;
+      xlaCommit = d.xla_commit or null;
+      stale = hash == placeholderHash || (d.xla_commit or null) != raw.xla.commit;
+    };
 in
 {
   inherit placeholderHash;
@@ -82,10 +80,7 @@ in
   prebuilt = builtins.mapAttrs prebuiltEntry (raw.prebuilt or { });
 
   # bazelDeps.<backend>.<system> = { hash; xlaCommit; stale; }
-  bazelDeps = builtins.listToAttrs (
-    map (backend: {
-      name = backend;
-      value = bazelDepsOf backend;
-    }) (builtins.attrNames (raw.bazel_deps or { }))
-  );
+  bazelDeps = builtins.mapAttrs (
+    backend: builtins.mapAttrs (bazelDepsEntry backend)
+  ) (raw.bazel_deps or { });
 }
