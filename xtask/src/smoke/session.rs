@@ -6,29 +6,7 @@ use std::ptr::null_mut;
 
 use pjrt_sys::loader::{string_from, Plugin, Result};
 use pjrt_sys::*;
-
-/// Calls a `PJRT_Api` member with `args`, turning its `PJRT_Error` into an
-/// error. The member must lie within the plugin's `PJRT_Api`.
-macro_rules! call {
-    ($plugin:expr, $name:ident, $args:expr) => {{
-        let plugin: &Plugin = $plugin;
-        match pjrt_sys::api_fn!(plugin, $name) {
-            // SAFETY: args is a fully initialized struct of our API version,
-            // never smaller than what an older plugin expects.
-            Ok(f) => plugin.check(unsafe { f($args) }, stringify!($name)),
-            Err(e) => Err(e),
-        }
-    }};
-}
-
-/// An args struct with `struct_size` set, as these bindings define it, the
-/// given fields, and every other field zero (null, "not set").
-#[allow(clippy::redundant_field_names)]
-macro_rules! args {
-    ($ty:ident { $($field:ident : $value:expr),* $(,)? }) => {
-        $ty { struct_size: <$ty as pjrt_sys::StructSize>::STRUCT_SIZE, $($field: $value,)* ..Default::default() }
-    };
-}
+use pjrt_sys::{args, call};
 
 pub struct Client<'p> {
     pub plugin: &'p Plugin,
