@@ -202,11 +202,8 @@ impl Plugin {
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
             let mut args = args!(PJRT_Error_Message_Args { error: error });
             unsafe { f(&mut args) };
-            if !args.message.is_null() {
-                // SAFETY: message/message_size describe a buffer owned by the error.
-                let bytes = unsafe { std::slice::from_raw_parts(args.message as *const u8, args.message_size) };
-                message = String::from_utf8_lossy(bytes).into_owned();
-            }
+            // SAFETY: message/message_size describe a buffer owned by the error (or null).
+            message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
             let mut args = args!(PJRT_Error_GetCode_Args { error: error });
