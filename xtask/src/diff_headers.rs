@@ -302,11 +302,7 @@ fn models(snapshots: &[Snapshot]) -> Result<Vec<ApiModel>> {
                 model.headers.insert(unique[id].main.clone(), tu.header.clone());
                 model.notes.extend(tu.notes.iter().cloned());
                 for decl in &tu.decls {
-                    let kind = match decl.kind.kind_name() {
-                        "union" => "struct",
-                        k => k,
-                    };
-                    model.decls.entry((kind, decl.name.clone())).or_insert_with(|| decl.clone());
+                    model.decls.entry(decl.key()).or_insert_with(|| decl.clone());
                 }
             }
             fill_struct_sizes(&mut model);
