@@ -223,33 +223,32 @@ impl Report {
 
 /// Diffs the PJRT headers of two commits of `repo`.
 pub fn diff_commits(repo: &Repository, old: Oid, new: Oid) -> Result<Report> {
-    let snapshots = [Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?];
-    let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
-    Ok(report(
-        Side { label: old.to_string(), commit: Some(old.to_string()), model: old_model },
-        Side { label: new.to_string(), commit: Some(new.to_string()), model: new_model },
-    ))
+    diff_snapshots([Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?])
 }
 
 /// Diffs the PJRT headers of two directories holding XLA source trees.
 pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {
-    let snapshots = [Snapshot::dir(old)?, Snapshot::dir(new)?];
+    diff_snapshots([Snapshot::dir(old)?, Snapshot::dir(new)?])
+}
+
+fn diff_snapshots(snapshots: [Snapshot; 2]) -> Result<Report> {
     let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
-    Ok(report(
-        Side { label: old.display().to_string(), commit: None, model: old_model },
-        Side { label: new.display().to_string(), commit: None, model: new_model },
-    ))
+    let [old, new] = &snapshots;
+    Ok(report(side(old, old_model), side(new, new_model)))
+}
+
+/// A side of the report: a commit is labelled by its id, a directory by its path.
+fn side(snapshot: &Snapshot, model: ApiModel) -> Side {
+    match snapshot {
+        Snapshot::Commit { commit, .. } => Side { label: commit.to_string(), commit: Some(commit.to_string()), model },
+        Snapshot::Dir(root) => Side { label: root.display().to_string(), commit: None, model },
+    }
 }
 
 /// Whether libclang can be loaded (and released again), with the error
 /// `diff_commits` would give when it cannot.
 pub fn libclang_available() -> Result<()> {
     parse::parse_all(&[], |_| {}).map(|_| ())
-}
-
-/// The model of the PJRT headers at one commit.
-pub fn model_commit(repo: &Repository, commit: Oid) -> Result<ApiModel> {
-    Ok(models(&[Snapshot::commit(repo, commit)?])?.remove(0))
 }
 
 fn report(old: Side, new: Side) -> Report {
@@ -302,11 +301,7 @@ fn models(snapshots: &[Snapshot]) -> Result<Vec<ApiModel>> {
                 model.headers.insert(unique[id].main.clone(), tu.header.clone());
                 model.notes.extend(tu.notes.iter().cloned());
                 for decl in &tu.decls {
-                    let kind = match decl.kind.kind_name() {
-                        "union" => "struct",
-                        k => k,
-                    };
-                    model.decls.entry((kind, decl.name.clone())).or_insert_with(|| decl.clone());
+                    model.decls.entry(decl.key()).or_insert_with(|| decl.clone());
                 }
             }
             fill_struct_sizes(&mut model);

@@ -81,6 +81,20 @@ pub fn commit_tree(repo: &Repository, commit: Oid) -> Result<git2::Tree<'_>> {
         .with_context(|| format!("the tree of commit {commit} is missing from {}", repo.path().display()))
 }
 
+/// The file at `path` in `tree`, `None` if absent (or not a file). A path
+/// that names a blob the repository does not have is an error, not
+/// absence: a partial clone must not silently lose a header.
+pub fn read_path(repo: &Repository, tree: &git2::Tree, path: &str) -> Result<Option<Vec<u8>>> {
+    let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+    if entry.kind() != Some(ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .with_context(|| format!("blob {} ({path}) is missing from {} (partial clone? fetch it)", entry.id(), repo.path().display()))?;
+    Ok(Some(blob.content().to_vec()))
+}
+
 fn looks_like_sha(rev: &str) -> bool {
     (4..=40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -38,6 +38,25 @@ fn checked_in_bindings_are_current() {
     assert!(out.status.success(), "bindgen --check failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// clang-sys looks for libclang only in LIBCLANG_PATH when it is set: an
+/// empty directory stands for a host without libclang.
+#[test]
+fn missing_libclang_is_a_clear_error_not_a_panic() {
+    let Some(xla) = support::xla_repo() else { return };
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bindgen", "--check"])
+        .env("PJRTPKGS_ROOT", support::project_root())
+        .env("XLA_REPO", &xla)
+        .env("LIBCLANG_PATH", empty.path())
+        .output()
+        .expect("run xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "bindgen --check succeeded without libclang: {stderr}");
+    assert!(stderr.contains("cannot load libclang"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn check_detects_stale_bindings_and_regeneration_is_reproducible() {
     let Some(xla) = xla_repo() else { return };

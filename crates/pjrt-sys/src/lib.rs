@@ -39,4 +39,47 @@ macro_rules! api_fn {
     }};
 }
 
+/// An args (or other `struct_size`) struct with `struct_size` set to the
+/// [`StructSize::STRUCT_SIZE`] of these bindings, the given fields, and
+/// every other field zero (null, "not set").
+///
+/// ```
+/// use pjrt_sys::*;
+/// let a = args!(PJRT_Plugin_Initialize_Args {});
+/// assert_eq!(a.struct_size, PJRT_Plugin_Initialize_Args::STRUCT_SIZE);
+/// ```
+#[macro_export]
+macro_rules! args {
+    ($ty:ident { $($field:ident : $value:expr),* $(,)? }) => {
+        $ty { struct_size: <$ty as $crate::StructSize>::STRUCT_SIZE, $($field: $value,)* ..::core::default::Default::default() }
+    };
+}
+
+/// Calls the `PJRT_Api` member `$name` of `plugin` (fetched with
+/// [`api_fn!`]) with `args`, turning the `PJRT_Error` it returns into
+/// [`Error::Pjrt`](loader::Error::Pjrt) and a member the plugin lacks into
+/// [`Error::Unsupported`](loader::Error::Unsupported). `args` must point to
+/// a fully initialized args struct of these bindings (see [`args!`]).
+///
+/// ```no_run
+/// use pjrt_sys::{args, call, loader::Plugin, *};
+/// let plugin = Plugin::load("libpjrt_cpu.so".as_ref())?;
+/// let mut a = args!(PJRT_Client_Create_Args {});
+/// call!(&plugin, PJRT_Client_Create, &mut a)?;
+/// # Ok::<(), pjrt_sys::loader::Error>(())
+/// ```
+#[macro_export]
+macro_rules! call {
+    ($plugin:expr, $name:ident, $args:expr) => {{
+        let plugin: &$crate::loader::Plugin = $plugin;
+        let args = $args;
+        match $crate::api_fn!(plugin, $name) {
+            // SAFETY: args is a fully initialized struct of our API version,
+            // never smaller than what an older plugin expects.
+            Ok(f) => plugin.check(unsafe { f(args) }, ::core::stringify!($name)),
+            Err(e) => Err(e),
+        }
+    }};
+}
+
 pub mod loader;

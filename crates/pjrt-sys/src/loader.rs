@@ -187,11 +187,7 @@ impl Plugin {
 
     /// `PJRT_Plugin_Initialize`: call once, before creating a client.
     pub fn initialize(&self) -> Result<()> {
-        let f = api_fn!(self, PJRT_Plugin_Initialize)?;
-        let mut args = PJRT_Plugin_Initialize_Args { struct_size: PJRT_Plugin_Initialize_Args_STRUCT_SIZE as usize, ..Default::default() };
-        // SAFETY: args is a valid, fully initialized struct of our version,
-        // which is at least as large as any older plugin expects.
-        self.check(unsafe { f(&mut args) }, "PJRT_Plugin_Initialize")
+        call!(self, PJRT_Plugin_Initialize, &mut args!(PJRT_Plugin_Initialize_Args {}))
     }
 
     /// Turns the `PJRT_Error*` a PJRT function returned into a `Result`,
@@ -204,18 +200,13 @@ impl Plugin {
         let mut code = PJRT_Error_Code_UNKNOWN;
         // The error functions are the first members of every PJRT_Api.
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
-            let mut args =
-                PJRT_Error_Message_Args { struct_size: PJRT_Error_Message_Args_STRUCT_SIZE as usize, error, ..Default::default() };
+            let mut args = args!(PJRT_Error_Message_Args { error: error });
             unsafe { f(&mut args) };
-            if !args.message.is_null() {
-                // SAFETY: message/message_size describe a buffer owned by the error.
-                let bytes = unsafe { std::slice::from_raw_parts(args.message as *const u8, args.message_size) };
-                message = String::from_utf8_lossy(bytes).into_owned();
-            }
+            // SAFETY: message/message_size describe a buffer owned by the error (or null).
+            message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
-            let mut args =
-                PJRT_Error_GetCode_Args { struct_size: PJRT_Error_GetCode_Args_STRUCT_SIZE as usize, error, ..Default::default() };
+            let mut args = args!(PJRT_Error_GetCode_Args { error: error });
             let nested = unsafe { f(&mut args) };
             if nested.is_null() {
                 code = args.code;
@@ -229,8 +220,7 @@ impl Plugin {
 
     fn destroy_error(&self, error: *mut PJRT_Error) {
         if let Ok(f) = api_fn!(self, PJRT_Error_Destroy) {
-            let mut args =
-                PJRT_Error_Destroy_Args { struct_size: PJRT_Error_Destroy_Args_STRUCT_SIZE as usize, error, ..Default::default() };
+            let mut args = args!(PJRT_Error_Destroy_Args { error: error });
             unsafe { f(&mut args) };
         }
     }

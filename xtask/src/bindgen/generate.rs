@@ -33,6 +33,9 @@ pub struct Generated {
 const ALLOWLIST: &str = "PJRT_.*|PLUGIN_Profiler.*";
 
 pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Generated> {
+    // bindgen panics when it cannot load libclang: check first, for the
+    // same clear error diff-headers gives.
+    crate::diff_headers::libclang_available()?;
     let public = crate::xla_headers::public_headers(repo, commit)?;
     let core = public.iter().find(|h| h.path == CORE_HEADER).expect("public_headers checks the core header");
     let api_version =
@@ -48,7 +51,8 @@ pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Gener
                 continue;
             }
             match parseable_include(repo, &tree, &include)? {
-                Some(contents) => pending.push(Header { path: include, contents }),
+                // Every file it includes is read and parseable too: none needs a second look.
+                Some(read) => files.extend(read.into_iter().map(|h| (h.path, h.contents))),
                 None => {
                     stand_ins.insert(include);
                 }
@@ -139,26 +143,25 @@ fn quoted_includes(contents: &[u8]) -> Vec<String> {
     includes(&String::from_utf8_lossy(contents)).into_iter().filter(|inc| inc.quoted).map(|inc| inc.path).collect()
 }
 
-/// The contents of `path` when it can be parsed here: it is in the XLA tree
-/// and every header it includes, transitively, is a system header or also in
-/// the tree. Headers that pull in third-party C++ (absl, ...) give `None`.
-fn parseable_include(repo: &Repository, tree: &git2::Tree, path: &str) -> Result<Option<Vec<u8>>> {
+/// Every file read to check that `path` can be parsed here, `path` first:
+/// it is in the XLA tree and every header it includes, transitively, is a
+/// system header or also in the tree. Headers that pull in third-party C++
+/// (absl, ...) give `None`.
+fn parseable_include(repo: &Repository, tree: &git2::Tree, path: &str) -> Result<Option<Vec<Header>>> {
     let mut seen = BTreeSet::new();
     let mut todo = vec![path.to_string()];
-    let mut first = None;
+    let mut read = Vec::new();
     while let Some(p) = todo.pop() {
         if !seen.insert(p.clone()) {
             continue;
         }
-        let Ok(entry) = tree.get_path(Path::new(&p)) else {
+        let Some(contents) = crate::xla_repo::read_path(repo, tree, &p)? else {
             return Ok(None);
         };
-        let blob = repo.find_blob(entry.id()).with_context(|| format!("blob of {p} is missing from the XLA repository"))?;
-        let contents = blob.content().to_vec();
         todo.extend(quoted_includes(&contents));
-        first.get_or_insert(contents);
+        read.push(Header { path: p, contents });
     }
-    Ok(first)
+    Ok(Some(read))
 }
 
 /// Declarations of the `xla::` names the headers mention (as parameter or

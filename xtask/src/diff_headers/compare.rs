@@ -145,7 +145,7 @@ pub fn compare(old: &ApiModel, new: &ApiModel) -> Vec<Change> {
                     .values(Some(json!(o)), None),
             ),
             (None, Some(n)) => changes.push(
-                change(&n.header, entity_of(n), n.name.clone(), ChangeKind::Added, Compat::Compatible, added_detail(n, new))
+                change(&n.header, entity_of(n), n.name.clone(), ChangeKind::Added, Compat::Compatible, added_detail(n))
                     .values(None, Some(json!(n))),
             ),
             (Some(o), Some(n)) => compare_decl(o, n, &mut changes),
@@ -185,7 +185,7 @@ fn entity_of(decl: &Decl) -> &'static str {
     }
 }
 
-fn added_detail(decl: &Decl, model: &ApiModel) -> String {
+fn added_detail(decl: &Decl) -> String {
     match &decl.kind {
         DeclKind::Macro(m) => format!("new macro = {}", m.value),
         DeclKind::Struct(s) if s.is_opaque() => "new opaque type".into(),
@@ -193,10 +193,7 @@ fn added_detail(decl: &Decl, model: &ApiModel) -> String {
         DeclKind::Enum(e) => format!("new enum, {} enumerator(s)", e.enumerators.len()),
         DeclKind::Typedef(t) => format!("new typedef of {}", t.ty),
         DeclKind::Function(f) => format!("new function {}", f.canonical),
-        DeclKind::StructSize(s) => {
-            let _ = model;
-            format!("{}_STRUCT_SIZE declared, last field `{}`", decl.name, s.last_field)
-        }
+        DeclKind::StructSize(s) => format!("{}_STRUCT_SIZE declared, last field `{}`", decl.name, s.last_field),
     }
 }
 

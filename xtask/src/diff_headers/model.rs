@@ -152,6 +152,18 @@ pub struct Decl {
     pub kind: DeclKind,
 }
 
+impl Decl {
+    /// Its key in [`ApiModel::decls`]: (kind, name), a union stored as a
+    /// struct (C tags share one namespace, and a struct may become a union).
+    pub fn key(&self) -> (&'static str, String) {
+        let kind = match self.kind.kind_name() {
+            "union" => "struct",
+            k => k,
+        };
+        (kind, self.name.clone())
+    }
+}
+
 /// Every modelled declaration at one commit, keyed by (kind, name): C names
 /// are unique per kind, but a struct tag and its typedef share a name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -312,10 +312,9 @@ impl Walker<'_> {
             let loc = entity.get_location().map(|l| l.get_expansion_location().line).unwrap_or(0);
             bail!("clang marks the declaration of {name} at {header}:{loc} invalid; cannot model {}", self.input.main);
         }
-        let kind_name = kind.kind_name();
-        let key = (if kind_name == "union" { "struct" } else { kind_name }, name.clone());
-        if self.seen.insert(key) {
-            self.decls.push(Decl { name, header, kind });
+        let decl = Decl { name, header, kind };
+        if self.seen.insert(decl.key()) {
+            self.decls.push(decl);
         }
         Ok(())
     }

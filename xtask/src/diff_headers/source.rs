@@ -53,14 +53,7 @@ impl<'r> Snapshot<'r> {
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
         match self {
             Snapshot::Commit { repo, commit, tree } => {
-                let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
-                if entry.kind() != Some(git2::ObjectType::Blob) {
-                    return Ok(None);
-                }
-                let blob = repo.find_blob(entry.id()).with_context(|| {
-                    format!("blob {} ({path}) of commit {commit} is missing from the repository (partial clone? fetch it)", entry.id())
-                })?;
-                Ok(Some(blob.content().to_vec()))
+                crate::xla_repo::read_path(repo, tree, path).with_context(|| format!("cannot read {path} of commit {commit}"))
             }
             Snapshot::Dir(root) => {
                 let file = root.join(path);

@@ -6,27 +6,22 @@ use std::ptr::null_mut;
 
 use pjrt_sys::loader::{string_from, Plugin, Result};
 use pjrt_sys::*;
+use pjrt_sys::{args, call};
 
-/// Calls a `PJRT_Api` member with `args`, turning its `PJRT_Error` into an
-/// error. The member must lie within the plugin's `PJRT_Api`.
-macro_rules! call {
-    ($plugin:expr, $name:ident, $args:expr) => {{
-        let plugin: &Plugin = $plugin;
-        match pjrt_sys::api_fn!(plugin, $name) {
-            // SAFETY: args is a fully initialized struct of our API version,
-            // never smaller than what an older plugin expects.
-            Ok(f) => plugin.check(unsafe { f($args) }, stringify!($name)),
-            Err(e) => Err(e),
+/// `impl Drop` for a guard `$ty { plugin, raw }`: calls `$destroy` on `raw`,
+/// reporting a failure as a warning (a destructor cannot return it). With
+/// `skip_null: true`, a null `raw` (nothing was created) is left alone.
+macro_rules! destroy_on_drop {
+    ($ty:ident, $destroy:ident($args:ident { $field:ident }), skip_null: $skip_null:literal) => {
+        impl Drop for $ty<'_> {
+            fn drop(&mut self) {
+                if $skip_null && self.raw.is_null() {
+                    return;
+                }
+                let mut a = args!($args { $field: self.raw });
+                let _ = call!(self.plugin, $destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
+            }
         }
-    }};
-}
-
-/// An args struct with `struct_size` set, as these bindings define it, the
-/// given fields, and every other field zero (null, "not set").
-#[allow(clippy::redundant_field_names)]
-macro_rules! args {
-    ($ty:ident { $($field:ident : $value:expr),* $(,)? }) => {
-        $ty { struct_size: <$ty as pjrt_sys::StructSize>::STRUCT_SIZE, $($field: $value,)* ..Default::default() }
     };
 }
 
@@ -126,12 +121,7 @@ impl<'p> Client<'p> {
     }
 }
 
-impl Drop for Client<'_> {
-    fn drop(&mut self) {
-        let mut a = args!(PJRT_Client_Destroy_Args { client: self.raw });
-        let _ = call!(self.plugin, PJRT_Client_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
-    }
-}
+destroy_on_drop!(Client, PJRT_Client_Destroy(PJRT_Client_Destroy_Args { client }), skip_null: false);
 
 pub struct LoadedExecutable<'p> {
     plugin: &'p Plugin,
@@ -176,12 +166,7 @@ impl<'p> LoadedExecutable<'p> {
     }
 }
 
-impl Drop for LoadedExecutable<'_> {
-    fn drop(&mut self) {
-        let mut a = args!(PJRT_LoadedExecutable_Destroy_Args { executable: self.raw });
-        let _ = call!(self.plugin, PJRT_LoadedExecutable_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
-    }
-}
+destroy_on_drop!(LoadedExecutable, PJRT_LoadedExecutable_Destroy(PJRT_LoadedExecutable_Destroy_Args { executable }), skip_null: false);
 
 pub struct Buffer<'p> {
     plugin: &'p Plugin,
@@ -202,15 +187,7 @@ impl Buffer<'_> {
     }
 }
 
-impl Drop for Buffer<'_> {
-    fn drop(&mut self) {
-        if self.raw.is_null() {
-            return;
-        }
-        let mut a = args!(PJRT_Buffer_Destroy_Args { buffer: self.raw });
-        let _ = call!(self.plugin, PJRT_Buffer_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
-    }
-}
+destroy_on_drop!(Buffer, PJRT_Buffer_Destroy(PJRT_Buffer_Destroy_Args { buffer }), skip_null: true);
 
 /// An event the plugin handed us; destroyed when dropped.
 struct Event<'p> {
@@ -233,12 +210,4 @@ impl<'p> Event<'p> {
     }
 }
 
-impl Drop for Event<'_> {
-    fn drop(&mut self) {
-        if self.raw.is_null() {
-            return;
-        }
-        let mut a = args!(PJRT_Event_Destroy_Args { event: self.raw });
-        let _ = call!(self.plugin, PJRT_Event_Destroy, &mut a).map_err(|e| eprintln!("warning: {e}"));
-    }
-}
+destroy_on_drop!(Event, PJRT_Event_Destroy(PJRT_Event_Destroy_Args { event }), skip_null: true);
