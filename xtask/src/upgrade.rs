@@ -325,9 +325,8 @@ impl Progress {
 
 fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Result<String> {
     let tree = crate::xla_repo::commit_tree(repo, commit)?;
-    let entry = tree.get_path(Path::new(path)).with_context(|| format!("{path} does not exist at {commit}"))?;
-    let blob = repo.find_blob(entry.id()).with_context(|| format!("the blob of {path} at {commit} is missing"))?;
-    Ok(String::from_utf8_lossy(blob.content()).into_owned())
+    let bytes = crate::xla_repo::read_path(repo, &tree, path)?.with_context(|| format!("{path} does not exist at {commit}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The committer date of `commit`, ISO 8601 with its UTC offset

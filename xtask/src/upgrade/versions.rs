@@ -44,10 +44,10 @@ const ROCM_CONFIGS: &[&str] = &["rocm_ci_hermetic", "rocm_hermetic", "pjrt_rocm7
 
 pub fn read(repo: &Repository, commit: Oid) -> Result<XlaVersions> {
     let tree = crate::xla_repo::commit_tree(repo, commit)?;
+    // Absent or unreadable files count as absent, as BazelRc expects.
     let mut read_file = |path: &str| -> Option<String> {
-        let entry = tree.get_path(std::path::Path::new(path)).ok()?;
-        let blob = repo.find_blob(entry.id()).ok()?;
-        Some(String::from_utf8_lossy(blob.content()).into_owned())
+        let bytes = crate::xla_repo::read_path(repo, &tree, path).ok()??;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     };
     let header = read_file(CORE_HEADER)
         .with_context(|| format!("commit {commit} has no {CORE_HEADER}: it is not an XLA commit with the PJRT C API"))?;
