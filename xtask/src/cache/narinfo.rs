@@ -32,7 +32,6 @@ pub struct NarInfo {
     pub references: Vec<String>,
     /// `(key name, signature)`, as written.
     pub sigs: Vec<(String, String)>,
-    pub ca: Option<String>,
 }
 
 impl NarInfo {
@@ -65,7 +64,6 @@ impl NarInfo {
             nar_size: size("NarSize", &nar_size)?,
             references: fields.get("References").map(|r| r.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
             sigs,
-            ca: fields.get("CA").cloned(),
             store_path,
         })
     }
