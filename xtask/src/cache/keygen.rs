@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         let report = serde_json::json!({
             "name": name,
-            "public_key": public,
+            "public_key": public.to_string(),
             "public_key_file": public_file,
             "secret_key_file": secret_file,
         });

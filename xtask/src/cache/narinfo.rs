@@ -142,9 +142,16 @@ impl std::str::FromStr for PublicKey {
     }
 }
 
+/// `name:base64`, as [`FromStr`](std::str::FromStr) reads it.
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, B64.encode(self.key.as_bytes()))
+    }
+}
+
 /// The public half of a Nix secret key (`name:base64(seed ‖ public)`),
 /// derived from the seed so a truncated or mismatched file is caught.
-pub fn public_of_secret(secret: &str) -> Result<String> {
+pub fn public_of_secret(secret: &str) -> Result<PublicKey> {
     let (name, b64) = secret.trim().split_once(':').ok_or_else(|| anyhow!("the secret key is not `<key name>:<base64>`"))?;
     let bytes = B64.decode(b64).map_err(|_| anyhow!("the secret key `{name}` is not base64"))?;
     let seed: [u8; 32] = bytes
@@ -156,7 +163,7 @@ pub fn public_of_secret(secret: &str) -> Result<String> {
     if public.as_bytes() != &bytes[32..] {
         bail!("the secret key `{name}` is inconsistent: its public half does not belong to its seed");
     }
-    Ok(format!("{name}:{}", B64.encode(public.as_bytes())))
+    Ok(PublicKey { name: name.to_owned(), key: public })
 }
 
 #[cfg(test)]

@@ -137,8 +137,7 @@ fn read_key(file: &std::path::Path) -> Result<Key> {
     }
     let secret = std::fs::read_to_string(&file).with_context(|| format!("cannot read the signing key {}", file.display()))?;
     let public = public_of_secret(&secret)
-        .with_context(|| format!("{} is not a Nix secret key; make one with `cargo xtask cache keygen NAME`", file.display()))?
-        .parse()?;
+        .with_context(|| format!("{} is not a Nix secret key; make one with `cargo xtask cache keygen NAME`", file.display()))?;
     Ok(Key { file, public })
 }
 

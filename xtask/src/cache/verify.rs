@@ -124,7 +124,7 @@ or point at the cache's HTTP endpoint",
     };
 
     let nix_verdict = if args.with_nix {
-        let keys = trusted.iter().map(|k| format!("{}:{}", k.name, base64_key(k))).collect::<Vec<_>>().join(" ");
+        let keys = trusted.iter().map(PublicKey::to_string).collect::<Vec<_>>().join(" ");
         let mut cmd = nix.command();
         cmd.args(["store", "verify", "--store", &args.store_url, "--trusted-public-keys", &keys]);
         if !args.no_closure {
@@ -179,11 +179,6 @@ or point at the cache's HTTP endpoint",
         eprintln!("{} path(s) checked, {} with problems", report.checked, report.problems);
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_PROBLEMS) })
-}
-
-fn base64_key(key: &PublicKey) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(key.key.as_bytes())
 }
 
 /// Checks the roots and (with `closure`) everything they reference, as the
