@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::narinfo::{NarInfo, PublicKey};
 use super::nix::{self, Nix};
 use super::remote::BinaryCache;
-use crate::hash::nix32;
+use crate::hash::NarHash;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -321,11 +321,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!(
-                "the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}",
-                nix32::encode(&file_hash),
-                nix32::encode(&expected)
-            ),
+            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", file_hash.to_nix32(), expected.to_nix32()),
         );
     }
     if nar_size != info.nar_size {
@@ -335,11 +331,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!(
-                "the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}",
-                nix32::encode(&nar_hash),
-                nix32::encode(&info.nar_hash)
-            ),
+            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nar_hash.to_nix32(), info.nar_hash.to_nix32()),
         );
     }
     Ok(())
@@ -381,8 +373,8 @@ impl<T> Hashing<T> {
     fn new(inner: T) -> Self {
         Hashing { inner, hasher: Sha256::new(), size: 0 }
     }
-    fn finish(self) -> ([u8; 32], u64) {
-        (self.hasher.finalize().into(), self.size)
+    fn finish(self) -> (NarHash, u64) {
+        (NarHash(self.hasher.finalize().into()), self.size)
     }
 }
 
