@@ -13,12 +13,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::narinfo::{NarInfo, PublicKey};
 use super::nix::{self, Nix};
 use super::remote::BinaryCache;
-use crate::hash::NarHash;
+use crate::hash::Hashing;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -360,41 +359,4 @@ fn decompress(compression: &str, input: &mut impl Read, out: &mut impl Write) ->
         other => bail!("compression `{other}` is not one this tool decodes (none, xz, zstd, gzip); use --with-nix"),
     }
     Ok(())
-}
-
-/// Passes bytes through while hashing and counting them.
-struct Hashing<T> {
-    inner: T,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<T> Hashing<T> {
-    fn new(inner: T) -> Self {
-        Hashing { inner, hasher: Sha256::new(), size: 0 }
-    }
-    fn finish(self) -> (NarHash, u64) {
-        (NarHash(self.hasher.finalize().into()), self.size)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

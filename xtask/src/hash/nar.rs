@@ -199,30 +199,9 @@ impl<W: Write> NarSink<W> {
     }
 }
 
-/// A [`Write`] that SHA-256-hashes what it is given.
-#[derive(Default, Clone)]
-pub struct HashWriter(Sha256);
-
-impl HashWriter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn finish(self) -> NarHash {
-        NarHash(self.0.finalize().into())
-    }
-}
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// A [`Write`] that SHA-256-hashes what it is given
+/// (`HashWriter::default()`, then `finish().0`).
+pub type HashWriter = super::Hashing<io::Sink>;
 
 /// The NAR hash of `path`, exactly what `nix hash path` prints: symlinks
 /// are stored, never followed (`path` itself included); a file is

@@ -19,9 +19,9 @@ use super::NarHash;
 /// what is hashed when the archive has one or several top-level entries.
 pub fn hash_archive(source: &str) -> Result<NarHash> {
     let tree = unpack(source)?;
-    let mut sink = NarSink::new(HashWriter::new())?;
+    let mut sink = NarSink::new(HashWriter::default())?;
     tree.write_nar(&mut sink)?;
-    Ok(sink.into_inner().finish())
+    Ok(sink.into_inner().finish().0)
 }
 
 /// Reads the archive at `source` into a [`Tree`].

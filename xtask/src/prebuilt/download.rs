@@ -2,29 +2,22 @@
 //! temporary file next to the destination; only a file whose hash matches the
 //! pin is renamed into place. A mismatch deletes the download.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
+use crate::hash::Hashing;
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 /// Lowercase hex sha256 of a file, with a progress bar for large files.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress(len, &format!("verifying {}", file_name(path)));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bar.inc(n as u64);
-    }
+    let mut hashing = Hashing::new(std::io::sink());
+    std::io::copy(&mut BufReader::with_capacity(1 << 20, bar.wrap_read(&mut file)), &mut hashing)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     bar.finish_and_clear();
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hashing.finish().0.to_hex())
 }
 
 /// Makes `dest` a verified copy of `url`: an existing file is re-verified
@@ -54,19 +47,19 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     let len = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let bar = progress(len, &format!("downloading {}", file_name(dest)));
     let mut reader = response.body_mut().as_reader();
-    let mut hasher = Sha256::new();
+    let tmp_path = tmp.path().to_path_buf();
+    let mut out = Hashing::new(tmp.as_file_mut());
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut buf).with_context(|| format!("download of {url} interrupted"))?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        out.write_all(&buf[..n]).with_context(|| format!("cannot write {}", tmp_path.display()))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    let actual = hex::encode(hasher.finalize());
+    let actual = out.finish().0.to_hex();
     if actual != sha256 {
         drop(tmp);
         bail!(
