@@ -7,7 +7,6 @@
 pub mod git;
 pub mod nar;
 pub mod nix32;
-mod progress;
 pub mod tarball;
 pub mod unpack;
 

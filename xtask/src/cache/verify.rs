@@ -220,10 +220,7 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
 
     // Pass 2: download and hash the NARs.
     let total: u64 = reports.values().filter_map(|(_, i)| i.as_ref()).map(|i| i.file_size.unwrap_or(i.nar_size)).sum();
-    let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid progress template"),
-    );
-    bar.set_message("checking NARs");
+    let bar = crate::progress::bytes_bar("checking NARs".to_owned(), Some(total));
     for (report, info) in reports.values_mut() {
         if let Some(info) = info {
             check_nar(cache, info, report, &bar)?;

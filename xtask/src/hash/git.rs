@@ -43,7 +43,7 @@ pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
         repo,
         sink: NarSink::new(HashWriter::default())?,
         path: Vec::new(),
-        progress: super::progress::bytes_spinner(format!("hashing the tree of {commit}")),
+        progress: crate::progress::bytes_spinner(format!("hashing the tree of {commit}")),
         content_memo: HashMap::new(),
     };
     walk.tree(tree_id)?;

@@ -212,7 +212,7 @@ pub type HashWriter = super::Hashing<io::Sink>;
 /// thread; this thread only hashes, so the two overlap.
 pub fn hash_path(path: &Path) -> Result<NarHash> {
     let meta = fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let progress = super::progress::bytes_spinner(format!("hashing {}", path.display()));
+    let progress = crate::progress::bytes_spinner(format!("hashing {}", path.display()));
 
     let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(CHUNKS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS);

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = progress(len, &format!("verifying {}", file_name(path)));
+    let bar = crate::progress::bytes_bar(format!("verifying {}", file_name(path)), Some(len));
     let mut hashing = Hashing::new(std::io::sink());
     std::io::copy(&mut BufReader::with_capacity(1 << 20, bar.wrap_read(&mut file)), &mut hashing)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -44,8 +44,7 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let mut response = crate::http::agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
-    let len = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let bar = progress(len, &format!("downloading {}", file_name(dest)));
+    let bar = crate::progress::bytes_bar(format!("downloading {}", file_name(dest)), response.body().content_length());
     let mut reader = response.body_mut().as_reader();
     let tmp_path = tmp.path().to_path_buf();
     let mut out = Hashing::new(tmp.as_file_mut());
@@ -73,15 +72,4 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
 
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// A byte progress bar on stderr (hidden when stderr is not a terminal).
-fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
-    let bar = if len > 0 { indicatif::ProgressBar::new(len) } else { indicatif::ProgressBar::no_length() };
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
-        bar.set_style(style);
-    }
-    bar.set_message(message.to_owned());
-    bar
 }
