@@ -9,7 +9,13 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use xtask::deps_hash::{mismatch_of_build, nix_command, parse_hash_mismatch, PLACEHOLDER_HASH};
+use xtask::deps_hash::{mismatch_of_build, parse_hash_mismatch, PLACEHOLDER_HASH};
+use xtask::nix::Nix;
+
+/// `nix` with flakes enabled.
+fn nix_command() -> Command {
+    Nix { store: None }.command()
+}
 
 /// A file with content no other test run shares, and the Nix expression of
 /// a fixed-output derivation fetching it with `hash`.

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::narinfo::{public_of_secret, NarInfo, PublicKey};
-use super::nix::{self, Nix};
 use super::remote::BinaryCache;
+use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
 #[command(

@@ -15,9 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use super::narinfo::{NarInfo, PublicKey};
-use super::nix::{self, Nix};
 use super::remote::BinaryCache;
 use crate::hash::Hashing;
+use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
 #[command(
