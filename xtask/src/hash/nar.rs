@@ -26,11 +26,11 @@ use sha2::{Digest, Sha256};
 
 use super::NarHash;
 
-/// Encodes `s` as one NAR string token into `buf`.
-fn push_token(buf: &mut Vec<u8>, s: &[u8]) {
-    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    buf.extend_from_slice(s);
-    buf.extend_from_slice(&ZEROS[..padding(s.len() as u64)]);
+/// Writes `s` as one NAR string token: u64 little-endian length, bytes, zero padding.
+fn push_token(out: &mut impl Write, s: &[u8]) -> io::Result<()> {
+    out.write_all(&(s.len() as u64).to_le_bytes())?;
+    out.write_all(s)?;
+    out.write_all(&ZEROS[..padding(s.len() as u64)])
 }
 
 const ZEROS: [u8; 8] = [0; 8];
@@ -42,7 +42,7 @@ fn padding(len: u64) -> usize {
 fn tokens(list: &[&[u8]]) -> Vec<u8> {
     let mut buf = Vec::new();
     for t in list {
-        push_token(&mut buf, t);
+        push_token(&mut buf, t).expect("writing to a Vec cannot fail");
     }
     buf
 }
@@ -193,9 +193,7 @@ impl<W: Write> NarSink<W> {
     }
 
     fn token(&mut self, s: &[u8]) -> io::Result<()> {
-        self.out.write_all(&(s.len() as u64).to_le_bytes())?;
-        self.out.write_all(s)?;
-        self.out.write_all(&ZEROS[..padding(s.len() as u64)])
+        push_token(&mut self.out, s)
     }
 }
 
@@ -392,10 +390,10 @@ mod tests {
     #[test]
     fn tokens_are_length_prefixed_and_padded() {
         let mut buf = Vec::new();
-        push_token(&mut buf, b"abc");
+        push_token(&mut buf, b"abc").unwrap();
         assert_eq!(buf, [3, 0, 0, 0, 0, 0, 0, 0, b'a', b'b', b'c', 0, 0, 0, 0, 0]);
         buf.clear();
-        push_token(&mut buf, b"");
+        push_token(&mut buf, b"").unwrap();
         assert_eq!(buf, [0; 8]);
     }
 
