@@ -7,7 +7,6 @@
 
 mod keygen;
 pub mod narinfo;
-mod nix;
 mod push;
 pub mod remote;
 pub mod verify;

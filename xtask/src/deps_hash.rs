@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 
 pub use parse::parse_hash_mismatch;
 
+use crate::nix::Nix;
 use crate::pins::{PinsDocument, SOURCE_BACKENDS};
 use crate::project;
 
@@ -101,7 +102,7 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("building the Bazel dependencies of {backend} on {system} (this takes long)"));
     spinner.enable_steady_tick(Duration::from_millis(200));
-    let mut build = nix_command();
+    let mut build = Nix { store: None }.command();
     build.args(["build", "--no-link", "--print-build-logs", &attr]);
     let hash = mismatch_of_build(build);
     spinner.finish_and_clear();
@@ -144,13 +145,6 @@ the declared hash is already right, or this Nix reports mismatches differently:\
     )
 }
 
-/// `nix` with flakes enabled, as every command here needs.
-pub fn nix_command() -> Process {
-    let mut cmd = Process::new("nix");
-    cmd.args(["--extra-experimental-features", "nix-command flakes"]);
-    cmd
-}
-
 /// The backends built from source on `system`: those with a
 /// `[bazel_deps.<backend>.<system>]` table, which the flake requires for
 /// every source build it exposes (ROCm, for one, is x86_64 only).
@@ -165,14 +159,7 @@ fn pinned_backends(system: &str) -> Result<Vec<String>> {
 }
 
 fn current_system() -> Result<String> {
-    let out = nix_command()
-        .args(["eval", "--impure", "--raw", "--expr", "builtins.currentSystem"])
-        .output()
-        .context("cannot run nix; is it installed and on PATH?")?;
-    if !out.status.success() {
-        bail!("cannot ask nix for the current system:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    Nix { store: None }.current_system()
 }
 
 /// Copies the files the flake reads from the project at `root` to `to`:

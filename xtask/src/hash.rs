@@ -7,16 +7,17 @@
 pub mod git;
 pub mod nar;
 pub mod nix32;
-mod progress;
 pub mod tarball;
 pub mod unpack;
 
 use std::fmt;
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 
 /// A SHA-256 NAR hash (what Nix calls the `narHash` / fixed-output
 /// recursive hash of a path).
@@ -101,6 +102,48 @@ impl std::str::FromStr for NarHash {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         Self::parse(s)
+    }
+}
+
+/// Passes bytes through (as a [`Read`] or a [`Write`]) while SHA-256-hashing
+/// and counting them; over [`io::sink`] it is a plain hasher.
+#[derive(Default)]
+pub struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<T> Hashing<T> {
+    pub fn new(inner: T) -> Self {
+        Hashing { inner, hasher: Sha256::new(), size: 0 }
+    }
+
+    /// The SHA-256 of the bytes passed through, and how many there were.
+    pub fn finish(self) -> (NarHash, u64) {
+        (NarHash(self.hasher.finalize().into()), self.size)
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

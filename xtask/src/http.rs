@@ -31,7 +31,9 @@ pub fn config() -> ConfigBuilder<AgentScope> {
         .user_agent(concat!("pjrtpkgs-xtask/", env!("CARGO_PKG_VERSION")))
 }
 
-/// An agent with [`config`]'s settings.
+/// An agent with [`config`]'s settings, built once (the CA bundle is read
+/// once per process); clones share its connection pool.
 pub fn agent() -> ureq::Agent {
-    config().build().new_agent()
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| config().build().new_agent()).clone()
 }

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod fsutil;
 pub mod http;
+pub mod nix;
+mod progress;
 pub mod project;
 pub mod xla_headers;
 pub mod xla_repo;

@@ -94,6 +94,11 @@ pub fn fetch_plugin(name: &str, system: Option<&str>) -> Result<PathBuf> {
     fetch_pinned(name, &pin.version, &system, platform)
 }
 
+/// Where a downloaded wheel is kept (see the module comment).
+fn wheel_cache_path(file_name: &str) -> Result<PathBuf> {
+    Ok(crate::project::cache_dir()?.join("prebuilt").join("wheels").join(file_name))
+}
+
 /// Fetches one pinned wheel and extracts its library (see the module comment
 /// for the cache layout).
 fn fetch_pinned(name: &str, version: &str, system: &str, platform: &PrebuiltPlatform) -> Result<PathBuf> {
@@ -112,8 +117,7 @@ fn fetch_pinned(name: &str, version: &str, system: &str, platform: &PrebuiltPlat
         }
         eprintln!("warning: the cached {} does not match its recorded sha256; extracting it again", lib.display());
     }
-    let wheel_name = wheel_file_name(&platform.url)?;
-    let wheel = cache.join("wheels").join(wheel_name);
+    let wheel = wheel_cache_path(wheel_file_name(&platform.url)?)?;
     download::fetch_verified(&platform.url, sha, &wheel)?;
 
     let parent = cache.join(name);
@@ -207,7 +211,7 @@ fn pin_release(
             (None, Some(l)) => l.to_owned(),
             (None, None) => {
                 // Verify the wheel end to end and find the plugin inside.
-                let wheel = crate::project::cache_dir()?.join("prebuilt").join("wheels").join(&file.filename);
+                let wheel = wheel_cache_path(&file.filename)?;
                 download::fetch_verified(&file.url, &file.sha256, &wheel)?;
                 wheel::find_library(&wheel)?
             }

@@ -9,8 +9,14 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use xtask::deps_hash::{mismatch_of_build, nix_command, parse_hash_mismatch};
+use xtask::deps_hash::{mismatch_of_build, parse_hash_mismatch};
+use xtask::nix::Nix;
 use xtask::pins::STALE_HASH;
+
+/// `nix` with flakes enabled.
+fn nix_command() -> Command {
+    Nix { store: None }.command()
+}
 
 /// A file with content no other test run shares, and the Nix expression of
 /// a fixed-output derivation fetching it with `hash`.

@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
 use super::narinfo::public_of_secret;
-use super::nix::Nix;
+use crate::nix::Nix;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -54,13 +54,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
 
     let nix = Nix { store: None };
-    let mut cmd = nix.command();
-    cmd.args(["key", "generate-secret", "--key-name", name]).stdin(Stdio::null()).stderr(Stdio::inherit());
-    let out = cmd.output().with_context(|| "cannot run `nix key generate-secret`: is Nix (2.4 or later) on PATH?")?;
-    if !out.status.success() {
-        bail!("`nix key generate-secret` failed ({}); Nix said why above", out.status);
-    }
-    let secret = String::from_utf8(out.stdout).context("`nix key generate-secret` printed something that is not UTF-8")?;
+    let secret = nix.output(&["key", "generate-secret", "--key-name", name], "generating the key")?;
     let secret = secret.trim();
     let public = public_of_secret(secret).context("`nix key generate-secret` printed an unexpected key")?;
 
@@ -79,7 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         let report = serde_json::json!({
             "name": name,
-            "public_key": public,
+            "public_key": public.to_string(),
             "public_key_file": public_file,
             "secret_key_file": secret_file,
         });

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-use crate::hash::{nix32, NarHash};
+use crate::hash::NarHash;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -24,15 +24,14 @@ pub struct NarInfo {
     pub url: String,
     /// `none`, `xz`, `zstd`, `bzip2`, ...; Nix assumes bzip2 when absent.
     pub compression: String,
-    pub file_hash: Option<[u8; 32]>,
+    pub file_hash: Option<NarHash>,
     pub file_size: Option<u64>,
-    pub nar_hash: [u8; 32],
+    pub nar_hash: NarHash,
     pub nar_size: u64,
     /// Base names (`<hash>-<name>`), as the narinfo lists them.
     pub references: Vec<String>,
     /// `(key name, signature)`, as written.
     pub sigs: Vec<(String, String)>,
-    pub ca: Option<String>,
 }
 
 impl NarInfo {
@@ -59,13 +58,12 @@ impl NarInfo {
         Ok(NarInfo {
             url: take("URL")?,
             compression: fields.get("Compression").cloned().unwrap_or_else(|| "bzip2".to_owned()),
-            file_hash: fields.get("FileHash").map(|h| NarHash::parse_typed(h).map(|h| h.0)).transpose()?,
+            file_hash: fields.get("FileHash").map(|h| NarHash::parse_typed(h)).transpose()?,
             file_size: fields.get("FileSize").map(|s| size("FileSize", s)).transpose()?,
-            nar_hash: NarHash::parse_typed(&take("NarHash")?)?.0,
+            nar_hash: NarHash::parse_typed(&take("NarHash")?)?,
             nar_size: size("NarSize", &nar_size)?,
             references: fields.get("References").map(|r| r.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
             sigs,
-            ca: fields.get("CA").cloned(),
             store_path,
         })
     }
@@ -81,7 +79,7 @@ impl NarInfo {
 
     /// What the signatures sign.
     pub fn fingerprint(&self) -> String {
-        format!("1;{};sha256:{};{};{}", self.store_path, nix32::encode(&self.nar_hash), self.nar_size, self.reference_paths().join(","))
+        format!("1;{};sha256:{};{};{}", self.store_path, self.nar_hash.to_nix32(), self.nar_size, self.reference_paths().join(","))
     }
 
     /// Checks every signature against the trusted keys.
@@ -144,9 +142,16 @@ impl std::str::FromStr for PublicKey {
     }
 }
 
+/// `name:base64`, as [`FromStr`](std::str::FromStr) reads it.
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, B64.encode(self.key.as_bytes()))
+    }
+}
+
 /// The public half of a Nix secret key (`name:base64(seed ‖ public)`),
 /// derived from the seed so a truncated or mismatched file is caught.
-pub fn public_of_secret(secret: &str) -> Result<String> {
+pub fn public_of_secret(secret: &str) -> Result<PublicKey> {
     let (name, b64) = secret.trim().split_once(':').ok_or_else(|| anyhow!("the secret key is not `<key name>:<base64>`"))?;
     let bytes = B64.decode(b64).map_err(|_| anyhow!("the secret key `{name}` is not base64"))?;
     let seed: [u8; 32] = bytes
@@ -158,7 +163,7 @@ pub fn public_of_secret(secret: &str) -> Result<String> {
     if public.as_bytes() != &bytes[32..] {
         bail!("the secret key `{name}` is inconsistent: its public half does not belong to its seed");
     }
-    Ok(format!("{name}:{}", B64.encode(public.as_bytes())))
+    Ok(PublicKey { name: name.to_owned(), key: public })
 }
 
 #[cfg(test)]

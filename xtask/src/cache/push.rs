@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::narinfo::{public_of_secret, NarInfo, PublicKey};
-use super::nix::{self, Nix};
 use super::remote::BinaryCache;
+use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -137,8 +137,7 @@ fn read_key(file: &std::path::Path) -> Result<Key> {
     }
     let secret = std::fs::read_to_string(&file).with_context(|| format!("cannot read the signing key {}", file.display()))?;
     let public = public_of_secret(&secret)
-        .with_context(|| format!("{} is not a Nix secret key; make one with `cargo xtask cache keygen NAME`", file.display()))?
-        .parse()?;
+        .with_context(|| format!("{} is not a Nix secret key; make one with `cargo xtask cache keygen NAME`", file.display()))?;
     Ok(Key { file, public })
 }
 

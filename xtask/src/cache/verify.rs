@@ -13,12 +13,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::narinfo::{NarInfo, PublicKey};
-use super::nix::{self, Nix};
 use super::remote::BinaryCache;
-use crate::hash::nix32;
+use crate::hash::Hashing;
+use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -124,7 +123,7 @@ or point at the cache's HTTP endpoint",
     };
 
     let nix_verdict = if args.with_nix {
-        let keys = trusted.iter().map(|k| format!("{}:{}", k.name, base64_key(k))).collect::<Vec<_>>().join(" ");
+        let keys = trusted.iter().map(PublicKey::to_string).collect::<Vec<_>>().join(" ");
         let mut cmd = nix.command();
         cmd.args(["store", "verify", "--store", &args.store_url, "--trusted-public-keys", &keys]);
         if !args.no_closure {
@@ -181,11 +180,6 @@ or point at the cache's HTTP endpoint",
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_PROBLEMS) })
 }
 
-fn base64_key(key: &PublicKey) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(key.key.as_bytes())
-}
-
 /// Checks the roots and (with `closure`) everything they reference, as the
 /// cache's own narinfos describe it.
 pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey], closure: bool) -> Result<Vec<PathReport>> {
@@ -226,10 +220,7 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
 
     // Pass 2: download and hash the NARs.
     let total: u64 = reports.values().filter_map(|(_, i)| i.as_ref()).map(|i| i.file_size.unwrap_or(i.nar_size)).sum();
-    let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid progress template"),
-    );
-    bar.set_message("checking NARs");
+    let bar = crate::progress::bytes_bar("checking NARs".to_owned(), Some(total));
     for (report, info) in reports.values_mut() {
         if let Some(info) = info {
             check_nar(cache, info, report, &bar)?;
@@ -326,11 +317,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!(
-                "the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}",
-                nix32::encode(&file_hash),
-                nix32::encode(&expected)
-            ),
+            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", file_hash.to_nix32(), expected.to_nix32()),
         );
     }
     if nar_size != info.nar_size {
@@ -340,11 +327,7 @@ fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: 
         problem(
             report,
             "corrupt",
-            format!(
-                "the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}",
-                nix32::encode(&nar_hash),
-                nix32::encode(&info.nar_hash)
-            ),
+            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nar_hash.to_nix32(), info.nar_hash.to_nix32()),
         );
     }
     Ok(())
@@ -373,41 +356,4 @@ fn decompress(compression: &str, input: &mut impl Read, out: &mut impl Write) ->
         other => bail!("compression `{other}` is not one this tool decodes (none, xz, zstd, gzip); use --with-nix"),
     }
     Ok(())
-}
-
-/// Passes bytes through while hashing and counting them.
-struct Hashing<T> {
-    inner: T,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<T> Hashing<T> {
-    fn new(inner: T) -> Self {
-        Hashing { inner, hasher: Sha256::new(), size: 0 }
-    }
-    fn finish(self) -> ([u8; 32], u64) {
-        (self.hasher.finalize().into(), self.size)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -41,14 +41,14 @@ pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
     let tree_id = commit_obj.tree_id();
     let mut walk = TreeWalk {
         repo,
-        sink: NarSink::new(HashWriter::new())?,
+        sink: NarSink::new(HashWriter::default())?,
         path: Vec::new(),
-        progress: super::progress::bytes_spinner(format!("hashing the tree of {commit}")),
+        progress: crate::progress::bytes_spinner(format!("hashing the tree of {commit}")),
         content_memo: HashMap::new(),
     };
     walk.tree(tree_id)?;
     walk.progress.finish_and_clear();
-    Ok(walk.sink.into_inner().finish())
+    Ok(walk.sink.into_inner().finish().0)
 }
 
 struct TreeWalk<'r> {

@@ -26,11 +26,11 @@ use sha2::{Digest, Sha256};
 
 use super::NarHash;
 
-/// Encodes `s` as one NAR string token into `buf`.
-fn push_token(buf: &mut Vec<u8>, s: &[u8]) {
-    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    buf.extend_from_slice(s);
-    buf.extend_from_slice(&ZEROS[..padding(s.len() as u64)]);
+/// Writes `s` as one NAR string token: u64 little-endian length, bytes, zero padding.
+fn push_token(out: &mut impl Write, s: &[u8]) -> io::Result<()> {
+    out.write_all(&(s.len() as u64).to_le_bytes())?;
+    out.write_all(s)?;
+    out.write_all(&ZEROS[..padding(s.len() as u64)])
 }
 
 const ZEROS: [u8; 8] = [0; 8];
@@ -42,7 +42,7 @@ fn padding(len: u64) -> usize {
 fn tokens(list: &[&[u8]]) -> Vec<u8> {
     let mut buf = Vec::new();
     for t in list {
-        push_token(&mut buf, t);
+        push_token(&mut buf, t).expect("writing to a Vec cannot fail");
     }
     buf
 }
@@ -193,36 +193,13 @@ impl<W: Write> NarSink<W> {
     }
 
     fn token(&mut self, s: &[u8]) -> io::Result<()> {
-        self.out.write_all(&(s.len() as u64).to_le_bytes())?;
-        self.out.write_all(s)?;
-        self.out.write_all(&ZEROS[..padding(s.len() as u64)])
+        push_token(&mut self.out, s)
     }
 }
 
-/// A [`Write`] that SHA-256-hashes what it is given.
-#[derive(Default, Clone)]
-pub struct HashWriter(Sha256);
-
-impl HashWriter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn finish(self) -> NarHash {
-        NarHash(self.0.finalize().into())
-    }
-}
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// A [`Write`] that SHA-256-hashes what it is given
+/// (`HashWriter::default()`, then `finish().0`).
+pub type HashWriter = super::Hashing<io::Sink>;
 
 /// The NAR hash of `path`, exactly what `nix hash path` prints: symlinks
 /// are stored, never followed (`path` itself included); a file is
@@ -233,7 +210,7 @@ impl Write for HashWriter {
 /// thread; this thread only hashes, so the two overlap.
 pub fn hash_path(path: &Path) -> Result<NarHash> {
     let meta = fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let progress = super::progress::bytes_spinner(format!("hashing {}", path.display()));
+    let progress = crate::progress::bytes_spinner(format!("hashing {}", path.display()));
 
     let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(CHUNKS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS);
@@ -413,10 +390,10 @@ mod tests {
     #[test]
     fn tokens_are_length_prefixed_and_padded() {
         let mut buf = Vec::new();
-        push_token(&mut buf, b"abc");
+        push_token(&mut buf, b"abc").unwrap();
         assert_eq!(buf, [3, 0, 0, 0, 0, 0, 0, 0, b'a', b'b', b'c', 0, 0, 0, 0, 0]);
         buf.clear();
-        push_token(&mut buf, b"");
+        push_token(&mut buf, b"").unwrap();
         assert_eq!(buf, [0; 8]);
     }
 

@@ -19,9 +19,9 @@ use super::NarHash;
 /// what is hashed when the archive has one or several top-level entries.
 pub fn hash_archive(source: &str) -> Result<NarHash> {
     let tree = unpack(source)?;
-    let mut sink = NarSink::new(HashWriter::new())?;
+    let mut sink = NarSink::new(HashWriter::default())?;
     tree.write_nar(&mut sink)?;
-    Ok(sink.into_inner().finish())
+    Ok(sink.into_inner().finish().0)
 }
 
 /// Reads the archive at `source` into a [`Tree`].
@@ -50,7 +50,7 @@ fn unpack_url(url: &str) -> Result<Tree> {
     let response =
         crate::http::agent().get(url).call().with_context(|| format!("cannot download {url} (check the URL and your network)"))?;
     let body = response.into_body();
-    let bar = super::progress::download_bar(url, body.content_length());
+    let bar = crate::progress::bytes_bar(format!("downloading {url}"), body.content_length());
     let mut reader = BufReader::with_capacity(1 << 20, bar.wrap_read(body.into_reader()));
     let kind = sniff(&mut reader).with_context(|| format!("cannot download {url}"))?;
     let tree = if kind == Kind::Zip {

@@ -234,11 +234,6 @@ impl Tree {
         self.put(path, node)
     }
 
-    /// The number of entries at the top of the archive.
-    pub fn top_level_len(&self) -> usize {
-        self.root.len()
-    }
-
     /// Serialises the tree as `nix-prefetch-url --unpack` hashes it: when
     /// the archive holds exactly one top-level entry (directory, file or
     /// symlink), that entry; otherwise the whole unpacked directory.

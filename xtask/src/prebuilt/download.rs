@@ -2,29 +2,22 @@
 //! temporary file next to the destination; only a file whose hash matches the
 //! pin is renamed into place. A mismatch deletes the download.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
+use crate::hash::Hashing;
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 /// Lowercase hex sha256 of a file, with a progress bar for large files.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = progress(len, &format!("verifying {}", file_name(path)));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bar.inc(n as u64);
-    }
+    let bar = crate::progress::bytes_bar(format!("verifying {}", file_name(path)), Some(len));
+    let mut hashing = Hashing::new(std::io::sink());
+    std::io::copy(&mut BufReader::with_capacity(1 << 20, bar.wrap_read(&mut file)), &mut hashing)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     bar.finish_and_clear();
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hashing.finish().0.to_hex())
 }
 
 /// Makes `dest` a verified copy of `url`: an existing file is re-verified
@@ -51,22 +44,21 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let mut response = crate::http::agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
-    let len = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let bar = progress(len, &format!("downloading {}", file_name(dest)));
+    let bar = crate::progress::bytes_bar(format!("downloading {}", file_name(dest)), response.body().content_length());
     let mut reader = response.body_mut().as_reader();
-    let mut hasher = Sha256::new();
+    let tmp_path = tmp.path().to_path_buf();
+    let mut out = Hashing::new(tmp.as_file_mut());
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut buf).with_context(|| format!("download of {url} interrupted"))?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        out.write_all(&buf[..n]).with_context(|| format!("cannot write {}", tmp_path.display()))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    let actual = hex::encode(hasher.finalize());
+    let actual = out.finish().0.to_hex();
     if actual != sha256 {
         drop(tmp);
         bail!(
@@ -80,15 +72,4 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
 
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// A byte progress bar on stderr (hidden when stderr is not a terminal).
-fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
-    let bar = if len > 0 { indicatif::ProgressBar::new(len) } else { indicatif::ProgressBar::no_length() };
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
-        bar.set_style(style);
-    }
-    bar.set_message(message.to_owned());
-    bar
 }

@@ -1,4 +1,5 @@
-//! Progress on stderr for hashing work that may take more than a second.
+//! Progress on stderr for work that may take more than a second (hashing,
+//! downloads, verifying).
 //! Hidden when stderr is not a terminal, so scripts and benchmarks see
 //! nothing and pay (almost) nothing.
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A spinner counting bytes (total unknown), e.g. NAR bytes hashed.
-pub fn bytes_spinner(message: String) -> ProgressBar {
+pub(crate) fn bytes_spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}: {bytes} ({bytes_per_sec}, {elapsed})").expect("valid template"));
     bar.set_message(message);
@@ -17,15 +18,16 @@ pub fn bytes_spinner(message: String) -> ProgressBar {
     bar
 }
 
-/// A bar for a download of `total` bytes when the server says how many.
-pub fn download_bar(url: &str, total: Option<u64>) -> ProgressBar {
+/// A bar of `total` bytes, or a byte counter when the total is unknown
+/// (e.g. a download whose server does not say how many).
+pub(crate) fn bytes_bar(message: String, total: Option<u64>) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(4));
     let template = if total.is_some() {
-        "downloading {msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+        "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
     } else {
-        "downloading {msg}: {bytes} ({bytes_per_sec})"
+        "{msg}: {bytes} ({bytes_per_sec})"
     };
     bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
-    bar.set_message(url.to_string());
+    bar.set_message(message);
     bar
 }
