@@ -16,10 +16,16 @@ pub const EXIT_ERROR: u8 = 1;
     bin_name = "cargo xtask",
     about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades and the binary cache",
     long_about = None,
-    after_help = "Every path is relative to the project root (the directory holding pins.toml), wherever you run it from.\nRun `cargo xtask <verb> --help` for the details of one verb.",
+    after_help = "The project is the checkout you stand in (the nearest directory above holding pins.toml), or --project DIR. \
+The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\
+Run `cargo xtask <verb> --help` for the details of one verb.",
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// The pjrtpkgs checkout to work on (default: the nearest directory
+    /// above the current one holding pins.toml).
+    #[arg(long, global = true, value_name = "DIR", env = "PJRTPKGS_ROOT")]
+    pub project: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +56,9 @@ pub enum Command {
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = cli.project {
+        crate::project::set_root(dir);
+    }
     match cli.command {
         Command::Pins(cmd) => crate::pins::run(cmd),
         Command::Hash(cmd) => crate::hash::run(cmd),

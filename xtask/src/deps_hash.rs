@@ -102,7 +102,7 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("building the Bazel dependencies of {backend} on {system} (this takes long)"));
     spinner.enable_steady_tick(Duration::from_millis(200));
-    let mut build = Nix { store: None }.command();
+    let mut build = Nix { store: None }.command()?;
     build.args(["build", "--no-link", "--print-build-logs", &attr]);
     let hash = mismatch_of_build(build);
     spinner.finish_and_clear();

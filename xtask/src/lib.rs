@@ -7,6 +7,7 @@ pub mod http;
 pub mod nix;
 mod progress;
 pub mod project;
+pub mod tools;
 pub mod xla_headers;
 pub mod xla_repo;
 

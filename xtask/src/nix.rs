@@ -17,18 +17,18 @@ pub struct Nix {
 }
 
 impl Nix {
-    pub fn command(&self) -> Command {
-        let mut cmd = Command::new("nix");
+    pub fn command(&self) -> Result<Command> {
+        let mut cmd = crate::tools::Tool::Nix.command()?;
         cmd.args(["--extra-experimental-features", "nix-command flakes"]);
         if let Some(store) = &self.store {
             cmd.args(["--store", store]);
         }
-        cmd
+        Ok(cmd)
     }
 
     /// Runs `nix ARGS`, its progress going to our stderr; returns stdout.
     pub fn output(&self, args: &[&str], what: &str) -> Result<String> {
-        let mut cmd = self.command();
+        let mut cmd = self.command()?;
         cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
         let out = cmd.output().map_err(|e| not_runnable(e, what))?;
         if !out.status.success() {
@@ -39,7 +39,7 @@ impl Nix {
 
     /// Runs `nix ARGS` with its output going to our stderr.
     pub fn run(&self, args: &[&str], what: &str) -> Result<()> {
-        let mut cmd = self.command();
+        let mut cmd = self.command()?;
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
         let status = cmd.status().map_err(|e| not_runnable(e, what))?;
         if !status.success() {

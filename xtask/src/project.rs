@@ -1,23 +1,36 @@
-//! Where the project lives. Every path the xtask reads or writes is relative
-//! to the project root, so the verbs behave the same from any directory.
+//! Where the project lives. Files the xtask owns (pins.toml, the bindings,
+//! docs/) are found from the project root, so the verbs behave the same from
+//! any directory of a checkout; paths a user types stay relative to the
+//! current directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
-/// Overrides the project root; tests point it at a scratch copy.
+/// Overrides the project root, as `--project DIR` does; tests point it at a
+/// scratch copy.
 pub const ROOT_ENV: &str = "PJRTPKGS_ROOT";
 
-/// The project root: `$PJRTPKGS_ROOT`, else the parent of the xtask crate
-/// when it is a pjrtpkgs checkout, else the nearest ancestor of the current
-/// directory holding `pins.toml`.
+static ROOT_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets the project root for this process (`--project DIR`); it wins over
+/// `$PJRTPKGS_ROOT` and the current directory. The first call wins.
+pub fn set_root(dir: PathBuf) {
+    let _ = ROOT_OVERRIDE.set(dir);
+}
+
+/// The project root: `--project DIR`, else `$PJRTPKGS_ROOT`, else the
+/// nearest ancestor of the current directory holding `pins.toml`.
+///
+/// Never the directory the binary was built in: a release binary run inside
+/// another clone must read and write the clone it stands in.
 pub fn root() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(ROOT_ENV) {
-        return Ok(PathBuf::from(dir));
+    if let Some(dir) = ROOT_OVERRIDE.get() {
+        return checked(dir.clone(), "--project");
     }
-    let from_build = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
-    if let Some(dir) = from_build.filter(|d| d.join("pins.toml").is_file()) {
-        return Ok(dir);
+    if let Some(dir) = std::env::var_os(ROOT_ENV).filter(|d| !d.is_empty()) {
+        return checked(PathBuf::from(dir), ROOT_ENV);
     }
     let cwd = std::env::current_dir()?;
     for dir in cwd.ancestors() {
@@ -25,7 +38,22 @@ pub fn root() -> Result<PathBuf> {
             return Ok(dir.to_path_buf());
         }
     }
-    bail!("cannot find the pjrtpkgs project root (no pins.toml above {}); run from a checkout or set {ROOT_ENV}", cwd.display())
+    bail!(
+        "not inside a pjrtpkgs checkout: no pins.toml in {} or any directory above it; \
+         run from a clone of pjrtpkgs, or pass --project DIR (or set {ROOT_ENV})",
+        cwd.display()
+    )
+}
+
+/// `dir` made absolute; an error naming `source` when it is not a directory.
+fn checked(dir: PathBuf, source: &str) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        bail!(
+            "{source} names {}, which is not a directory; give the root of a pjrtpkgs checkout (the directory holding pins.toml)",
+            dir.display()
+        );
+    }
+    Ok(std::path::absolute(&dir)?)
 }
 
 pub fn pins_toml() -> Result<PathBuf> {

@@ -362,23 +362,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Stops when the project is a git work tree with uncommitted changes
-/// (including untracked files) to any of `paths`.
+/// Stops when any of `paths` has uncommitted changes (untracked files
+/// included). A check that cannot run refuses: without git, or when git
+/// cannot read the checkout (another owner: "dubious ownership"), local
+/// edits cannot be told apart and would be overwritten. A project that is
+/// not a git work tree at all has nothing to compare against and passes.
 fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
-    let inside = Command::new("git").arg("-C").arg(root).args(["rev-parse", "--show-prefix"]).output();
-    let Ok(inside) = inside else { return Ok(()) };
-    if !inside.status.success() {
-        return Ok(()); // not a git work tree: nothing to protect against
+    if !root.join(".git").exists() && !inside_git_work_tree(root) {
+        return Ok(());
     }
-    let output = Command::new("git")
+    let git = crate::tools::Tool::Git
+        .locate()
+        .context("upgrade-xla checks for uncommitted edits before it writes anything, and cannot without git")?;
+    let output = Command::new(&git)
         .arg("-C")
         .arg(root)
         .args(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--"])
         .args(paths)
         .output()
-        .context("cannot run `git status` in the project")?;
+        .with_context(|| {
+            format!("cannot run `{} status` in {} to check for uncommitted edits; nothing was written", git.display(), root.display())
+        })?;
     if !output.status.success() {
-        bail!("`git status` failed in {}: {}", root.display(), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "cannot check {} for uncommitted edits (`git status` exited with {}), so upgrade-xla refuses to write: {}",
+            root.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let dirty: Vec<String> =
         String::from_utf8_lossy(&output.stdout).split('\0').filter(|e| e.len() > 3).map(|e| e[3..].to_string()).collect();
@@ -389,6 +400,12 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether `dir` lies in a git work tree: a `.git` file or directory in it
+/// or above it (a worktree or submodule has a `.git` file).
+fn inside_git_work_tree(dir: &Path) -> bool {
+    dir.ancestors().any(|d| d.join(".git").exists())
 }
 
 #[cfg(test)]

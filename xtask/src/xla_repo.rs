@@ -3,7 +3,6 @@
 //! clone of upstream XLA, created and fetched on demand.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use git2::{ObjectType, Oid, Repository};
@@ -52,7 +51,8 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
                 );
             }
             eprintln!("fetching {rev} from {UPSTREAM_URL} into {} ...", dir.display());
-            let status = Command::new("git")
+            let status = crate::tools::Tool::Git
+                .command()?
                 .arg("--git-dir")
                 .arg(&dir)
                 .args(["fetch", "--depth=1", "--no-tags", "origin", rev])

@@ -13,9 +13,14 @@ use xtask::deps_hash::{mismatch_of_build, parse_hash_mismatch};
 use xtask::nix::Nix;
 use xtask::pins::STALE_HASH;
 
-/// `nix` with flakes enabled.
+/// `nix` with flakes enabled. The fixture fetches a `file://` URL from a
+/// temporary directory, which a sandboxed build cannot see: the test is
+/// about what Nix prints on a mismatch, not about the sandbox.
 fn nix_command() -> Command {
-    Nix { store: None }.command()
+    let mut cmd = Nix { store: None }.command().unwrap();
+    let config = std::env::var("NIX_CONFIG").unwrap_or_default();
+    cmd.env("NIX_CONFIG", format!("{config}\nsandbox = false\n{}", support::build_users_setting()));
+    cmd
 }
 
 /// A file with content no other test run shares, and the Nix expression of

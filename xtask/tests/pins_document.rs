@@ -352,3 +352,44 @@ fn pins_verb_exit_codes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("pins.toml:{}:", line_of(&bad, "commit ="))) && stderr.contains("`xla.commit`"), "{stderr}");
 }
+
+/// Issue 13, item 2: the checkout the user stands in wins over the one the
+/// binary was built in; `--project DIR` wins over both; outside any checkout
+/// the xtask says so.
+#[test]
+fn project_is_the_checkout_you_stand_in() {
+    let other = tempfile::tempdir().unwrap();
+    let text = project_text();
+    let marker = "0123456789abcdef0123456789abcdef01234567";
+    let commit = Pins::parse(&text, "p").unwrap().xla.commit;
+    std::fs::write(other.path().join("pins.toml"), text.replace(&commit, marker)).unwrap();
+    let sub = other.path().join("some/dir");
+    std::fs::create_dir_all(&sub).unwrap();
+
+    let show = |cwd: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(extra)
+            .args(["pins", "show", "--json"])
+            .current_dir(cwd)
+            .env_remove("PJRTPKGS_ROOT")
+            .output()
+            .unwrap()
+    };
+    let commit_of = |out: &std::process::Output| {
+        // 3: valid with stale placeholder hashes, as the project's own file is.
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["pins"]["xla"]["commit"].as_str().unwrap().to_owned()
+    };
+
+    // From a subdirectory of the other checkout: its pins, not the build tree's.
+    assert_eq!(commit_of(&show(&sub, &[])), marker);
+    // --project names a checkout explicitly, from anywhere.
+    let outside = tempfile::tempdir().unwrap();
+    assert_eq!(commit_of(&show(outside.path(), &["--project", other.path().to_str().unwrap()])), marker);
+    // Outside any checkout: a clear error, exit 1.
+    let out = show(outside.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not inside a pjrtpkgs checkout") && stderr.contains("--project DIR"), "{stderr}");
+}

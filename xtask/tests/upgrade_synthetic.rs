@@ -179,6 +179,43 @@ fn local_edits_stop_it_before_anything() {
     assert_eq!(snapshot(s.path()), before);
 }
 
+/// Issue 13, item 1: a check that cannot run must refuse. Without git on
+/// PATH, or when git will not read the checkout ("dubious ownership"),
+/// local edits cannot be seen, so nothing may be written.
+#[test]
+fn unrunnable_git_refuses_instead_of_overwriting_edits() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    std::fs::write(s.path().join("pins.toml"), format!("{}\n# a local edit\n", s.read("pins.toml"))).unwrap();
+    let before = snapshot(s.path());
+
+    // git absent from PATH (the xtask itself needs nothing else here).
+    let empty_path = tempfile::tempdir().unwrap();
+    let out = s.upgrade(xla.path(), &[&xla.compatible], &[("PATH", empty_path.path().to_str().unwrap())]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "must refuse without git: {stderr}");
+    assert!(stderr.contains("`git` is needed but cannot be found on PATH"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+
+    // git present but refusing the checkout: safe.directory is read from the
+    // global config, which an empty one does not set, and a checkout owned by
+    // someone else is refused. GIT_TEST_ASSUME_DIFFERENT_OWNER makes git act
+    // as if another user owned it.
+    let home = tempfile::tempdir().unwrap();
+    let out = s.upgrade(
+        xla.path(),
+        &[&xla.compatible],
+        &[("HOME", home.path().to_str().unwrap()), ("GIT_CONFIG_NOSYSTEM", "1"), ("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "must refuse when git cannot read the checkout: {stderr}");
+    assert!(stderr.contains("cannot check") && stderr.contains("dubious ownership"), "{stderr}");
+    assert_eq!(snapshot(s.path()), before);
+}
+
 #[test]
 fn missing_blob_is_a_clear_error() {
     if !require_command("git") {

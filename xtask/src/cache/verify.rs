@@ -124,7 +124,7 @@ or point at the cache's HTTP endpoint",
 
     let nix_verdict = if args.with_nix {
         let keys = trusted.iter().map(PublicKey::to_string).collect::<Vec<_>>().join(" ");
-        let mut cmd = nix.command();
+        let mut cmd = nix.command()?;
         cmd.args(["store", "verify", "--store", &args.store_url, "--trusted-public-keys", &keys]);
         if !args.no_closure {
             cmd.arg("--recursive");

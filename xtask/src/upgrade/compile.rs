@@ -8,7 +8,6 @@
 //! between runs, so only pjrt-sys itself is rebuilt.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -44,7 +43,8 @@ pub fn check_staged(staged: &Staged) -> Result<()> {
         std::fs::write(dir.path().join("Cargo.lock"), lock)?;
     }
     let target = target_dir()?;
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let output = crate::tools::Tool::Cargo
+        .command()?
         .args(["check", "--offline", "--quiet", "--package", "pjrt-sys", "--manifest-path"])
         .arg(dir.path().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target)

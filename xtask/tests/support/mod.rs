@@ -58,6 +58,19 @@ pub fn require_nix() -> bool {
     require_command("nix") && require_command("nix-prefetch-url")
 }
 
+/// A `build-users-group` line for `NIX_CONFIG` on machines without the
+/// `nixbld` group (Debian's nix-bin installs none, and as root Nix defaults
+/// to building as that group): build as ourselves there. Empty where the
+/// group exists, so the machine's own setting stands.
+pub fn build_users_setting() -> &'static str {
+    let has_group = std::fs::read_to_string("/etc/group").is_ok_and(|g| g.lines().any(|l| l.starts_with("nixbld:")));
+    if has_group {
+        ""
+    } else {
+        "build-users-group =\n"
+    }
+}
+
 /// libclang, loaded at run time by diff-headers and bindgen.
 pub fn require_libclang() -> bool {
     match xtask::diff_headers::libclang_available() {
