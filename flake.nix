@@ -30,12 +30,19 @@
           }) systems
         );
 
-      # CUDA, cuDNN and libtpu are unfree: this flake's own nixpkgs allows it.
-      pkgsBySystem = forAllSystems (
+      # Free packages (CPU, ROCm, tools, the default shell) from nixpkgs as it
+      # comes: nothing unfree can sneak in.
+      pkgsBySystem = forAllSystems (system: import nixpkgs { inherit system; });
+      # CUDA and TPU: unfree, and nixpkgs marks every CUDA redistributable
+      # meta.broken unless config.cudaSupport (cuda-modules/buildRedist).
+      pkgsUnfreeBySystem = forAllSystems (
         system:
         import nixpkgs {
           inherit system;
-          config.allowUnfree = true;
+          config = {
+            allowUnfree = true;
+            cudaSupport = true;
+          };
         }
       );
     in
@@ -48,6 +55,7 @@
         system:
         import ./nix/packages.nix {
           pkgs = pkgsBySystem.${system};
+          pkgsUnfree = pkgsUnfreeBySystem.${system};
           inherit pins pjrtLib projectSource;
         }
       );
@@ -56,6 +64,7 @@
         system:
         import ./nix/dev-shells.nix {
           pkgs = pkgsBySystem.${system};
+          pkgsUnfree = pkgsUnfreeBySystem.${system};
           inherit pins;
           pjrtPackages = self.packages.${system};
         }
