@@ -8,7 +8,9 @@
   #   extra-trusted-public-keys = [ "pjrtpkgs-1:REPLACE-WITH-THE-BASE64-PUBLIC-KEY=" ];
   # };
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/8c809a146a140c5c8806f13399592dbcb1bb5dc4";
+  # nixos-unstable of 2026-09-29: has nixpkgs' xla recipe with CUDA support
+  # and PJRT tests (NixOS/nixpkgs#560740); see nix/README.md "Pinned nixpkgs".
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/b4fd65b198c599cbe814fcb9f42d25d021595ec9";
 
   outputs =
     { self, nixpkgs }:
