@@ -1,4 +1,5 @@
-# Flake checks: `xtask smoke` loads each plugin and runs a real computation.
+# Flake checks: `xtask smoke` loads each plugin, prebuilt or built from
+# source, and runs a real computation.
 # CPU runs anywhere; GPU checks only on builders that advertise the device
 # (requiredSystemFeatures), so `nix flake check` elsewhere skips nothing silently:
 # Nix refuses to build them and says which feature is missing.

@@ -260,8 +260,8 @@ let
       installPhase = ''
         runHook preInstall
         ext="$bazelOut/external"
-        ${removeLocalRepositories}
         chmod -R +w "$ext"
+        ${removeLocalRepositories}
         # Bazel recreates these itself; they name the build host.
         for r in bazel_tools embedded_jdk local_config_cc local_config_python local_config_sh \
                  local_config_xcode local_execution_config_python local_jdk; do
