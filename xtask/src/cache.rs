@@ -5,6 +5,7 @@
 //! `nix store sign`); the check (`verify`) is done here, independently of
 //! Nix, so a cache is judged by a second implementation of the format.
 
+pub mod decode;
 mod keygen;
 pub mod narinfo;
 mod push;
@@ -13,7 +14,7 @@ pub mod verify;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 
 /// Exit status of `cache verify` when the cache lacks or spoils some path.
 pub const EXIT_PROBLEMS: u8 = 2;
@@ -37,9 +38,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 
 /// `<hash>.narinfo` for a store path `/nix/store/<hash>-<name>`.
 pub fn narinfo_name(path: &str) -> Result<String> {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    match base.split_once('-') {
-        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => Ok(format!("{hash}.narinfo")),
-        _ => bail!("`{path}` is not a store path (/nix/store/<32-char hash>-<name>)"),
-    }
+    let (_, base) = narinfo::split_store_path(path)
+        .with_context(|| format!("`{}` is not a store path (/nix/store/<32-char hash>-<name>)", narinfo::shown(path)))?;
+    Ok(format!("{}.narinfo", &base[..32]))
 }
