@@ -42,3 +42,23 @@ pub fn narinfo_name(path: &str) -> Result<String> {
         .with_context(|| format!("`{}` is not a store path (/nix/store/<32-char hash>-<name>)", narinfo::shown(path)))?;
     Ok(format!("{}.narinfo", &base[..32]))
 }
+
+/// A key file (`--key`, `--trusted-key-file`): a regular file of at most
+/// 64 KiB, read whole. A FIFO, a device or a large file given by mistake is
+/// refused instead of blocking or filling memory.
+pub fn read_key_file(file: &std::path::Path, what: &str) -> Result<String> {
+    use std::io::Read as _;
+    const MAX: u64 = 64 << 10;
+    let meta = std::fs::metadata(file).with_context(|| format!("cannot read the {what} {}", file.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("the {what} {} is not a regular file; pass the key file itself", file.display());
+    }
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
+        .with_context(|| format!("cannot read the {what} {} as text", file.display()))?;
+    if text.len() as u64 > MAX {
+        anyhow::bail!("the {what} {} is larger than 64 KiB: not a key file", file.display());
+    }
+    Ok(text)
+}

@@ -515,8 +515,14 @@ fn signatures_are_checked_before_anything_is_fetched() {
 }
 
 /// A loopback HTTP server that serves `files` and accepts, but never
-/// answers, requests for the targets in `stall`.
+/// answers, requests for the targets in `stall` (`*`: all).
 fn stalling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>) -> u16 {
+    trickling_server(files, stall, vec![])
+}
+
+/// [`stalling_server`], and for the targets in `trickle` a 200 whose body
+/// comes one byte a second, forever.
+fn trickling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>, trickle: Vec<String>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -535,6 +541,15 @@ fn stalling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>) -> u16 {
             let target = line.split(' ').nth(1).unwrap_or("/").to_owned();
             if stall.iter().any(|s| s == "*" || *s == target) {
                 held.push(stream); // never answered, never closed
+                continue;
+            }
+            if trickle.contains(&target) {
+                std::thread::spawn(move || {
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+                    while stream.write_all(b"S").and_then(|()| stream.flush()).is_ok() {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                });
                 continue;
             }
             match files.iter().find(|(p, _)| *p == target) {
@@ -616,4 +631,52 @@ fn push_refuses_a_compression_verify_cannot_read() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("compression=lz4") && out.stderr.contains("bzip2"), "{}", out.stderr);
     assert!(!out.stderr.contains("[1/4]"), "push started building before refusing the URL:\n{}", out.stderr);
+}
+
+#[test]
+fn a_server_trickling_a_narinfo_is_cut_off() {
+    let cache = TestCache::new();
+    let good = Entry::plain("good", b"good NAR");
+    let slow = Entry::plain("slow", b"slow NAR");
+    let files = vec![
+        ("/nix-cache-info".to_owned(), b"StoreDir: /nix/store\n".to_vec()),
+        (narinfo_target(&good.path), cache.narinfo_text(&good).into_bytes()),
+        ("/nar/good.nar".to_owned(), b"good NAR".to_vec()),
+    ];
+    // A byte every second: a read timeout of 2 s alone never fires.
+    let port = trickling_server(files, vec![], vec![narinfo_target(&slow.path)]);
+    let run = cache.verify_with(&format!("http://127.0.0.1:{port}"), &[&good.path, &slow.path], &[("PJRTPKGS_HTTP_TIMEOUT", "2")]);
+    let report = run.problems_report();
+    assert_eq!(status(&report, &good.path), "ok", "{report:#}");
+    assert_eq!(status(&report, &slow.path), "unreadable", "{report:#}");
+}
+
+#[test]
+fn credentials_in_the_url_stay_out_of_reports() {
+    let cache = TestCache::new();
+    let good = Entry::plain("good", b"good NAR");
+    let files = vec![("/nix-cache-info".to_owned(), b"StoreDir: /nix/store\n".to_vec())];
+    let port = stalling_server(files, vec![]);
+    let url = format!("http://ci:hunter2@127.0.0.1:{port}");
+    let run = cache.verify(&url, &[&good.path]);
+    let report = run.problems_report();
+    assert_eq!(status(&report, &good.path), "missing", "{report:#}");
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"), "the password was printed:\n{}{}", run.stdout, run.stderr);
+    assert_eq!(report["store_url"], format!("http://***@127.0.0.1:{port}"));
+}
+
+#[test]
+fn key_files_that_are_not_files_are_refused() {
+    let cache = TestCache::new();
+    let fifo = cache.tmp.path().join("key.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.to_str().unwrap();
+    let path = store_path("anything");
+    let push = xtask(&["cache", "push", &cache.url(), "--key", fifo, &path], &[]);
+    assert_eq!(push.code, Some(1), "{}", push.stderr);
+    assert!(push.stderr.contains("not a regular file"), "{}", push.stderr);
+    let flake = cache.tmp.path().display().to_string();
+    let verify = xtask(&["cache", "verify", &cache.url(), "--trusted-key-file", fifo, "--flake", &flake, &path], &[]);
+    assert_eq!(verify.code, Some(1), "{}", verify.stderr);
+    assert!(verify.stderr.contains("not a regular file"), "{}", verify.stderr);
 }

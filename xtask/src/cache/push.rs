@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::decode::COMPRESSIONS;
 use super::narinfo::{public_of_secret, shown, NarInfo, PublicKey};
-use super::remote::{BinaryCache, Location};
+use super::remote::{redacted, BinaryCache, Location};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
@@ -77,7 +77,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(compression) = store_parameter(&args.store_url, "compression").filter(|c| !COMPRESSIONS.contains(&c.as_str())) {
         bail!(
             "{} sets compression={}, which `cache verify` cannot check; use one of {} (or --compression)",
-            shown(&args.store_url),
+            shown(&redacted(&args.store_url)),
             shown(&compression),
             COMPRESSIONS.join(", ")
         );
@@ -95,11 +95,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let nar_bytes: u64 = closure.iter().map(|(_, size)| size).sum();
     eprintln!("      {} root path(s), closure of {} path(s), {}", roots.len(), closure.len(), human_bytes(nar_bytes));
 
-    eprintln!("[2/4] copying to {}", args.store_url);
+    let shown_url = redacted(&args.store_url);
+    eprintln!("[2/4] copying to {shown_url}");
     let url = upload_url(&args.store_url, &args.compression, key.as_ref().map(|k| k.file.as_path()));
     let mut copy = vec!["copy", "--to", &url];
     copy.extend(roots.iter().map(String::as_str));
-    nix.run(&copy, &format!("copying to {}", args.store_url))?;
+    nix.run(&copy, &format!("copying to {shown_url}"))?;
 
     if let Some(key) = &key {
         eprintln!("[3/4] signing paths that were already in the cache");
@@ -107,7 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let mut sign = vec!["store", "sign", "--store", &args.store_url, "--key-file", &file, "--recursive"];
         sign.extend(roots.iter().map(String::as_str));
         // Our own `--store` (the source) must not reach this call: the cache is the store here.
-        Nix { store: None }.run(&sign, &format!("signing in {}", args.store_url))?;
+        Nix { store: None }.run(&sign, &format!("signing in {shown_url}"))?;
     } else {
         eprintln!("[3/4] not signing (--unsigned)");
     }
@@ -117,7 +118,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     if args.json {
         let report = serde_json::json!({
-            "store_url": args.store_url,
+            "store_url": shown_url,
             "roots": roots,
             "closure": closure.iter().map(|(p, s)| serde_json::json!({"path": p, "nar_size": s})).collect::<Vec<_>>(),
             "nar_bytes": nar_bytes,
@@ -133,7 +134,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "pushed {} path(s) ({}) to {}{}",
             closure.len(),
             human_bytes(nar_bytes),
-            args.store_url,
+            shown_url,
             key.as_ref().map(|k| format!(", signed by {}", k.public.name)).unwrap_or_default()
         );
     }
@@ -147,6 +148,7 @@ struct Key {
 
 fn read_key(file: &std::path::Path) -> Result<Key> {
     let file = std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    let secret = super::read_key_file(&file, "signing key")?;
     let meta = std::fs::metadata(&file).with_context(|| format!("cannot read the signing key {}", file.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         eprintln!(
@@ -155,7 +157,6 @@ fn read_key(file: &std::path::Path) -> Result<Key> {
             meta.permissions().mode() & 0o777
         );
     }
-    let secret = std::fs::read_to_string(&file).with_context(|| format!("cannot read the signing key {}", file.display()))?;
     let public = public_of_secret(&secret)
         .with_context(|| format!("{} is not a Nix secret key; make one with `cargo xtask cache keygen NAME`", file.display()))?;
     Ok(Key { file, public })
@@ -217,7 +218,7 @@ fn percent_decode(value: &str) -> String {
 /// caches this tool can read (file://, http(s)://); returns how many it checked.
 fn read_back(store_url: &str, closure: &[(String, u64)], key: Option<&PublicKey>) -> Result<usize> {
     let Some(cache) = BinaryCache::open(store_url)? else {
-        eprintln!("      (not read back: {store_url} is checked by `cargo xtask cache verify --with-nix`)");
+        eprintln!("      (not read back: {} is checked by `cargo xtask cache verify --with-nix`)", redacted(store_url));
         return Ok(0);
     };
     for (path, _) in closure {

@@ -59,6 +59,22 @@ impl Location {
     }
 }
 
+/// A narinfo or `nix-cache-info` must arrive whole within this many
+/// [`timeout`]s.
+const SMALL_FILE_TIMEOUTS: u32 = 2;
+
+/// `url` with any `user:password@` hidden, for messages and reports (CI
+/// uploads them).
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        // The whole user part: a token is often passed as the user name.
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
+}
+
 /// The default of [`timeout`], in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
@@ -76,8 +92,17 @@ pub fn timeout() -> Result<Duration> {
 }
 
 pub enum BinaryCache {
-    File { dir: PathBuf, root: OwnedFd },
-    Http { base: String, agent: ureq::Agent, timeout: Duration },
+    File {
+        dir: PathBuf,
+        root: OwnedFd,
+    },
+    /// `shown` is `base` with any credentials hidden, for messages.
+    Http {
+        base: String,
+        shown: String,
+        agent: ureq::Agent,
+        timeout: Duration,
+    },
 }
 
 /// Why a file of the cache could not be had (a missing one is `Ok(None)`).
@@ -120,7 +145,7 @@ impl BinaryCache {
                     .timeout_connect(Some(timeout))
                     .timeout_per_read(Some(timeout))
                     .build();
-                Ok(Some(BinaryCache::Http { base, agent: ureq::Agent::new_with_config(config), timeout }))
+                Ok(Some(BinaryCache::Http { shown: redacted(&base), base, agent: ureq::Agent::new_with_config(config), timeout }))
             }
             Location::Other => Ok(None),
         }
@@ -130,21 +155,31 @@ impl BinaryCache {
         let rel = shown(rel);
         match self {
             BinaryCache::File { dir, .. } => dir.join(&*rel).display().to_string(),
-            BinaryCache::Http { base, .. } => format!("{base}/{rel}"),
+            BinaryCache::Http { shown, .. } => format!("{shown}/{rel}"),
         }
     }
 
     /// A file of the cache, `None` when the cache does not have it. `rel` must
     /// have passed [`check_url`](super::narinfo::check_url) (narinfo names do).
     pub fn get(&self, rel: &str) -> Result<Option<Box<dyn Read + Send>>, FetchError> {
+        self.fetch(rel, false)
+    }
+
+    fn fetch(&self, rel: &str, whole_within: bool) -> Result<Option<Box<dyn Read + Send>>, FetchError> {
         if let Err(e) = super::narinfo::check_url(rel) {
             return Err(FetchError::Refused(format!("`{}` is not a name under the cache: {e:#}", shown(rel))));
         }
         match self {
             BinaryCache::File { root, .. } => Ok(open_below(root, rel).map_err(|e| self.located(rel, e))?.map(|f| Box::new(f) as _)),
-            BinaryCache::Http { base, agent, timeout } => {
+            BinaryCache::Http { base, shown, agent, timeout } => {
                 let url = format!("{base}/{rel}");
-                let response = agent.get(&url).call().map_err(|e| FetchError::Unreadable(http_failure(&url, e, *timeout)))?;
+                let request = agent.get(&url);
+                // A small file must arrive whole in bounded time: a server that
+                // trickles a byte just before each read timeout is no answer either.
+                let request =
+                    if whole_within { request.config().timeout_per_call(Some(*timeout * SMALL_FILE_TIMEOUTS)).build() } else { request };
+                let url = format!("{shown}/{rel}");
+                let response = request.call().map_err(|e| FetchError::Unreadable(http_failure(&url, e, *timeout)))?;
                 match response.status().as_u16() {
                     200 => Ok(Some(Box::new(TimeoutExplained { inner: response.into_body().into_reader(), timeout: *timeout }))),
                     // S3 answers 403 for a missing key when listing is not allowed.
@@ -166,7 +201,7 @@ impl BinaryCache {
     /// than [`MAX_NARINFO_BYTES`](super::narinfo::MAX_NARINFO_BYTES) or not
     /// UTF-8, never cut to size.
     pub fn get_text(&self, rel: &str) -> Result<Option<String>, FetchError> {
-        let Some(reader) = self.get(rel)? else { return Ok(None) };
+        let Some(reader) = self.fetch(rel, true)? else { return Ok(None) };
         let limit = super::narinfo::MAX_NARINFO_BYTES;
         let mut bytes = Vec::new();
         reader
@@ -282,5 +317,13 @@ mod tests {
         assert!(Location::parse("file://").is_err());
         assert_eq!(Location::parse("https://c.example.org/").unwrap(), Location::Http("https://c.example.org".into()));
         assert_eq!(Location::parse("s3://bucket?region=x").unwrap(), Location::Other);
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redacted("https://ci:hunter2@cache.example.org/nix?x=1"), "https://***@cache.example.org/nix?x=1");
+        assert_eq!(redacted("https://token@cache.example.org"), "https://***@cache.example.org");
+        assert_eq!(redacted("https://cache.example.org/a@b"), "https://cache.example.org/a@b");
+        assert_eq!(redacted("file:///srv/cache"), "file:///srv/cache");
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::decode::{self, Failure};
 use super::narinfo::{shown, split_store_path, NarInfo, PublicKey};
-use super::remote::{BinaryCache, FetchError};
+use super::remote::{redacted, BinaryCache, FetchError};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
@@ -102,7 +102,7 @@ pub struct Report {
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut trusted: Vec<PublicKey> = args.trusted_keys.iter().map(|k| k.parse()).collect::<Result<_>>()?;
     for file in &args.trusted_key_files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the public key file {}", file.display()))?;
+        let text = super::read_key_file(file, "public key file")?;
         trusted.push(text.parse().with_context(|| format!("{} holds no public key", file.display()))?);
     }
     if trusted.is_empty() {
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!(
             "{} is neither file:// nor http(s)://, which this tool reads itself; add --with-nix to let `nix store verify` check it, \
 or point at the cache's HTTP endpoint",
-            shown(&args.store_url)
+            shown(&redacted(&args.store_url))
         );
     }
     let nix = Nix { store: None };
@@ -137,7 +137,7 @@ or point at the cache's HTTP endpoint",
             cmd.arg("--recursive");
         }
         cmd.args(&roots).stdout(std::process::Stdio::null());
-        eprintln!("running nix store verify on {}", args.store_url);
+        eprintln!("running nix store verify on {}", redacted(&args.store_url));
         let status = cmd.status().context("cannot run `nix store verify`: is Nix on PATH?")?;
         Some(status.success())
     } else {
@@ -162,7 +162,7 @@ or point at the cache's HTTP endpoint",
     }
     let problems = paths.iter().filter(|p| p.status != "ok").count();
     let report = Report {
-        store_url: args.store_url.clone(),
+        store_url: redacted(&args.store_url),
         ok: problems == 0 && nix_verdict != Some(false),
         checked: paths.len(),
         problems,
