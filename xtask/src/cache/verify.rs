@@ -34,7 +34,8 @@ past NarSize, so a huge file or a decompression bomb costs no more than the nari
 A path whose files could not be read (timeout, HTTP error, I/O error) is unreadable; one whose compression \
 this tool does not decode is unverified. file:// and http(s):// caches are read directly; for other schemes \
 pass --with-nix, which runs `nix store verify --store STORE-URL` with the same trusted keys. \
-HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read.\n\n\
+HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, and a narinfo \
+must arrive whole within twice that.\n\n\
 At least one trusted key (--trusted-key or --trusted-key-file) is required.",
     after_help = "Examples:\n  cargo xtask cache verify https://cache.example.org --trusted-key 'pjrtpkgs-1:AbC...='\n  \
 cargo xtask cache verify file:///srv/nix-cache --trusted-key-file keys/pjrtpkgs-1.public /nix/store/...-pjrt-cpu --json\n\n\
