@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
 
 use crate::hash::NarHash;
 
@@ -52,6 +53,129 @@ pub struct NarInfo {
     pub references: Vec<String>,
     /// `(key name, signature)`, as written.
     pub sigs: Vec<(String, String)>,
+    /// `CA:`, the content address of a content-addressed path.
+    pub ca: Option<ContentAddress>,
+}
+
+/// A narinfo's `CA:` field (Nix 2.8's `parseContentAddress`): `text:sha256:<hash>`,
+/// `fixed:sha256:<hash>` (flat) or `fixed:r:sha256:<hash>` (recursive), with
+/// md5, sha1, sha256 or sha512 for `fixed`, the hash in nix32 or hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentAddress {
+    /// `text`, `fixed` or `fixed:r`: what the hash is of.
+    pub method: &'static str,
+    pub algorithm: &'static str,
+    pub digest: Vec<u8>,
+}
+
+impl ContentAddress {
+    pub fn parse(text: &str) -> Result<ContentAddress> {
+        let (method, rest) = if let Some(rest) = text.strip_prefix("text:") {
+            ("text", rest)
+        } else if let Some(rest) = text.strip_prefix("fixed:r:") {
+            ("fixed:r", rest)
+        } else if let Some(rest) = text.strip_prefix("fixed:") {
+            ("fixed", rest)
+        } else {
+            bail!("`CA: {}` is not `text:...` or `fixed:...`", shown(text));
+        };
+        let (algorithm, encoded) = rest.split_once(':').ok_or_else(|| anyhow!("`CA: {}` has no `<algorithm>:<hash>`", shown(text)))?;
+        let (algorithm, len) = match algorithm {
+            "md5" => ("md5", 16),
+            "sha1" => ("sha1", 20),
+            "sha256" => ("sha256", 32),
+            "sha512" => ("sha512", 64),
+            _ => bail!("`CA: {}` names an unknown hash algorithm", shown(text)),
+        };
+        if method == "text" && algorithm != "sha256" {
+            bail!("`CA: {}`: text content addresses are sha256", shown(text));
+        }
+        let digest = if encoded.len() == 2 * len { hex::decode(encoded).ok() } else { crate::hash::nix32::decode(encoded, len).ok() }
+            .ok_or_else(|| anyhow!("`CA: {}` holds no {algorithm} hash in nix32 or hex", shown(text)))?;
+        Ok(ContentAddress { method, algorithm, digest })
+    }
+
+    /// `<algorithm>:<hex>`, as Nix hashes it into store paths.
+    fn typed_hex(&self) -> String {
+        format!("{}:{}", self.algorithm, hex::encode(&self.digest))
+    }
+}
+
+/// What a narinfo's `CA:` says about its path, for a client that holds no
+/// signature: Nix 2.8 accepts an unsigned path whose content address gives
+/// exactly its store path (`ValidPathInfo::isContentAddressed`), and checks
+/// the content against the address once unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentAddressVerdict {
+    /// No `CA:` field.
+    None,
+    /// The address gives this store path, and it is a recursive sha256 of
+    /// the NAR itself, equal to NarHash: checking the NAR against NarHash
+    /// checks the content against the address.
+    Verified,
+    /// The address gives this store path, but this tool cannot check the
+    /// content against it (flat or text content, or a self-reference).
+    Unchecked(String),
+    /// The address does not give this store path.
+    Mismatch(String),
+}
+
+impl NarInfo {
+    /// The store path `self.ca` makes for this name and these references
+    /// (Nix 2.8's `makeTextPath` / `makeFixedOutputPath`), and whether the
+    /// path refers to itself.
+    fn content_addressed_path(&self, ca: &ContentAddress) -> Option<String> {
+        let (_, base) = split_store_path(&self.store_path).ok()?;
+        let name = &base[33..];
+        let dir = self.store_dir();
+        let self_reference = self.references.iter().any(|r| r == base);
+        let others: Vec<String> = self.reference_paths().into_iter().filter(|r| !r.ends_with(&format!("/{base}"))).collect();
+        let (kind, hash) = match ca.method {
+            "text" => (["text".to_owned()].into_iter().chain(self.reference_paths()).collect::<Vec<_>>().join(":"), ca.typed_hex()),
+            "fixed:r" if ca.algorithm == "sha256" => {
+                let mut kind = ["source".to_owned()].into_iter().chain(others).collect::<Vec<_>>().join(":");
+                if self_reference {
+                    kind += ":self";
+                }
+                (kind, ca.typed_hex())
+            }
+            _ if !self.references.is_empty() => return None, // Nix asserts there are none
+            method => {
+                let prefix = if method == "fixed:r" { "r:" } else { "" };
+                let inner = Sha256::digest(format!("fixed:out:{prefix}{}:", ca.typed_hex()));
+                ("output:out".to_owned(), format!("sha256:{}", hex::encode(inner)))
+            }
+        };
+        let digest = Sha256::digest(format!("{kind}:{hash}:{dir}:{name}"));
+        let mut compressed = [0u8; 20];
+        for (i, byte) in digest.iter().enumerate() {
+            compressed[i % 20] ^= byte;
+        }
+        Some(format!("{dir}/{}-{name}", crate::hash::nix32::encode(&compressed)))
+    }
+
+    pub fn content_address_verdict(&self) -> ContentAddressVerdict {
+        let Some(ca) = &self.ca else { return ContentAddressVerdict::None };
+        let written = format!("{}:{}:{}", ca.method, ca.algorithm, crate::hash::nix32::encode(&ca.digest));
+        if self.content_addressed_path(ca).as_deref() != Some(self.store_path.as_str()) {
+            return ContentAddressVerdict::Mismatch(format!(
+                "it claims the content address {written}, which does not give this store path"
+            ));
+        }
+        let self_reference = self.references.iter().any(|r| self.store_path.ends_with(&format!("/{r}")));
+        if ca.method == "fixed:r" && ca.algorithm == "sha256" && !self_reference {
+            if ca.digest[..] == self.nar_hash.0[..] {
+                ContentAddressVerdict::Verified
+            } else {
+                ContentAddressVerdict::Mismatch(format!("its content address {written} differs from its NarHash"))
+            }
+        } else {
+            ContentAddressVerdict::Unchecked(format!(
+                "it is content-addressed ({written}), but this tool checks only recursive sha256 addresses without \
+                 self-references; `--with-nix` lets Nix check it"
+            ))
+        }
+    }
 }
 
 impl NarInfo {
@@ -89,6 +213,9 @@ impl NarInfo {
                 .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
                 .ok_or_else(|| anyhow!("`{key}: {}` is not a size", shown(v)))
         };
+        let hash = |key: &str, v: &str| {
+            NarHash::parse_typed(v).map_err(|_| anyhow!("`{key}: {}` is not a sha256 hash as Nix writes it (sha256:<nix32>)", shown(v)))
+        };
         let store_path = take("StorePath")?;
         split_store_path(store_path).with_context(|| format!("`StorePath: {}`", shown(store_path)))?;
         let url = take("URL")?;
@@ -112,12 +239,13 @@ impl NarInfo {
         Ok(NarInfo {
             url: url.to_owned(),
             compression: compression.to_owned(),
-            file_hash: fields.get("FileHash").map(|h| NarHash::parse_typed(h)).transpose()?,
+            file_hash: fields.get("FileHash").map(|h| hash("FileHash", h)).transpose()?,
             file_size: fields.get("FileSize").map(|s| size("FileSize", s)).transpose()?,
-            nar_hash: NarHash::parse_typed(take("NarHash")?)?,
+            nar_hash: hash("NarHash", take("NarHash")?)?,
             nar_size,
             references: references.into_iter().collect(),
             sigs,
+            ca: fields.get("CA").filter(|c| !c.is_empty()).map(|c| ContentAddress::parse(c)).transpose()?,
             store_path: store_path.to_owned(),
         })
     }
@@ -318,6 +446,20 @@ mod tests {
         assert!(NarInfo::parse(&narinfo("")).unwrap().references.is_empty());
     }
 
+    /// `builtins.toFile "hello.txt" "hello\n"`, as Nix 2.8 registered it.
+    #[test]
+    fn text_content_addresses_give_the_path_nix_gives() {
+        let text = "StorePath: /nix/store/qa1w9gdfrba6jl2r57mb3c43863gqywp-hello.txt\nURL: nar/x.nar\nCompression: none\n\
+                    NarHash: sha256-HDfQGvQL4ugGkd48w99EN3ppmvuxfGjwgJZLL9Bx/BM=\nNarSize: 120\nReferences: \n\
+                    CA: text:sha256:00xyyr3fi8l6hb839bv3f7yb86yjv7xi1cgh1xnhipym4asvb4aq\n";
+        let info = NarInfo::parse(text).unwrap();
+        assert!(matches!(info.content_address_verdict(), ContentAddressVerdict::Unchecked(_)), "{:?}", info.content_address_verdict());
+        let other = NarInfo::parse(&text.replace("hello.txt", "hello2.txt")).unwrap();
+        assert!(matches!(other.content_address_verdict(), ContentAddressVerdict::Mismatch(_)));
+        // sha256 of "hello\n", as the address holds it.
+        assert_eq!(hex::encode(&info.ca.unwrap().digest), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+    }
+
     #[test]
     fn each_fault_is_named() {
         let good = narinfo("");
@@ -358,7 +500,14 @@ mod tests {
             prop::collection::vec(base_name(), 0..4),
             prop_oneof![3 => "[1-9][0-9]{0,6}", 1 => "[0-9+-]{0,21}"],
             prop::option::of("(none|xz|zstd|)"),
-            prop::collection::vec(prop_oneof![3 => "(System|CA|X-[A-Za-z]{1,8}): [ -~]{0,10}", 1 => "[ -~]{0,12}"], 0..3),
+            prop::collection::vec(
+                prop_oneof![
+                    3 => "(System|X-[A-Za-z]{1,8}): [ -~]{0,10}",
+                    2 => "CA: (text|fixed|fixed:r|x):(sha256|sha1|md5|sha512|x):[0-9a-z]{0,110}",
+                    1 => "[ -~]{0,12}",
+                ],
+                0..3,
+            ),
         )
             .prop_map(|(path, url, refs, nar_size, compression, extra)| {
                 let mut text = format!("StorePath: /nix/store/{path}\nURL: {url}\nNarHash: {HASH}\nNarSize: {nar_size}\n");
@@ -397,6 +546,7 @@ mod tests {
                     prop_assert!(!info.url.contains('%') && !info.url.contains('\\'));
                     prop_assert!(info.nar_size > 0);
                     prop_assert!(!info.compression.is_empty());
+                    let _ = info.content_address_verdict();
                 }
                 Ok(())
             })

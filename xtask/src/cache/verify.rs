@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::decode::{self, Failure};
-use super::narinfo::{shown, split_store_path, NarInfo, PublicKey};
+use super::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
 use super::remote::{redacted, BinaryCache, FetchError};
 use crate::nix::{self, Nix};
 
@@ -26,13 +26,14 @@ or for the store paths given, and for their whole closures as the cache's narinf
 - the narinfo exists (else: missing), is a regular file of at most 1 MiB and parses strictly (else: invalid; \
 its URL must name a file below the cache root);\n  \
 - it carries a valid ed25519 signature, over Nix's fingerprint, by one of the trusted keys (else: unsigned, \
-untrusted or bad-signature; then nothing more is read for that path: neither its NAR nor its references);\n  \
+untrusted or bad-signature; then nothing more is read for that path: neither its NAR nor its references), \
+unless, as Nix allows, its content address (CA:) gives its store path;\n  \
 - the NAR file exists as a regular file below the cache, its size and sha256 match FileSize/FileHash, and once \
 decompressed (zstd, xz, none, bzip2, br or gzip: what `cache push` writes) its size and sha256 match \
 NarSize/NarHash (else: corrupt). Reading stops past FileSize (or what NarSize can compress to) and decoding \
 past NarSize, so a huge file or a decompression bomb costs no more than the narinfo claims.\n\n\
 A path whose files could not be read (timeout, HTTP error, I/O error) is unreadable; one whose compression \
-this tool does not decode is unverified. file:// and http(s):// caches are read directly; for other schemes \
+this tool does not decode, or an unsigned one whose content address it cannot check (flat or text), is unverified. file:// and http(s):// caches are read directly; for other schemes \
 pass --with-nix, which runs `nix store verify --store STORE-URL` with the same trusted keys. \
 HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, and a narinfo \
 must arrive whole within twice that.\n\n\
@@ -87,6 +88,9 @@ pub struct PathReport {
     pub nar_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Trusted for its content address (which gives its store path), not a signature.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub content_addressed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,6 +162,7 @@ or point at the cache's HTTP endpoint",
                 needed_by: None,
                 nar_size: None,
                 compression: None,
+                content_addressed: false,
             })
             .collect();
     }
@@ -227,6 +232,7 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
             needed_by: needed_by.clone(),
             nar_size: None,
             compression: None,
+            content_addressed: false,
         };
         let info = check_narinfo(cache, &store_dir, &path, trusted, &mut report);
         if let (Some(info), true) = (&info, closure) {
@@ -324,6 +330,20 @@ fn check_narinfo(cache: &BinaryCache, store_dir: &str, path: &str, trusted: &[Pu
     if !verdict.valid.is_empty() {
         return Some(info);
     }
+    // Without a trusted signature, Nix still accepts a path whose content
+    // address gives its store path (the NAR is then checked against it).
+    let ca_note = match info.content_address_verdict() {
+        ContentAddressVerdict::Verified => {
+            report.content_addressed = true;
+            return Some(info);
+        }
+        ContentAddressVerdict::Unchecked(note) => {
+            problem(report, "unverified", note);
+            None
+        }
+        ContentAddressVerdict::Mismatch(note) => Some(note),
+        ContentAddressVerdict::None => None,
+    };
     let names = |names: &[String]| names.iter().map(|n| shown(n).into_owned()).collect::<Vec<_>>().join(", ");
     if !verdict.invalid.is_empty() {
         problem(
@@ -336,6 +356,7 @@ fn check_narinfo(cache: &BinaryCache, store_dir: &str, path: &str, trusted: &[Pu
     } else {
         problem(report, "unsigned", "no signature at all".to_owned());
     }
+    report.problems.extend(ca_note);
     // Nothing is read on the word of a narinfo nobody trusted.
     report.problems.push("its NAR and references were not fetched: only a narinfo signed by a trusted key is acted on".to_owned());
     None
