@@ -473,7 +473,7 @@ fn unsigned_content_addressed_paths_are_judged_as_nix_judges_them() {
         set_narinfo_field(&info, field, &narinfo_field(&flat_info, field));
     }
     for (cache, nix_says) in [("wrong-ca", "lacks a valid signature"), ("other-content", "mismatch")] {
-        let out = env.substitute(&env.file_url(cache), &format!("dst-{cache}"), &stranger, &[recursive.clone()]);
+        let out = env.substitute(&env.file_url(cache), &format!("dst-{cache}"), &stranger, std::slice::from_ref(&recursive));
         assert!(!out.status.success(), "Nix accepted the {cache} path");
         assert!(String::from_utf8_lossy(&out.stderr).contains(nix_says), "{cache}: {}", String::from_utf8_lossy(&out.stderr));
         let (code, verdict) = env.verify(&env.file_url(cache), &stranger, &[&recursive]);
