@@ -171,6 +171,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Cases per property: `PROPTEST_CASES` for a longer run, else `default`.
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+
     /// `data` compressed as `compression` by the encoders at hand (brotli,
     /// which no crate here encodes, is checked against Nix's output in
     /// tests/cache_nix.rs).
@@ -267,7 +272,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
 
         /// Arbitrary bytes under every compression: no panic, nothing read or
         /// produced past the limits, and a success reports exactly what it read.

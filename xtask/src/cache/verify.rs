@@ -33,8 +33,9 @@ decompressed (zstd, xz, none, bzip2, br or gzip: what `cache push` writes) its s
 NarSize/NarHash (else: corrupt). Reading stops past FileSize (or what NarSize can compress to) and decoding \
 past NarSize, so a huge file or a decompression bomb costs no more than the narinfo claims.\n\n\
 A path whose files could not be read (timeout, HTTP error, I/O error) is unreadable; one whose compression \
-this tool does not decode, or an unsigned one whose content address it cannot check (flat or text), is unverified. file:// and http(s):// caches are read directly; for other schemes \
-pass --with-nix, which runs `nix store verify --store STORE-URL` with the same trusted keys. \
+this tool does not decode, or an unsigned one whose content address it cannot check (flat or text), is \
+unverified. file:// and http(s):// caches are read directly; for other schemes pass --with-nix, which runs \
+`nix store verify --store STORE-URL` with the same trusted keys. \
 HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, and a narinfo \
 must arrive whole within twice that.\n\n\
 At least one trusted key (--trusted-key or --trusted-key-file) is required.",
