@@ -514,15 +514,20 @@ fn signatures_are_checked_before_anything_is_fetched() {
     }
 }
 
-/// A loopback HTTP server that serves `files` and accepts, but never
-/// answers, requests for the targets in `stall` (`*`: all).
-fn stalling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>) -> u16 {
-    trickling_server(files, stall, vec![])
+/// What the loopback server does with one request.
+enum Reply {
+    Body(Vec<u8>),
+    NotFound,
+    /// Accept, never answer, never close.
+    Stall,
+    /// A 200 whose body comes one byte a second, forever.
+    Trickle,
+    /// A 302 to this URL.
+    Redirect(String),
 }
 
-/// [`stalling_server`], and for the targets in `trickle` a 200 whose body
-/// comes one byte a second, forever.
-fn trickling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>, trickle: Vec<String>) -> u16 {
+/// A loopback HTTP server answering each request target with `reply`.
+fn server(reply: impl Fn(&str) -> Reply + Send + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -539,31 +544,43 @@ fn trickling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>, trickle: 
             }
             let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
             let target = line.split(' ').nth(1).unwrap_or("/").to_owned();
-            if stall.iter().any(|s| s == "*" || *s == target) {
-                held.push(stream); // never answered, never closed
-                continue;
-            }
-            if trickle.contains(&target) {
-                std::thread::spawn(move || {
-                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
-                    while stream.write_all(b"S").and_then(|()| stream.flush()).is_ok() {
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                });
-                continue;
-            }
-            match files.iter().find(|(p, _)| *p == target) {
-                Some((_, body)) => {
-                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                    let _ = stream.write_all(body);
+            let head = |status: &str, extra: &str, len: usize| {
+                format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {len}\r\nConnection: close\r\n\r\n")
+            };
+            match reply(&target) {
+                Reply::Body(body) => {
+                    let _ = stream.write_all(head("200 OK", "", body.len()).as_bytes());
+                    let _ = stream.write_all(&body);
                 }
-                None => {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                Reply::NotFound => {
+                    let _ = stream.write_all(head("404 Not Found", "", 0).as_bytes());
+                }
+                Reply::Stall => held.push(stream),
+                Reply::Trickle => {
+                    std::thread::spawn(move || {
+                        let _ = stream.write_all(head("200 OK", "", 100_000).as_bytes());
+                        while stream.write_all(b"S").and_then(|()| stream.flush()).is_ok() {
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    });
+                }
+                Reply::Redirect(to) => {
+                    let _ = stream.write_all(head("302 Found", &format!("Location: {to}\r\n"), 0).as_bytes());
                 }
             }
         }
     });
     port
+}
+
+/// Serves `files`, stalls on the targets in `stall` (`*`: all), 404 otherwise.
+fn stalling_server(files: Vec<(String, Vec<u8>)>, stall: Vec<String>) -> u16 {
+    server(move |target| {
+        if stall.iter().any(|s| s == "*" || s == target) {
+            return Reply::Stall;
+        }
+        files.iter().find(|(p, _)| p == target).map_or(Reply::NotFound, |(_, body)| Reply::Body(body.clone()))
+    })
 }
 
 fn narinfo_target(path: &str) -> String {
@@ -644,7 +661,13 @@ fn a_server_trickling_a_narinfo_is_cut_off() {
         ("/nar/good.nar".to_owned(), b"good NAR".to_vec()),
     ];
     // A byte every second: a read timeout of 2 s alone never fires.
-    let port = trickling_server(files, vec![], vec![narinfo_target(&slow.path)]);
+    let slow_target = narinfo_target(&slow.path);
+    let port = server(move |target| {
+        if target == slow_target {
+            return Reply::Trickle;
+        }
+        files.iter().find(|(p, _)| p == target).map_or(Reply::NotFound, |(_, body)| Reply::Body(body.clone()))
+    });
     let run = cache.verify_with(&format!("http://127.0.0.1:{port}"), &[&good.path, &slow.path], &[("PJRTPKGS_HTTP_TIMEOUT", "2")]);
     let report = run.problems_report();
     assert_eq!(status(&report, &good.path), "ok", "{report:#}");
@@ -679,4 +702,69 @@ fn key_files_that_are_not_files_are_refused() {
     let verify = xtask(&["cache", "verify", &cache.url(), "--trusted-key-file", fifo, "--flake", &flake, &path], &[]);
     assert_eq!(verify.code, Some(1), "{}", verify.stderr);
     assert!(verify.stderr.contains("not a regular file"), "{}", verify.stderr);
+}
+
+#[test]
+fn narinfos_are_read_from_the_cache_only_never_through_a_redirect_elsewhere() {
+    let cache = TestCache::new();
+    // Another server on the machine (think: a cloud metadata endpoint).
+    let internal = server(|target| match target {
+        "/latest/credentials" => Reply::Body(b"AKIA-INTERNAL-SECRET-TOKEN\n".to_vec()),
+        _ => Reply::NotFound,
+    });
+    let good = Entry::plain("good", b"good NAR");
+    let lured = Entry::plain("lured", b"x");
+    let mut files = vec![
+        ("/nix-cache-info".to_owned(), b"StoreDir: /nix/store\n".to_vec()),
+        (narinfo_target(&good.path), cache.narinfo_text(&good).into_bytes()),
+        ("/nar/good.nar".to_owned(), b"good NAR".to_vec()),
+    ];
+    // A redirect within the cache is followed as before.
+    let moved = Entry::plain("moved", b"moved NAR");
+    files.push(("/elsewhere/moved.narinfo".to_owned(), cache.narinfo_text(&moved).into_bytes()));
+    files.push(("/nar/moved.nar".to_owned(), b"moved NAR".to_vec()));
+    let (lured_target, moved_target) = (narinfo_target(&lured.path), narinfo_target(&moved.path));
+    let port = server(move |target| {
+        if target == lured_target {
+            Reply::Redirect(format!("http://127.0.0.1:{internal}/latest/credentials"))
+        } else if target == moved_target {
+            Reply::Redirect("/elsewhere/moved.narinfo".to_owned())
+        } else {
+            files.iter().find(|(p, _)| p == target).map_or(Reply::NotFound, |(_, body)| Reply::Body(body.clone()))
+        }
+    });
+    let run = cache.verify(&format!("http://127.0.0.1:{port}"), &[&good.path, &lured.path, &moved.path]);
+    let report = run.problems_report();
+    assert_eq!(status(&report, &good.path), "ok", "{report:#}");
+    assert_eq!(status(&report, &moved.path), "ok", "{report:#}");
+    assert_eq!(status(&report, &lured.path), "invalid", "{report:#}");
+    assert!(problems(&report, &lured.path).contains("redirected"), "{report:#}");
+    assert!(!run.stdout.contains("AKIA") && !run.stderr.contains("AKIA"), "another server's answer reached the report:\n{}", run.stdout);
+}
+
+#[test]
+fn a_key_given_in_the_wrong_place_is_named_and_never_echoed() {
+    let cache = TestCache::new();
+    let secret = format!("test-1:{}", B64.encode(cache.key.to_keypair_bytes()));
+    let public = cache.public_key();
+    std::fs::write(cache.tmp.path().join("test-1.secret"), &secret).unwrap();
+    std::fs::write(cache.tmp.path().join("test-1.public"), &public).unwrap();
+    let secret_b64 = secret.split_once(':').unwrap().1;
+    let flake = cache.tmp.path().display().to_string();
+    let path = store_path("anything");
+    let secret_file = cache.tmp.path().join("test-1.secret").display().to_string();
+    for args in [
+        vec!["cache", "verify", &cache.url(), "--trusted-key-file", &secret_file, "--flake", &flake, &path],
+        vec!["cache", "verify", &cache.url(), "--trusted-key", &secret, "--flake", &flake, &path],
+    ] {
+        let run = xtask(&args, &[]);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains("is a secret key") && run.stderr.contains(".public"), "{}", run.stderr);
+        assert!(!run.stderr.contains(secret_b64) && !run.stdout.contains(secret_b64), "the secret key was printed");
+    }
+    let public_file = cache.tmp.path().join("test-1.public");
+    std::fs::set_permissions(&public_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = xtask(&["cache", "push", &cache.url(), "--key", public_file.to_str().unwrap(), &path], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("is a public key") && run.stderr.contains(".secret"), "{}", run.stderr);
 }

@@ -375,9 +375,16 @@ impl std::str::FromStr for PublicKey {
             .split_once(':')
             .filter(|(n, _)| !n.is_empty())
             .ok_or_else(|| anyhow!("public key `{}` is not `<key name>:<base64>` (e.g. `pjrtpkgs-1:AbC...=`)", shown(s)))?;
-        let bytes: [u8; 32] = B64
-            .decode(b64)
-            .ok()
+        let decoded = B64.decode(b64).ok();
+        if decoded.as_ref().is_some_and(|b| b.len() == 64) {
+            // Never echo it: this is a secret key, given where a public one goes.
+            bail!(
+                "`{}` is a secret key (64 bytes), not a public one: give its public half (NAME.public from `cache keygen`, \
+                 or `nix key convert-secret-to-public`), and keep the secret out of command lines",
+                shown(name)
+            );
+        }
+        let bytes: [u8; 32] = decoded
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| anyhow!("public key `{}`: the part after `:` is not 32 base64-encoded bytes", shown(name)))?;
         let key = VerifyingKey::from_bytes(&bytes).with_context(|| format!("public key `{}` is not a valid ed25519 point", shown(name)))?;
@@ -398,6 +405,9 @@ pub fn public_of_secret(secret: &str) -> Result<PublicKey> {
     let (name, b64) = secret.trim().split_once(':').ok_or_else(|| anyhow!("the secret key is not `<key name>:<base64>`"))?;
     let name = shown(name);
     let bytes = B64.decode(b64).map_err(|_| anyhow!("the secret key `{name}` is not base64"))?;
+    if bytes.len() == 32 {
+        bail!("`{name}` is a public key (32 bytes), not a secret one: pass NAME.secret, made with NAME.public by `cache keygen`");
+    }
     let seed: [u8; 32] = bytes
         .get(..32)
         .filter(|_| bytes.len() == 64)

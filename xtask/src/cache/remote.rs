@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{FileType, Mode, OFlags};
+use ureq::ResponseExt as _;
 
 use super::narinfo::shown;
 
@@ -73,6 +74,14 @@ pub fn redacted(url: &str) -> String {
         Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
         None => url.to_owned(),
     }
+}
+
+/// `(scheme, host, port)` of an http(s) URL, the port made explicit.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
 }
 
 /// The default of [`timeout`], in seconds.
@@ -178,8 +187,20 @@ impl BinaryCache {
                 // trickles a byte just before each read timeout is no answer either.
                 let request =
                     if whole_within { request.config().timeout_per_call(Some(*timeout * SMALL_FILE_TIMEOUTS)).build() } else { request };
+                let requested = url;
                 let url = format!("{shown}/{rel}");
                 let response = request.call().map_err(|e| FetchError::Unreadable(http_failure(&url, e, *timeout)))?;
+                // A narinfo is read, and parts of a bad one quoted, only from the
+                // cache itself: a redirect to another host could make verify
+                // quote another server's answer (a cloud metadata endpoint's,
+                // say) into its report. NARs are only hashed; they may move.
+                let same_origin = matches!((origin(&requested), origin(&response.get_uri().to_string())), (Some(a), Some(b)) if a == b);
+                if whole_within && !same_origin {
+                    return Err(FetchError::Refused(format!(
+                        "{url} redirected to another host ({}); narinfos are read from the cache itself only",
+                        redacted(&response.get_uri().to_string())
+                    )));
+                }
                 match response.status().as_u16() {
                     200 => Ok(Some(Box::new(TimeoutExplained { inner: response.into_body().into_reader(), timeout: *timeout }))),
                     // S3 answers 403 for a missing key when listing is not allowed.
