@@ -655,7 +655,7 @@ fn a_server_trickling_a_narinfo_is_cut_off() {
     let cache = TestCache::new();
     let good = Entry::plain("good", b"good NAR");
     let slow = Entry::plain("slow", b"slow NAR");
-    let files = vec![
+    let files = [
         ("/nix-cache-info".to_owned(), b"StoreDir: /nix/store\n".to_vec()),
         (narinfo_target(&good.path), cache.narinfo_text(&good).into_bytes()),
         ("/nar/good.nar".to_owned(), b"good NAR".to_vec()),
