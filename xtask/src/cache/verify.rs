@@ -36,8 +36,8 @@ A path whose files could not be read (timeout, HTTP error, I/O error) is unreada
 this tool does not decode, or an unsigned one whose content address it cannot check (flat or text), is \
 unverified. file:// and http(s):// caches are read directly; for other schemes pass --with-nix, which runs \
 `nix store verify --store STORE-URL` with the same trusted keys. \
-HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, and a narinfo \
-must arrive whole within twice that.\n\n\
+HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, a narinfo \
+must arrive whole within twice that, and from the cache's own host (a redirect elsewhere is refused).\n\n\
 At least one trusted key (--trusted-key or --trusted-key-file) is required.",
     after_help = "Examples:\n  cargo xtask cache verify https://cache.example.org --trusted-key 'pjrtpkgs-1:AbC...='\n  \
 cargo xtask cache verify file:///srv/nix-cache --trusted-key-file keys/pjrtpkgs-1.public /nix/store/...-pjrt-cpu --json\n\n\
