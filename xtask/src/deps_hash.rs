@@ -71,7 +71,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 eprintln!("pinned [bazel_deps.{backend}.{system}] = {hash}");
                 results.push(serde_json::json!({ "backend": backend, "system": system, "hash": hash }));
             }
-            println!("{}", serde_json::to_string_pretty(&results)?);
+            crate::cli::emit_line(&serde_json::to_string_pretty(&results)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -93,13 +93,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.dump_models {
         let dump =
             |m: &ApiModel| serde_json::json!({"headers": m.headers, "decls": m.decls.values().collect::<Vec<_>>(), "notes": m.notes});
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}))?);
+        crate::cli::emit_line(&serde_json::to_string_pretty(
+            &serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}),
+        )?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match args.format {
-        Format::Text => print!("{}", report.to_text()),
-        Format::Markdown => print!("{}", report.to_markdown()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        Format::Text => crate::cli::emit(&report.to_text())?,
+        Format::Markdown => crate::cli::emit(&report.to_markdown())?,
+        Format::Json => crate::cli::emit_line(&serde_json::to_string_pretty(&report.to_json())?)?,
     }
     Ok(match report.verdict() {
         Verdict::Breaking => ExitCode::from(EXIT_BREAKING),

@@ -253,12 +253,12 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Show { json } => {
             if json {
                 let value = serde_json::json!({ "pins": report.pins, "findings": report.findings });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                crate::cli::emit_line(&serde_json::to_string_pretty(&value)?)?;
             } else {
                 let Some(pins) = &report.pins else {
                     anyhow::bail!("{}", report.errors_text());
                 };
-                print!("{}", summary(pins));
+                crate::cli::emit(&summary(pins))?;
                 for finding in &report.findings {
                     eprintln!("{finding}");
                 }

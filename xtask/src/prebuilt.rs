@@ -72,10 +72,10 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         }
         Command::Fetch { name, system } => {
             let path = fetch_plugin(&name, system.as_deref())?;
-            println!("{}", path.display());
+            crate::cli::emit_line(&path.display().to_string())?;
         }
         Command::ApiVersion { library } => {
-            println!("{}", pjrt_api::read_in_process(&library)?);
+            crate::cli::emit_line(&pjrt_api::read_in_process(&library)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)
