@@ -167,6 +167,18 @@ fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
                 file("top/\u{e9}", b"5", 0o644),
             ],
         ),
+        // Links without a target: libarchive extracts a regular empty file
+        // with the entry's mode.
+        ("empty-symlink-target", vec![Member { mode: 0o755, ..symlink("top/s", "") }, file("top/f", b"x", 0o644)]),
+        ("empty-hardlink-target", vec![Member { mode: 0o755, ..hardlink("top/h", "") }, file("top/f", b"x", 0o644)]),
+        // Names Nix cannot put on disk (NAME_MAX 255, PATH_MAX 4096) are
+        // errors; just below the limits they hash.
+        ("name-255", vec![file(&format!("top/{}", "n".repeat(255)), b"x", 0o644)]),
+        ("name-256", vec![file(&format!("top/{}", "n".repeat(256)), b"x", 0o644)]),
+        ("path-3900", vec![file(&format!("top/{}f", "abcdefghi/".repeat(389)), b"x", 0o644)]),
+        ("depth-5000", vec![file(&format!("top/{}f", "d/".repeat(5000)), b"x", 0o644)]),
+        ("symlink-target-4095", vec![symlink("top/s", &"t".repeat(4095)), file("top/f", b"x", 0o644)]),
+        ("symlink-target-4096", vec![symlink("top/s", &"t".repeat(4096)), file("top/f", b"x", 0o644)]),
         (
             "padding-sizes",
             (0..20)
@@ -369,4 +381,23 @@ fn unsupported_and_damaged_archives_are_clear_errors() {
     assert!(run_xtask([OsStr::new("hash"), "tarball".as_ref(), truncated.as_os_str()]).is_err());
     let missing = run_xtask(["hash", "tarball", "/nonexistent/a.tar.gz"]).unwrap_err();
     assert!(missing.contains("/nonexistent/a.tar.gz"), "{missing}");
+}
+
+/// Not an archive, a directory, a `file://` URL naming a host: each says
+/// what it is, never "damaged tar archive".
+#[test]
+fn non_archives_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "just some text, longer than nothing\n".repeat(40)).unwrap();
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), text.as_os_str()]).unwrap_err();
+    assert!(err.contains("is not an archive") && !err.contains("damaged"), "{err}");
+    let gz = dir.path().join("notes.txt.gz");
+    std::fs::write(&gz, gzip(&std::fs::read(&text).unwrap())).unwrap();
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), gz.as_os_str()]).unwrap_err();
+    assert!(err.contains("gzip-compressed, but what it holds is not a tar archive"), "{err}");
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), dir.path().as_os_str()]).unwrap_err();
+    assert!(err.contains("is a directory, not an archive"), "{err}");
+    let err = run_xtask(["hash", "tarball", "file://tmp/a.tar.gz"]).unwrap_err();
+    assert!(err.contains("names the host `tmp`") && err.contains("file:///tmp/a.tar.gz"), "{err}");
 }
