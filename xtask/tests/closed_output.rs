@@ -74,41 +74,55 @@ const ROWS: &[Row] = &[
 fn every_verb_survives_closed_stdout_and_stderr() {
     let ctx = Ctx::new();
     let mut checked = Vec::new();
+    let mut failures = Vec::new();
     for row in ROWS {
         if !row.needs.iter().all(|need| ctx.has(*need)) {
             continue;
         }
         // Arguments are made anew for each run: keygen never overwrites a key.
         let normal = ctx.run(&(row.args)(&ctx), Closed::Nothing);
-        assert_no_crash(row, "nothing closed", &normal);
-        let code = normal.status.code().unwrap();
+        let Some(code) = crashed(row, "nothing closed", &normal, &mut failures) else { continue };
 
         let closed_stdout = ctx.run(&(row.args)(&ctx), Closed::Stdout);
-        assert_no_crash(row, "stdout closed", &closed_stdout);
-        let stderr = String::from_utf8_lossy(&closed_stdout.stderr);
-        if normal.stdout.is_empty() {
-            assert_eq!(closed_stdout.status.code(), Some(code), "{}: stdout closed, nothing to write there: {stderr}", row.verb);
-        } else {
-            assert_eq!(closed_stdout.status.code(), Some(1), "{}: stdout closed early must be exit 1: {stderr}", row.verb);
-            assert!(stderr.contains("stdout was closed before it was all written"), "{}: no clear error: {stderr}", row.verb);
+        if crashed(row, "stdout closed", &closed_stdout, &mut failures).is_some() {
+            let stderr = String::from_utf8_lossy(&closed_stdout.stderr);
+            let got = closed_stdout.status.code();
+            if normal.stdout.is_empty() {
+                if got != Some(code) {
+                    failures.push(format!("{}: stdout closed, nothing written there: exit {got:?}, not {code}: {stderr}", row.verb));
+                }
+            } else if got != Some(1) || !stderr.contains("stdout was closed before it was all written") {
+                failures.push(format!("{}: stdout closed early: exit {got:?} (want 1 and a clear error): {stderr}", row.verb));
+            }
         }
 
         let closed_stderr = ctx.run(&(row.args)(&ctx), Closed::Stderr);
-        assert_no_crash(row, "stderr closed", &closed_stderr);
-        let expected = if normal.stderr.is_empty() { code } else { 1 };
-        assert_eq!(closed_stderr.status.code(), Some(expected), "{}: stderr closed", row.verb);
+        if crashed(row, "stderr closed", &closed_stderr, &mut failures).is_some() {
+            let want = if normal.stderr.is_empty() { code } else { 1 };
+            if closed_stderr.status.code() != Some(want) {
+                failures.push(format!("{}: stderr closed: exit {:?}, want {want}", row.verb, closed_stderr.status.code()));
+            }
+        }
         checked.push(format!("{} (exit {code}, {} bytes on stdout)", row.verb, normal.stdout.len()));
     }
     eprintln!("checked with stdout and stderr closed: {}", checked.join(", "));
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
     // The rows that need nothing always run.
     assert!(checked.len() >= ROWS.iter().filter(|r| r.needs.is_empty()).count());
 }
 
-fn assert_no_crash(row: &Row, how: &str, out: &Output) {
+/// The exit code, or None (and a failure recorded) when the run panicked or
+/// was killed by a signal.
+fn crashed(row: &Row, how: &str, out: &Output, failures: &mut Vec<String>) -> Option<i32> {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code().is_some(), "{} ({how}): killed by a signal: {:?}\n{stderr}", row.verb, out.status);
-    assert_ne!(out.status.code(), Some(101), "{} ({how}): panicked\n{stderr}", row.verb);
-    assert!(!stderr.contains("panicked"), "{} ({how}): panicked\n{stderr}", row.verb);
+    let first_lines: String = stderr.lines().take(3).collect::<Vec<_>>().join(" | ");
+    match out.status.code() {
+        None => failures.push(format!("{} ({how}): killed by a signal: {:?} {first_lines}", row.verb, out.status)),
+        Some(101) => failures.push(format!("{} ({how}): panicked (exit 101) {first_lines}", row.verb)),
+        Some(_) if stderr.contains("panicked") => failures.push(format!("{} ({how}): panicked {first_lines}", row.verb)),
+        Some(code) => return Some(code),
+    }
+    None
 }
 
 #[derive(Clone, Copy)]
