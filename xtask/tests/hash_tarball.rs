@@ -190,6 +190,7 @@ fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
         ("name-255", vec![file(&format!("top/{}", "n".repeat(255)), b"x", 0o644)]),
         ("name-256", vec![file(&format!("top/{}", "n".repeat(256)), b"x", 0o644)]),
         ("path-3900", vec![file(&format!("top/{}f", "abcdefghi/".repeat(389)), b"x", 0o644)]),
+        ("depth-1979", vec![file(&format!("top/{}f", "d/".repeat(1979)), b"x", 0o644)]),
         ("depth-5000", vec![file(&format!("top/{}f", "d/".repeat(5000)), b"x", 0o644)]),
         ("symlink-target-4095", vec![symlink("top/s", &"t".repeat(4095)), file("top/f", b"x", 0o644)]),
         ("symlink-target-4096", vec![symlink("top/s", &"t".repeat(4096)), file("top/f", b"x", 0o644)]),
