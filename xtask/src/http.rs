@@ -106,10 +106,14 @@ pub fn get(url: &str, what: &str) -> Result<ureq::http::Response<ureq::Body>> {
 
 /// The error for a failed read of a response body (`what` as in [`get`]).
 pub fn read_error(err: std::io::Error, what: &str) -> anyhow::Error {
-    let timed_out = err.kind() == std::io::ErrorKind::TimedOut
-        || err.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()).is_some_and(|e| matches!(e, ureq::Error::Timeout(_)));
-    let note = timeout_note_of(timed_out);
+    let note = timeout_note_of(is_timeout(&err));
     anyhow::Error::new(err).context(format!("cannot {what}: the transfer broke off{note}"))
+}
+
+/// Whether a read error of a response body is one of our timeouts.
+pub fn is_timeout(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::TimedOut
+        || err.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()).is_some_and(|e| matches!(e, ureq::Error::Timeout(_)))
 }
 
 fn timeout_note_of(timed_out: bool) -> String {

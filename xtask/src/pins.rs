@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use check::{check, Finding, Report, Severity};
+pub(crate) use check::{is_hex_sha256, is_member_path, is_project_name, wheel_url_problems};
 pub use document::PinsDocument;
 
 /// The placeholder SRI hash meaning "unknown or stale". Nix rejects it with a

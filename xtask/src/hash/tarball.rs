@@ -111,7 +111,8 @@ impl<R: Read> Read for WatchedRead<R> {
         self.inner.read(buf).inspect_err(|e| {
             let mut slot = self.error.borrow_mut();
             if slot.is_none() {
-                *slot = Some(io::Error::new(e.kind(), e.to_string()));
+                let kind = if crate::http::is_timeout(e) { io::ErrorKind::TimedOut } else { e.kind() };
+                *slot = Some(io::Error::new(kind, e.to_string()));
             }
         })
     }

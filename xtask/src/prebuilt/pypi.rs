@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 /// `PJRTPKGS_PYPI_URL` overrides https://pypi.org (a mirror).
-fn base_url() -> String {
+pub(super) fn base_url() -> String {
     std::env::var("PJRTPKGS_PYPI_URL").unwrap_or_else(|_| "https://pypi.org".to_owned())
 }
 
@@ -57,14 +57,23 @@ struct Digests {
 
 /// GETs a PyPI JSON document; None on 404.
 fn get(api: &str) -> Result<Option<Json>> {
-    let text = match crate::http::agent().get(api).call() {
-        Ok(mut resp) => {
-            resp.body_mut().with_config().limit(64 << 20).read_to_string().with_context(|| format!("cannot read the answer of {api}"))?
-        }
-        Err(ureq::Error::StatusCode(404)) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot query PyPI ({api})")),
+    let what = format!("query PyPI ({api})");
+    let text = match crate::http::get(api, &what) {
+        Ok(mut resp) => resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| crate::http::read_error(std::io::Error::other(e), &what))?,
+        Err(e) if matches!(e.downcast_ref::<ureq::Error>(), Some(ureq::Error::StatusCode(404))) => return Ok(None),
+        Err(e) => return Err(e),
     };
-    serde_json::from_str(&text).map(Some).with_context(|| format!("unexpected answer from {api}"))
+    parse(&text).map(Some).with_context(|| format!("unexpected answer from {api}"))
+}
+
+/// Parses a PyPI JSON document (project or release level).
+fn parse(text: &str) -> Result<Json> {
+    Ok(serde_json::from_str(text)?)
 }
 
 /// The wheels of `name` at `version` (the latest release when None). Yanked
@@ -100,13 +109,24 @@ pub fn release(name: &str, version: Option<&str>) -> Result<Release> {
             None => bail!("PyPI has no project `{name}` ({project_api}: 404)"),
         },
     };
+    wheels(&api, version, files)
+}
+
+/// The usable wheels among `files` (of the document at `api`). A file name
+/// that is not a plain wheel file name is refused: it becomes a cache file
+/// name and part of the pinned URL.
+fn wheels(api: &str, version: String, files: Vec<JsonFile>) -> Result<Release> {
     let mut wheels = Vec::new();
     for f in files {
         if f.packagetype != "bdist_wheel" || f.yanked {
             continue;
         }
+        crate::fsutil::single_component(&f.filename, "PyPI's file name").with_context(|| format!("refusing the answer of {api}"))?;
+        if super::wheel_tags(&f.filename).is_none() {
+            bail!("refusing the answer of {api}: `{}` is listed as a wheel but is not a wheel file name", f.filename.escape_debug());
+        }
         let Some(sha256) = f.digests.sha256 else { continue };
-        let url = canonical_url(&api, &f.url, f.digests.blake2b_256.as_deref(), &f.filename);
+        let url = canonical_url(api, &f.url, f.digests.blake2b_256.as_deref(), &f.filename);
         wheels.push(File { filename: f.filename, url, sha256: sha256.to_ascii_lowercase() });
     }
     Ok(Release { version, files: wheels })
