@@ -32,7 +32,7 @@ use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform
 
 pub use download::sha256_file;
 pub use pjrt_api::{probe as probe_api_version, read_in_process as read_api_version};
-pub use wheel::{find_library, platform_tag_fits, wheel_tags, WheelTags};
+pub use wheel::{extract as extract_wheel, find_library, platform_tag_fits, wheel_tags, WheelTags};
 
 /// The systems `prebuilt update` pins a wheel for, when PyPI has one.
 pub const PINNED_SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux", "aarch64-darwin"];
