@@ -21,7 +21,9 @@ pub const EXIT_ERROR: u8 = 1;
     about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades and the binary cache",
     long_about = None,
     after_help = "The project is the checkout you stand in (the nearest directory above holding pins.toml), or --project DIR. \
-The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\
+The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\n\
+Exit status: each verb documents its own; 1 always means it could not do its job, a usage error or a stdout closed before the output was written (`| head`) included.\n\
+Network: connects and reads wait at most --http-timeout seconds (default 30, or $PJRTPKGS_HTTP_TIMEOUT).\n\n\
 Run `cargo xtask <verb> --help` for the details of one verb.",
     disable_help_subcommand = true
 )]

@@ -31,7 +31,9 @@ use anyhow::{bail, Context, Result};
 use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
 
 pub use download::sha256_file;
-pub use pjrt_api::{probe as probe_api_version, read_in_process as read_api_version};
+pub use pjrt_api::{
+    probe as probe_api_version, probe_in_child as probe_api_version_in_child, read_in_process as read_api_version, PROBE_TIMEOUT,
+};
 pub use wheel::{extract as extract_wheel, find_library, platform_tag_fits, wheel_tags, WheelTags};
 
 /// The systems `prebuilt update` pins a wheel for, when PyPI has one.

@@ -346,3 +346,36 @@ fn a_changed_pin_is_not_called_corrupt() {
     let name = pins.prebuilt[PLUGIN].platforms[SYSTEM].url.rsplit('/').next().unwrap().to_owned();
     assert_eq!(sha256(&s.cache.path().join("prebuilt/wheels").join(real).join(name)), *real);
 }
+
+/// An empty PJRTPKGS_CACHE_DIR or XDG_CACHE_HOME counts as unset: the cache
+/// is ~/.cache/pjrtpkgs, not the directory the command runs in.
+#[test]
+fn empty_cache_variables_count_as_unset() {
+    let text = std::fs::read_to_string(project_pins()).unwrap();
+    let pins = Pins::parse(&text, "pins.toml").unwrap();
+    let (pin, platform) = (&pins.prebuilt[PLUGIN], &pins.prebuilt[PLUGIN].platforms[SYSTEM]);
+    let home = tempfile::tempdir().unwrap();
+    // A cache holding the extracted plugin, so that no download is needed.
+    let dir =
+        home.path().join(".cache/pjrtpkgs/prebuilt").join(PLUGIN).join(format!("{}-{SYSTEM}-{}", pin.version, &platform.sha256[..16]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join(Path::new(&platform.library).file_name().unwrap());
+    std::fs::write(&lib, b"stand-in").unwrap();
+    std::fs::write(dir.join(".library.sha256"), format!("{}\n", sha256(&lib))).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("pins.toml"), &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["prebuilt", "fetch", PLUGIN, "--system", SYSTEM])
+        .current_dir(cwd.path())
+        .env("PJRTPKGS_ROOT", root.path())
+        .env("PJRTPKGS_CACHE_DIR", "")
+        .env("XDG_CACHE_HOME", "")
+        .env("HOME", home.path())
+        .env("PJRTPKGS_HTTP_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let created: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(created.is_empty(), "the cache went to the current directory: {created:?}");
+    assert_eq!(stdout_path(&out), lib);
+}

@@ -7,7 +7,17 @@ use serde::Deserialize;
 
 /// `PJRTPKGS_PYPI_URL` overrides https://pypi.org (a mirror).
 pub(super) fn base_url() -> String {
-    std::env::var("PJRTPKGS_PYPI_URL").unwrap_or_else(|_| "https://pypi.org".to_owned())
+    let url = std::env::var("PJRTPKGS_PYPI_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "https://pypi.org".to_owned());
+    let url = url.trim_end_matches('/').to_owned();
+    if url.starts_with("http://") {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "warning: PJRTPKGS_PYPI_URL={url} is plain http: its answers (the sha256 and URLs that get pinned) can be altered on the way; use an https mirror outside a trusted network"
+            )
+        });
+    }
+    url
 }
 
 #[derive(Debug, Clone)]
