@@ -230,7 +230,7 @@ proptest! {
     fn pins_files_never_panic_and_pass_only_safe_names(edits in prop::collection::vec(edit(), 0..4), name in member_name()) {
         let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let base = std::fs::read_to_string(project.join("pins.toml")).unwrap();
-        let seed = base.replacen("prebuilt.libtpu", &format!("prebuilt.\"{}\"", name.replace('\\', "").replace('"', "")), 3);
+        let seed = base.replacen("prebuilt.libtpu", &format!("prebuilt.\"{}\"", name.replace(['\\', '"'], "")), 3);
         let text = String::from_utf8_lossy(&apply(seed.into_bytes(), &edits)).into_owned();
         let report = xtask::pins::check(&text, "fuzz.toml");
         let lines = text.lines().count().max(1);
