@@ -84,20 +84,13 @@ fn origin(url: &str) -> Option<(String, String, u16)> {
     Some((scheme, uri.host()?.to_ascii_lowercase(), port))
 }
 
-/// The default of [`timeout`], in seconds.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-
 /// How long to wait for a connection, and then for each read, before giving
-/// up on a cache server: `PJRTPKGS_HTTP_TIMEOUT` seconds, default 30. Large
-/// NARs are fine: the limit is on silence, not on the whole download.
+/// up on a cache server: the xtask's one HTTP timeout (`--http-timeout`,
+/// `$PJRTPKGS_HTTP_TIMEOUT`, default 30 s; see [`crate::http`]). Large NARs
+/// are fine: the limit is on silence, not on the whole download.
+/// (`cli::dispatch` has already refused an invalid `$PJRTPKGS_HTTP_TIMEOUT`.)
 pub fn timeout() -> Result<Duration> {
-    match std::env::var("PJRTPKGS_HTTP_TIMEOUT") {
-        Err(_) => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-            _ => bail!("PJRTPKGS_HTTP_TIMEOUT=`{}` is not a number of seconds above 0", shown(&v)),
-        },
-    }
+    Ok(crate::http::timeout())
 }
 
 pub enum BinaryCache {
@@ -304,7 +297,7 @@ fn is_timeout(e: &ureq::Error) -> bool {
 }
 
 fn timeout_text(timeout: Duration) -> String {
-    format!("timed out: no answer for {} s (PJRTPKGS_HTTP_TIMEOUT sets this limit in seconds)", timeout.as_secs())
+    format!("timed out: no answer for {} s (--http-timeout or PJRTPKGS_HTTP_TIMEOUT sets this limit in seconds)", timeout.as_secs())
 }
 
 fn http_failure(url: &str, e: ureq::Error, timeout: Duration) -> String {
