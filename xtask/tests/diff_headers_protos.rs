@@ -251,9 +251,10 @@ fn identical_trees_are_unchanged_and_trees_without_protos_compare_nothing() {
     let r = diff(&files, &files);
     assert!(r.changes.is_empty(), "{}", r.to_text());
     assert_eq!((r.verdict(), r.wire_verdict()), (Verdict::Unchanged, Wire::Compatible));
-    assert!(r.verdict_line().starts_with("unchanged ("), "{}", r.verdict_line());
+    assert!(r.verdict_line().starts_with("unchanged: 6 messages and enums compared, none changed"), "{}", r.verdict_line());
+    assert!(r.has_schemas());
     let none = diff(&[("xla/README", "x")], &[("xla/README", "y")]);
-    assert!(none.changes.is_empty() && none.old.roots.is_empty());
+    assert!(none.changes.is_empty() && none.old.roots.is_empty() && !none.has_schemas());
     assert!(none.verdict_line().contains("no schema at either side"), "{}", none.verdict_line());
 }
 

@@ -64,7 +64,13 @@ impl ProtoReport {
         self.changes.iter().map(|c| c.wire).max().unwrap_or(Wire::Compatible)
     }
 
-    /// One line: the verdict, the counts, what it means for serialized data.
+    /// Whether either side has any of the [`ROOTS`].
+    pub fn has_schemas(&self) -> bool {
+        !(self.old.roots.is_empty() && self.new.roots.is_empty())
+    }
+
+    /// One line, `verdict: details`: the counts, what it means for
+    /// serialized data.
     pub fn verdict_line(&self) -> String {
         render::verdict_line(self)
     }

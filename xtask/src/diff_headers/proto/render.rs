@@ -29,10 +29,10 @@ pub fn verdict_line(report: &ProtoReport) -> String {
     let compared = report.old.scope.union(&report.new.scope).count();
     if report.old.roots.is_empty() && report.new.roots.is_empty() {
         let looked: Vec<&str> = super::ROOTS.iter().flat_map(|r| r.iter().copied()).collect();
-        return format!("unchanged (no schema at either side; looked for {})", looked.join(", "));
+        return format!("unchanged: no schema at either side (looked for {})", looked.join(", "));
     }
     if report.changes.is_empty() {
-        return format!("unchanged ({compared} messages and enums compared)");
+        return format!("unchanged: {compared} messages and enums compared, none changed");
     }
     let wire = match (report.wire_verdict(), report.verdict()) {
         (Wire::Breaking, _) => format!("WIRE-BREAKING ({} change(s) break serialized data)", wire_breaking(report)),
@@ -70,7 +70,7 @@ fn mark(c: &ProtoChange) -> &'static str {
 /// The changes, grouped by file (the verdict line is the caller's).
 pub fn text(report: &ProtoReport) -> String {
     let mut out = String::new();
-    if report.old.roots.is_empty() && report.new.roots.is_empty() {
+    if !report.has_schemas() {
         return out;
     }
     let _ = writeln!(out, "\nprotobuf schemas ({}):", roots(report));
