@@ -320,7 +320,14 @@ fn cli_folds_the_protobuf_verdict_into_the_exit_status() {
     assert_eq!((code, json["overall_verdict"].as_str()), (Some(0), Some("unchanged")), "{json}");
     assert!(json["protobuf"].is_null());
 
-    let text = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["diff-headers", "old", "new"]).current_dir(dir.path()).output().unwrap();
+    // Run from inside NEW, whose xla/xla.proto has the same relative name
+    // as the root protoc compiles for OLD: protoc must not read it.
+    let text = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["diff-headers", "../old", "../new"])
+        .current_dir(dir.path().join("new"))
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(2), "{}", String::from_utf8_lossy(&text.stderr));
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("\noverall: breaking (C API unchanged, protobuf breaking; exit status 2)\n"), "{text}");
     assert!(text.contains("wire:breaking   renumbered field      xla.DebugOptions.moved_number"), "{text}");

@@ -200,6 +200,7 @@ let
       llvm.clang = rocm "rocm-clang";
     };
     llvmPackages.libclang = tool "libclang";
+    protobuf = tool "protobuf";
     autoPatchelfHook = hook "auto-patchelf-hook";
     addDriverRunpath = hook "add-driver-runpath-hook";
     makeWrapper = hook "make-wrapper-hook";

@@ -93,10 +93,13 @@ impl ProtoFiles {
         }
         let out = dir.path().join("descriptors.pb");
         let protoc = Tool::Protoc.locate()?;
+        // Run in the scratch tree: the roots' names are then both their paths
+        // and their import names (never files of the caller's directory).
         let child = Command::new(&protoc)
+            .current_dir(&src)
             .arg("--include_imports")
             .arg(format!("--descriptor_set_out={}", out.display()))
-            .arg(format!("--proto_path={}", src.display()))
+            .arg("--proto_path=.")
             .args(&self.roots)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
