@@ -8,7 +8,9 @@
   #   extra-trusted-public-keys = [ "pjrtpkgs-1:REPLACE-WITH-THE-BASE64-PUBLIC-KEY=" ];
   # };
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/8c809a146a140c5c8806f13399592dbcb1bb5dc4";
+  # nixos-unstable of 2026-09-29: has nixpkgs' xla recipe with CUDA support
+  # and PJRT tests (NixOS/nixpkgs#560740); see nix/README.md "Pinned nixpkgs".
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/b4fd65b198c599cbe814fcb9f42d25d021595ec9";
 
   outputs =
     { self, nixpkgs }:
@@ -30,12 +32,19 @@
           }) systems
         );
 
-      # CUDA, cuDNN and libtpu are unfree: this flake's own nixpkgs allows it.
-      pkgsBySystem = forAllSystems (
+      # Free packages (CPU, ROCm, tools, the default shell) from nixpkgs as it
+      # comes: nothing unfree can sneak in.
+      pkgsBySystem = forAllSystems (system: import nixpkgs { inherit system; });
+      # CUDA and TPU: unfree, and nixpkgs marks every CUDA redistributable
+      # meta.broken unless config.cudaSupport (cuda-modules/buildRedist).
+      pkgsUnfreeBySystem = forAllSystems (
         system:
         import nixpkgs {
           inherit system;
-          config.allowUnfree = true;
+          config = {
+            allowUnfree = true;
+            cudaSupport = true;
+          };
         }
       );
     in
@@ -48,6 +57,7 @@
         system:
         import ./nix/packages.nix {
           pkgs = pkgsBySystem.${system};
+          pkgsUnfree = pkgsUnfreeBySystem.${system};
           inherit pins pjrtLib projectSource;
         }
       );
@@ -56,6 +66,7 @@
         system:
         import ./nix/dev-shells.nix {
           pkgs = pkgsBySystem.${system};
+          pkgsUnfree = pkgsUnfreeBySystem.${system};
           inherit pins;
           pjrtPackages = self.packages.${system};
         }

@@ -1,37 +1,51 @@
-# Development shells. Every shell exports the plugin variables that
-# ryft-xla-sys (PJRT_PLUGIN_*_LIB) and GoMLX (PJRT_PLUGIN_LIBRARY_PATH) read,
-# pointing at this flake's plugins where one exists for the system.
+# Development shells. Each shell exports, for the plugins it is about, the
+# variables ryft-xla-sys (PJRT_PLUGIN_*_LIB) and GoMLX
+# (PJRT_PLUGIN_LIBRARY_PATH) read, pointing at this flake's prebuilt plugins.
+#
+# `default` is free and CUDA-free: tools and the CPU plugin only (`pkgs`,
+# default nixpkgs config). CUDA and TPU shells take their toolchains from
+# `pkgsUnfree` (allowUnfree + cudaSupport), as the packages do.
 {
   pkgs,
+  pkgsUnfree ? pkgs,
   pins,
   pjrtPackages,
 }:
 let
   inherit (pkgs) lib;
+  isLinux = pkgs.stdenv.hostPlatform.isLinux;
 
-  pluginPath = attr: lib.optionalString (pjrtPackages ? ${attr}) "${pjrtPackages.${attr}}/${pjrtPackages.${attr}.pluginLib}";
-  pluginDir = attr: lib.optionalString (pjrtPackages ? ${attr}) "${pjrtPackages.${attr}}/lib";
+  pluginPath = attr: "${pjrtPackages.${attr}}/${pjrtPackages.${attr}.pluginLib}";
+  pluginDir = attr: "${pjrtPackages.${attr}}/lib";
+  has = attr: pjrtPackages ? ${attr};
+
   # Prebuilt plugins only: entering a shell must never start a Bazel build.
-  pluginAttrs = [
-    "pjrt-cpu-bin"
-    "pjrt-cuda12-bin"
-    "pjrt-cuda13-bin"
-    "pjrt-rocm7-bin"
-    "pjrt-tpu"
-  ];
-
-  pluginEnv = {
-    PJRT_PLUGIN_CUDA_12_LIB = pluginPath "pjrt-cuda12-bin";
-    PJRT_PLUGIN_CUDA_13_LIB = pluginPath "pjrt-cuda13-bin";
-    PJRT_PLUGIN_ROCM_7_LIB = pluginPath "pjrt-rocm7-bin";
-    PJRT_PLUGIN_TPU_LIB = pluginPath "pjrt-tpu";
-    PJRT_PLUGIN_LIBRARY_PATH = lib.concatStringsSep ":" (
-      builtins.filter (d: d != "") (map pluginDir pluginAttrs)
-    );
+  # attr -> the ryft-xla-sys variable naming it (null: none).
+  plugins = {
+    pjrt-cpu-bin = null;
+    pjrt-cuda12-bin = "PJRT_PLUGIN_CUDA_12_LIB";
+    pjrt-cuda13-bin = "PJRT_PLUGIN_CUDA_13_LIB";
+    pjrt-rocm7-bin = "PJRT_PLUGIN_ROCM_7_LIB";
+    pjrt-tpu = "PJRT_PLUGIN_TPU_LIB";
   };
 
+  # The CPU plugin (where one exists) plus `attrs`.
+  pluginEnv =
+    attrs:
+    let
+      present = builtins.filter has ([ "pjrt-cpu-bin" ] ++ attrs);
+    in
+    lib.listToAttrs (
+      map (attr: lib.nameValuePair plugins.${attr} (pluginPath attr)) (
+        builtins.filter (attr: plugins.${attr} != null) present
+      )
+    )
+    // {
+      PJRT_PLUGIN_LIBRARY_PATH = lib.concatStringsSep ":" (map pluginDir present);
+    };
+
   mkPjrtShell =
-    name: extraPackages:
+    name: attrs: extraPackages:
     pkgs.mkShell {
       inherit name;
       packages = [
@@ -50,7 +64,7 @@ let
         pkgs.pkg-config
       ]
       ++ extraPackages;
-      env = pluginEnv // {
+      env = pluginEnv attrs // {
         LIBCLANG_PATH = "${lib.getLib pkgs.llvmPackages.libclang}/lib";
       };
     };
@@ -63,16 +77,19 @@ let
   ];
 in
 {
-  default = mkPjrtShell "pjrtpkgs" [ ];
+  default = mkPjrtShell "pjrtpkgs" [ ] [ ];
 }
-// lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
-  cuda12 = mkPjrtShell "pjrtpkgs-cuda12" (cuda pkgs.${pins.cuda12.attribute});
-  cuda13 = mkPjrtShell "pjrtpkgs-cuda13" (cuda pkgs.${pins.cuda13.attribute});
-  rocm7 = mkPjrtShell "pjrtpkgs-rocm7" (
+// lib.optionalAttrs isLinux {
+  cuda12 = mkPjrtShell "pjrtpkgs-cuda12" [ "pjrt-cuda12-bin" ] (cuda pkgsUnfree.${pins.cuda12.attribute});
+  cuda13 = mkPjrtShell "pjrtpkgs-cuda13" [ "pjrt-cuda13-bin" ] (cuda pkgsUnfree.${pins.cuda13.attribute});
+  rocm7 = mkPjrtShell "pjrtpkgs-rocm7" [ "pjrt-rocm7-bin" ] (
     with pkgs.${pins.rocm7.attribute};
     [
       clr
       rocminfo
     ]
   );
+}
+// lib.optionalAttrs (has "pjrt-tpu") {
+  tpu = mkPjrtShell "pjrtpkgs-tpu" [ "pjrt-tpu" ] [ ];
 }

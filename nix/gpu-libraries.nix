@@ -42,6 +42,8 @@
       rocfft
       hipfft
       roctracer
+      # librocprofiler-sdk.so.1 is a DT_NEEDED of jax-rocm7-pjrt's plugin.
+      rocprofiler-sdk
     ];
   # Only needed to compile: device bitcode and header-only libraries.
   rocmBuildOnly =

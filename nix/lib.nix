@@ -96,11 +96,16 @@ rec {
     .${system} or (throw "pjrtpkgs: no source build for ${system}; source builds exist for ${concatStringsSep ", " linuxSystems}");
 
   # The Bazel invocation of one source build, as data:
-  #   { targets; flags; env; }
-  # `paths` holds store paths (strings) of the toolchains the backend needs:
-  #   cpu:    { dynamicLinker; hostRpath; }
-  #   cuda*:  + { cuda; cudnn; nccl; cudaVersion; cudnnVersion; }
-  #   rocm7:  + { rocm; rocmMultiplePaths; clang; }
+  #   { targets; fetchTargets; flags; fetchFlags; buildFlags; configureArgs; env; output; }
+  # `flags` go to both the dependency fetch and the build (buildBazelPackage's
+  # bazelFlags), `fetchFlags` / `buildFlags` to one of them; `configureArgs`
+  # are XLA's configure.py arguments per phase ({ fetch; build; }, or null
+  # where nixpkgs' xla recipe does not run configure.py either).
+  # `paths` holds store paths (strings) and versions the backend needs:
+  #   every backend: { dynamicLinker; hostRpath; }
+  #   cuda*:  + { cuda; cudnn; nccl; cudaRelease; cudnnRelease; }
+  #           (the release labels of nixpkgs' CUDA/cuDNN manifests)
+  #   rocm7:  + { rocm; clang; }
   # Everything a backend needs is passed in explicitly; nothing is probed.
   bazelConfig =
     {
@@ -110,6 +115,7 @@ rec {
       paths,
     }:
     let
+      isCuda = backend == "cuda12" || backend == "cuda13";
       common = [
         # Release build, as XLA's pjrt_release config.
         "-c"
@@ -123,48 +129,65 @@ rec {
         "--genrule_strategy=local"
         # Host CPU, as XLA's pjrt_x86 / pjrt_aarch64 configs.
         "--cpu=${bazelCpu system}"
+        # Missing includes in XLA's bundled LLVM headers (as nixpkgs' xla).
+        "--cxxopt=-include"
+        "--cxxopt=cstdint"
+        "--host_cxxopt=-include"
+        "--host_cxxopt=cstdint"
         # Tools built for the exec configuration run during the build; they
         # need the Nix dynamic linker and libraries to start at all.
         "--host_linkopt=-Wl,--dynamic-linker=${paths.dynamicLinker}"
         "--host_linkopt=-Wl,-rpath,${paths.hostRpath}"
+        # Read by the rules_python patch (nix/patches/): the downloaded
+        # hermetic Python gets this interpreter before Bazel runs it.
+        "--repo_env=NIX_DYNAMIC_LINKER=${paths.dynamicLinker}"
         # Exclude targets that XLA itself does not build in open source.
         "--build_tag_filters=-mobile,-ios,-no_oss${
-          if backend == "cpu" then ",-gpu" else if backend == "rocm7" then ",-cuda-only" else ",-rocm-only"
+          if backend == "cpu" then
+            ",-gpu"
+          else if backend == "rocm7" then
+            ",-cuda-only,-oneapi-only"
+          else
+            ",-rocm-only,-oneapi-only"
         }"
         # Never upload or consult remote caches: the build must be local and offline.
         "--noremote_accept_cached"
         "--remote_cache="
       ];
 
-      cuda =
-        p:
-        [
-          # XLA's pjrt_cudaNN configs: hermetic CUDA built with NVCC.
-          "--config=cuda_nvcc"
-          # Plugins must not bundle the CUDA libraries (pjrt_release).
-          "--@local_config_cuda//cuda:include_cuda_libs=false"
-          # Versions of the trees given below, from nixpkgs (not downloaded).
-          "--repo_env=HERMETIC_CUDA_VERSION=${paths.cudaVersion}"
-          "--repo_env=HERMETIC_CUDNN_VERSION=${paths.cudnnVersion}"
-          # Explicit targets from pins.toml: never probed with nvidia-smi.
-          "--repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES=${concatStringsSep "," p.computeCapabilities}"
-          # Hermetic CUDA pointed at nixpkgs' trees instead of downloads.
-          "--repo_env=LOCAL_CUDA_PATH=${paths.cuda}"
-          "--repo_env=LOCAL_CUDNN_PATH=${paths.cudnn}"
-          "--repo_env=LOCAL_NCCL_PATH=${paths.nccl}"
-        ];
+      cuda = [
+        # XLA's pjrt_cudaNN configs: hermetic CUDA built with NVCC.
+        "--config=cuda_nvcc"
+        # Plugins must not bundle the CUDA libraries (pjrt_release).
+        "--@local_config_cuda//cuda:include_cuda_libs=false"
+        # Bazel 7 resets Starlark flags in exec transitions; the legacy define
+        # reaches rules_ml_toolchain there too (with the BUILD rewrite in
+        # source-plugin.nix), as in nixpkgs' xla.
+        "--define=using_cuda_nvcc=true"
+        # The release labels of the nixpkgs manifests actually given (12.9.1),
+        # not a component's package version (cuda_cudart 12.9.79).
+        "--repo_env=HERMETIC_CUDA_VERSION=${paths.cudaRelease}"
+        "--repo_env=HERMETIC_CUDNN_VERSION=${paths.cudnnRelease}"
+        # Hermetic CUDA pointed at nixpkgs' trees instead of downloads.
+        "--repo_env=LOCAL_CUDA_PATH=${paths.cuda}"
+        "--repo_env=LOCAL_CUDNN_PATH=${paths.cudnn}"
+        "--repo_env=LOCAL_NCCL_PATH=${paths.nccl}"
+      ];
 
       rocm = [
-        # XLA's rocm_base config (local ROCm through @local_config_rocm).
+        # XLA's rocm_base config: @local_config_rocm's crosstool, with
+        # clang_local turning C++ toolchain resolution off so that
+        # --crosstool_top (and so CLANG_COMPILER_PATH) is what compiles.
         "--config=rocm_base"
         "--repo_env=TF_NEED_ROCM=1"
-        # Host code with clang, device code with the ROCm toolchain.
+        # Host code with ROCm's clang from nixpkgs (XLA's official config
+        # hard-codes /usr/lib/llvm-18); rocm_configure.bzl's find_cc reads it.
         "--action_env=TF_ROCM_CLANG=1"
         "--action_env=CLANG_COMPILER_PATH=${paths.clang}/bin/clang"
-        # The ROCm tree from nixpkgs; never /opt/rocm.
+        # One joined ROCm tree from nixpkgs; never /opt/rocm. (Not
+        # TF_ROCM_MULTIPLE_PATHS: rocm_configure.bzl fails on any relative
+        # path present in two of them, which nixpkgs' outputs all share.)
         "--repo_env=ROCM_PATH=${paths.rocm}"
-        # nixpkgs splits ROCm over several store paths.
-        "--repo_env=TF_ROCM_MULTIPLE_PATHS=${paths.rocmMultiplePaths}"
         # Explicit targets from pins.toml: rocm_agent_enumerator never runs.
         "--repo_env=TF_ROCM_AMDGPU_TARGETS=${concatStringsSep "," pins.rocm7.gpuTargets}"
       ];
@@ -172,22 +195,72 @@ rec {
       backendFlags =
         {
           cpu = [ ];
-          cuda12 = cuda pins.cuda12;
-          cuda13 = cuda pins.cuda13;
+          cuda12 = cuda;
+          cuda13 = cuda;
           rocm7 = rocm;
         }
         .${backend} or (throw "pjrtpkgs: unknown backend '${backend}'; known: ${concatStringsSep ", " sourceBackends}");
+
+      # The pinned capabilities for the build; the fetch uses one fixed
+      # capability so that the deps archive (and its hash) does not change
+      # with them (as nixpkgs' xla: local_config_cuda is regenerated offline).
+      buildCapabilities = if isCuda then pins.${backend}.computeCapabilities else [ ];
+      fetchCapabilities = if isCuda then [ "sm_80" ] else [ ];
+      capabilityFlags =
+        caps: if isCuda then [ "--repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES=${concatStringsSep "," caps}" ] else [ ];
+
+      # XLA's configure.py (writes xla_configure.bazelrc, imported by
+      # .bazelrc); without --clang_path it selects rules_ml_toolchain's
+      # hermetic Clang. nixpkgs' xla runs it for CPU and CUDA; its ROCm mode
+      # selects rocm_clang_official (/usr/lib/llvm-18, lld), so ROCm relies
+      # on the flags above instead.
+      configure =
+        caps:
+        if backend == "cpu" then
+          [
+            "--backend=CPU"
+            "--host_compiler=CLANG"
+          ]
+        else if isCuda then
+          [
+            "--backend=CUDA"
+            "--host_compiler=CLANG"
+            "--cuda_compiler=NVCC"
+            "--cuda_compute_capabilities=${concatStringsSep "," caps}"
+            "--cuda_version=${paths.cudaRelease}"
+            "--cudnn_version=${paths.cudnnRelease}"
+            "--local_cuda_path=${paths.cuda}"
+            "--local_cudnn_path=${paths.cudnn}"
+            "--local_nccl_path=${paths.nccl}"
+            "--nccl"
+          ]
+        else
+          null;
+
       # XLA has one CPU plugin target and one GPU target for CUDA and ROCm.
       plugin = if backend == "cpu" then "pjrt_c_api_cpu_plugin.so" else "pjrt_c_api_gpu_plugin.so";
+      targets = [ "//xla/pjrt/c:${plugin}" ];
     in
     {
-      targets = [ "//xla/pjrt/c:${plugin}" ];
+      inherit targets;
+      # nccl_archive is first requested once actions run; `build --nobuild`
+      # would leave it out of the offline archive (as nixpkgs' xla).
+      fetchTargets = targets ++ (if isCuda then [ "@nccl_archive//..." ] else [ ]);
       flags = common ++ backendFlags;
+      fetchFlags = capabilityFlags fetchCapabilities;
+      buildFlags = capabilityFlags buildCapabilities;
+      configureArgs =
+        if configure buildCapabilities == null then
+          null
+        else
+          {
+            fetch = configure fetchCapabilities;
+            build = configure buildCapabilities;
+          };
       # Environment of the Bazel process: nothing that varies between hosts.
       env = {
-        USER = "nixbld";
         # XLA's configure scripts read these; explicit so nothing is guessed.
-        TF_NEED_CUDA = if backend == "cuda12" || backend == "cuda13" then "1" else "0";
+        TF_NEED_CUDA = if isCuda then "1" else "0";
         TF_NEED_ROCM = if backend == "rocm7" then "1" else "0";
       };
       # The file Bazel leaves under bazel-bin for the target.

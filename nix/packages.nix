@@ -1,35 +1,47 @@
-# The pjrtpkgs package set for one nixpkgs instance (one system). Used by
-# the flake's `packages` and by `overlays.default`; receives pins as plain
-# values (nix/pins.nix) and never reads pins.toml itself.
+# The pjrtpkgs package set for one system. Used by the flake's `packages`
+# and by `overlays.default`; receives pins as plain values (nix/pins.nix) and
+# never reads pins.toml itself.
+#
+# Two nixpkgs instances: `pkgs` (the caller's config; in the flake the
+# default one, no unfree packages) builds everything free (CPU, ROCm, the
+# tools); `pkgsUnfree` (in the flake allowUnfree + cudaSupport, without which
+# every CUDA redistributable is meta.broken) builds CUDA and TPU. The CPU
+# outputs therefore never evaluate anything of CUDA or anything unfree.
 {
   pkgs,
+  pkgsUnfree ? pkgs,
   pins,
   pjrtLib ? import ./lib.nix,
   projectSource,
 }:
 let
-  inherit (pkgs) lib callPackage;
+  inherit (pkgs) lib;
   system = pkgs.stdenv.hostPlatform.system;
 
-  xla-src = callPackage ./xla-src.nix { xlaPin = pins.xla; };
+  xla-src = pkgs.callPackage ./xla-src.nix { xlaPin = pins.xla; };
+
+  isCuda = backend: backend == "cuda12" || backend == "cuda13";
+  # The instance a backend's packages come from: CUDA (unfree, needs
+  # cudaSupport) and TPU (unfree) from pkgsUnfree, the rest from pkgs.
+  pkgsFor = backend: if isCuda backend || backend == "tpu" then pkgsUnfree else pkgs;
 
   # The toolchains each GPU backend resolves against, by the attribute
   # pins.toml names ([cuda12] / [cuda13] / [rocm7] nixpkgs_attribute).
   gpuSets = {
-    cuda12 = pkgs.${pins.cuda12.attribute};
-    cuda13 = pkgs.${pins.cuda13.attribute};
+    cuda12 = pkgsUnfree.${pins.cuda12.attribute};
+    cuda13 = pkgsUnfree.${pins.cuda13.attribute};
     rocm7 = pkgs.${pins.rocm7.attribute};
   };
   # The `cudaPackages` / `rocmPackages` arguments of a plugin of `backend`.
   gpuArgs = backend: {
-    cudaPackages = if backend == "cuda12" || backend == "cuda13" then gpuSets.${backend} else null;
+    cudaPackages = if isCuda backend then gpuSets.${backend} else null;
     rocmPackages = if backend == "rocm7" then gpuSets.rocm7 else null;
   };
 
   prebuiltPins = pjrtLib.prebuiltFor pins.prebuilt system;
   wheelPackages = builtins.mapAttrs (
     _attr: entry:
-    callPackage ./prebuilt-plugin.nix (
+    (pkgsFor entry.backend).callPackage ./prebuilt-plugin.nix (
       gpuArgs entry.backend
       // {
         inherit entry pjrtLib xla-src;
@@ -42,11 +54,11 @@ let
 
   sourcePlugin =
     backend:
-    callPackage ./source-plugin.nix (
+    (pkgsFor backend).callPackage ./source-plugin.nix (
       gpuArgs backend
       // {
         inherit backend pins pjrtLib xla-src;
-        bazel = pkgs.${pins.toolchains.bazel.attribute};
+        bazel = (pkgsFor backend).${pins.toolchains.bazel.attribute};
       }
     );
 
@@ -63,6 +75,6 @@ prebuiltPackages
 // sourcePackages
 // {
   inherit xla-src;
-  xtask = callPackage ./xtask.nix { src = projectSource; };
+  xtask = pkgs.callPackage ./xtask.nix { src = projectSource; };
 }
 // lib.optionalAttrs (sourcePackages ? pjrt-cpu) { default = sourcePackages.pjrt-cpu; }

@@ -1,6 +1,13 @@
 # A PJRT plugin repackaged from a pinned PyPI wheel: fetched by the sha256 of
 # pins.toml, unpacked, its ELF dependencies resolved against nixpkgs' CUDA or
 # ROCm libraries; libcuda is left to the host driver (driver runpath).
+#
+# Runpath: autoPatchelfHook rewrites the RUNPATH in postFixupHooks, after the
+# postFixup attribute has run (stdenv's runHook: implicit hook first, then the
+# *Hooks array), so nothing may be added in postFixup. Libraries the plugin
+# dlopens and the driver directory go through appendRunpaths, which
+# autoPatchelf adds to every file it patches (runtimeDependencies would reach
+# dynamic executables only, and a plugin is a shared library).
 {
   lib,
   stdenv,
@@ -8,7 +15,6 @@
   unzip,
   autoPatchelfHook,
   addDriverRunpath,
-  patchelf,
   entry, # one pins.prebuilt entry, with `platform` for this system
   xlaPin,
   xla-src,
@@ -48,8 +54,9 @@ let
     xlaCommit = entry.xlaCommit;
     toolchains =
       lib.optionalAttrs isCuda {
-        cuda = cudaPackages.cudaMajorMinorVersion;
-        cudnn = cudaPackages.cudnn.version;
+        # Release labels of the nixpkgs manifests the libraries come from.
+        cuda = cudaPackages.manifests.cuda.release_label;
+        cudnn = cudaPackages.manifests.cudnn.release_label;
       }
       // lib.optionalAttrs isRocm { rocm = rocmPackages.clr.version; };
     extra = {
@@ -92,11 +99,7 @@ stdenv.mkDerivation {
   nativeBuildInputs = [
     unzip
   ]
-  ++ lib.optionals stdenv.hostPlatform.isLinux [
-    autoPatchelfHook
-    addDriverRunpath
-    patchelf
-  ];
+  ++ lib.optionals stdenv.hostPlatform.isLinux [ autoPatchelfHook ];
   buildInputs = lib.optionals stdenv.hostPlatform.isLinux ([ stdenv.cc.cc.lib ] ++ runtimeLibs);
 
   # libcuda.so.1 belongs to the host's driver, found through the driver runpath.
@@ -110,15 +113,10 @@ stdenv.mkDerivation {
     installPhase
     ;
 
-  # dlopen'ed CUDA/ROCm libraries are not DT_NEEDED: add their directories,
-  # then the driver directory, to the plugin's runpath.
-  postFixup = lib.optionalString stdenv.hostPlatform.isLinux (
-    lib.optionalString (runtimeLibs != [ ]) ''
-      patchelf --add-rpath "${lib.makeLibraryPath runtimeLibs}" "$out/lib/$libName"
-    ''
-    + lib.optionalString isCuda ''
-      addDriverRunpath "$out/lib/$libName"
-    ''
+  # dlopen'ed CUDA/ROCm libraries are not DT_NEEDED: their directories, then
+  # the host driver's, join the RUNPATH autoPatchelf writes.
+  appendRunpaths = lib.optionals stdenv.hostPlatform.isLinux (
+    map (p: "${p}/lib") runtimeLibs ++ lib.optional isCuda "${addDriverRunpath.driverLink}/lib"
   );
 
   passthru = {

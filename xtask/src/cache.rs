@@ -5,6 +5,7 @@
 //! `nix store sign`); the check (`verify`) is done here, independently of
 //! Nix, so a cache is judged by a second implementation of the format.
 
+pub mod decode;
 mod keygen;
 pub mod narinfo;
 mod push;
@@ -13,7 +14,7 @@ pub mod verify;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 
 /// Exit status of `cache verify` when the cache lacks or spoils some path.
 pub const EXIT_PROBLEMS: u8 = 2;
@@ -37,9 +38,27 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 
 /// `<hash>.narinfo` for a store path `/nix/store/<hash>-<name>`.
 pub fn narinfo_name(path: &str) -> Result<String> {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    match base.split_once('-') {
-        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => Ok(format!("{hash}.narinfo")),
-        _ => bail!("`{path}` is not a store path (/nix/store/<32-char hash>-<name>)"),
+    let (_, base) = narinfo::split_store_path(path)
+        .with_context(|| format!("`{}` is not a store path (/nix/store/<32-char hash>-<name>)", narinfo::shown(path)))?;
+    Ok(format!("{}.narinfo", &base[..32]))
+}
+
+/// A key file (`--key`, `--trusted-key-file`): a regular file of at most
+/// 64 KiB, read whole. A FIFO, a device or a large file given by mistake is
+/// refused instead of blocking or filling memory.
+pub fn read_key_file(file: &std::path::Path, what: &str) -> Result<String> {
+    use std::io::Read as _;
+    const MAX: u64 = 64 << 10;
+    let meta = std::fs::metadata(file).with_context(|| format!("cannot read the {what} {}", file.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("the {what} {} is not a regular file; pass the key file itself", file.display());
     }
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
+        .with_context(|| format!("cannot read the {what} {} as text", file.display()))?;
+    if text.len() as u64 > MAX {
+        anyhow::bail!("the {what} {} is larger than 64 KiB: not a key file", file.display());
+    }
+    Ok(text)
 }

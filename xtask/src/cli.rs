@@ -1,13 +1,17 @@
 //! The command line: one subcommand per verb, each verb's arguments defined
 //! by its own module.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-/// Exit status for "the command could not do its job" (bad input, I/O, ...).
-/// Verbs with a verdict (diff-headers, --check modes) document their own
-/// codes on top of this one.
+/// Exit status for "the command could not do its job": bad input (a usage
+/// error included), I/O, the network, a stdout closed before the output was
+/// written (`| head`). Verbs with a verdict (diff-headers, smoke, --check
+/// modes) document their own codes on top of this one.
 pub const EXIT_ERROR: u8 = 1;
 
 #[derive(Debug, Parser)]
@@ -17,7 +21,9 @@ pub const EXIT_ERROR: u8 = 1;
     about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades and the binary cache",
     long_about = None,
     after_help = "The project is the checkout you stand in (the nearest directory above holding pins.toml), or --project DIR. \
-The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\
+The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\n\
+Exit status: each verb documents its own; 1 always means it could not do its job, a usage error or a stdout closed before the output was written (`| head`) included.\n\
+Network: connects and reads wait at most --http-timeout seconds (default 30, or $PJRTPKGS_HTTP_TIMEOUT).\n\n\
 Run `cargo xtask <verb> --help` for the details of one verb.",
     disable_help_subcommand = true
 )]
@@ -26,6 +32,10 @@ pub struct Cli {
     /// above the current one holding pins.toml).
     #[arg(long, global = true, value_name = "DIR", env = "PJRTPKGS_ROOT")]
     pub project: Option<std::path::PathBuf>,
+    /// Seconds any network connect or read may wait before the download is
+    /// abandoned (default 30; also $PJRTPKGS_HTTP_TIMEOUT).
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = crate::http::parse_timeout)]
+    pub http_timeout: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,10 +65,93 @@ pub enum Command {
     DepsHash(crate::deps_hash::Command),
 }
 
+/// The whole program: parse, run the verb, turn every way it can end into
+/// an exit status. Usage errors exit with [`EXIT_ERROR`], not clap's 2 (which
+/// would read as "breaking" from diff-headers or "wrong numbers" from smoke).
+pub fn main() -> ExitCode {
+    closed_output::install_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and --version go to stdout, usage errors to stderr.
+            let printed = err.print();
+            return match (err.use_stderr(), printed) {
+                (true, _) => ExitCode::from(EXIT_ERROR),
+                (false, Ok(())) => ExitCode::SUCCESS,
+                (false, Err(e)) => report(&anyhow::Error::new(e).context(STDOUT_CLOSED)),
+            };
+        }
+    };
+    match std::panic::catch_unwind(|| dispatch(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(err)) => report(&err),
+        Err(payload) => match closed_output::stream(&*payload) {
+            Some(stream) => report(&anyhow::anyhow!("{}", closed_output::message(stream))),
+            None => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+/// Prints `err` on stderr (if stderr still works) and returns [`EXIT_ERROR`].
+fn report(err: &anyhow::Error) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+const STDOUT_CLOSED: &str =
+    "cannot write the output: stdout was closed before it was all written (e.g. by `| head`); the output is incomplete";
+
+/// Writes `text` to stdout and flushes it. A stdout closed early (`| head`,
+/// `| true`) is an error saying so, never a panic: verbs print through this.
+pub fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context(STDOUT_CLOSED)
+}
+
+/// [`emit`] with a newline.
+pub fn emit_line(text: &str) -> Result<()> {
+    emit(&format!("{text}\n"))
+}
+
+/// The safety net under `println!`/`eprintln!`, which panic when their stream
+/// is a pipe nobody reads any more: such a panic is reported as the error it
+/// is (exit 1, no backtrace). Any other panic is left alone (a bug: 101).
+mod closed_output {
+    use std::any::Any;
+
+    /// The message std's print macros panic with: "failed printing to stdout: ...".
+    pub(super) fn stream(payload: &(dyn Any + Send)) -> Option<&'static str> {
+        let text = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())?;
+        ["stdout", "stderr"].into_iter().find(|s| text.starts_with(&format!("failed printing to {s}")))
+    }
+
+    pub(super) fn message(stream: &str) -> String {
+        if stream == "stdout" {
+            super::STDOUT_CLOSED.to_owned()
+        } else {
+            "cannot write messages: stderr was closed early".to_owned()
+        }
+    }
+
+    /// Keeps the default hook for real panics, silences the closed-stream ones.
+    pub(super) fn install_hook() {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if stream(info.payload()).is_none() {
+                default(info);
+            }
+        }));
+    }
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = cli.project {
         crate::project::set_root(dir);
     }
+    crate::http::set_timeout(match cli.http_timeout {
+        Some(t) => t,
+        None => crate::http::timeout_from_env()?,
+    });
     match cli.command {
         Command::Pins(cmd) => crate::pins::run(cmd),
         Command::Hash(cmd) => crate::hash::run(cmd),

@@ -71,7 +71,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 eprintln!("pinned [bazel_deps.{backend}.{system}] = {hash}");
                 results.push(serde_json::json!({ "backend": backend, "system": system, "hash": hash }));
             }
-            println!("{}", serde_json::to_string_pretty(&results)?);
+            crate::cli::emit_line(&serde_json::to_string_pretty(&results)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -90,6 +90,10 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
         bail!("unknown backend '{backend}': expected one of {}", SOURCE_BACKENDS.join(", "));
     }
     let pins_path = root.join("pins.toml");
+    // Checked before the (long) Nix build, which would only fail on it later.
+    crate::pins::Pins::load(&pins_path).with_context(|| {
+        format!("{} must be valid before its Bazel dependencies are hashed: fix it first (`cargo xtask pins check`)", pins_path.display())
+    })?;
 
     // The project as it is, but with the placeholder for this deps pin.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;

@@ -80,12 +80,8 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let as_dir = |s: &str| -> Option<PathBuf> {
-        let p = PathBuf::from(s);
-        p.join("xla").is_dir().then_some(p)
-    };
     let options = Options { protos: !args.no_protos };
-    let report = match (as_dir(&args.old), as_dir(&args.new)) {
+    let report = match (as_dir(&args.old)?, as_dir(&args.new)?) {
         (Some(old), Some(new)) => diff_dirs_with(&old, &new, options)?,
         (Some(_), None) | (None, Some(_)) => {
             bail!("one of OLD and NEW is a directory holding an XLA tree and the other is not; give two commits or two directories")
@@ -103,18 +99,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.dump_models {
         let dump =
             |m: &ApiModel| serde_json::json!({"headers": m.headers, "decls": m.decls.values().collect::<Vec<_>>(), "notes": m.notes});
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}))?);
+        crate::cli::emit_line(&serde_json::to_string_pretty(
+            &serde_json::json!({"old": dump(&report.old.model), "new": dump(&report.new.model)}),
+        )?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match args.format {
-        Format::Text => print!("{}", report.to_text()),
-        Format::Markdown => print!("{}", report.to_markdown()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        Format::Text => crate::cli::emit(&report.to_text())?,
+        Format::Markdown => crate::cli::emit(&report.to_markdown())?,
+        Format::Json => crate::cli::emit_line(&serde_json::to_string_pretty(&report.to_json())?)?,
     }
     Ok(match report.overall_verdict() {
         Verdict::Breaking => ExitCode::from(EXIT_BREAKING),
         Verdict::Unchanged | Verdict::Compatible => ExitCode::SUCCESS,
     })
+}
+
+/// `side` as a directory holding an XLA tree; None when it names no
+/// directory (then it is a revision). A directory that holds no XLA tree is
+/// an error saying so, not an "unknown revision".
+fn as_dir(side: &str) -> Result<Option<PathBuf>> {
+    let path = PathBuf::from(side);
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    if path.join("xla").is_dir() {
+        return Ok(Some(path));
+    }
+    bail!(
+        "`{side}` is a directory, but not an XLA source tree: there is no xla/ in it (the core header is xla/pjrt/c/pjrt_c_api.h). \
+         Give the root of an XLA checkout, or a commit (a revision named like this directory: write `{side}^{{commit}}`)"
+    )
 }
 
 /// The overall weight of a diff.

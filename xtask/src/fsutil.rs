@@ -54,3 +54,40 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// `name` when it is safe to use as one component of a path: not empty, not
+/// `.` or `..`, no `/` (nor `\` or NUL), at most 255 bytes. Names from any
+/// input (pins.toml, PyPI's answers, the command line) pass through here
+/// before they name a file, so none can reach outside its directory.
+/// `what` says what the name is, for the error.
+pub fn single_component<'a>(name: &'a str, what: &str) -> anyhow::Result<&'a str> {
+    let problem = if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it names a directory (`.` or `..`)")
+    } else if name.contains(['/', '\\', '\0']) {
+        Some("it holds a path separator")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => anyhow::bail!("{what} `{}` cannot be used as a file name: {why}", name.escape_debug()),
+        None => Ok(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn single_components() {
+        for ok in ["xla-cpu-pjrt", "0.0.1", "x86_64-linux", "a..b", ".hidden", "libtpu.so"] {
+            assert!(super::single_component(ok, "name").is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\\b", "a\0b"] {
+            assert!(super::single_component(bad, "name").is_err(), "{bad:?}");
+        }
+        assert!(super::single_component(&"x".repeat(256), "name").is_err());
+    }
+}

@@ -235,25 +235,25 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Path { path, output } => {
             let hash = nar::hash_path(&path)?;
-            print(&output, hash, &[("path", path.display().to_string())]);
+            print(&output, hash, &[("path", path.display().to_string())])?;
         }
         Command::Tarball { source, output } => {
             let hash = tarball::hash_archive(&source)?;
-            print(&output, hash, &[("source", source)]);
+            print(&output, hash, &[("source", source)])?;
         }
         Command::Git { commit, repo, output } => {
             let arg = crate::xla_repo::XlaRepoArg { xla_repo: repo };
             let repository = crate::xla_repo::open_for(&arg, &[&commit])?;
             let id = crate::xla_repo::resolve_commit(&repository, &commit)?;
             let hash = git::hash_commit(&repository, id)?;
-            print(&output, hash, &[("commit", id.to_string()), ("repo", repository.path().display().to_string())]);
+            print(&output, hash, &[("commit", id.to_string()), ("repo", repository.path().display().to_string())])?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(output: &OutputArgs, hash: NarHash, context: &[(&str, String)]) {
-    if output.json {
+fn print(output: &OutputArgs, hash: NarHash, context: &[(&str, String)]) -> Result<()> {
+    let line = if output.json {
         let mut object = serde_json::Map::new();
         for (key, value) in context {
             object.insert((*key).into(), value.clone().into());
@@ -261,14 +261,15 @@ fn print(output: &OutputArgs, hash: NarHash, context: &[(&str, String)]) {
         object.insert("sri".into(), hash.to_sri().into());
         object.insert("nix32".into(), hash.to_nix32().into());
         object.insert("hex".into(), hash.to_hex().into());
-        println!("{}", serde_json::Value::Object(object));
+        serde_json::Value::Object(object).to_string()
     } else if output.base32 {
-        println!("{}", hash.to_nix32());
+        hash.to_nix32()
     } else if output.hex {
-        println!("{}", hash.to_hex());
+        hash.to_hex()
     } else {
-        println!("{hash}");
-    }
+        hash.to_sri()
+    };
+    crate::cli::emit_line(&line)
 }
 
 #[cfg(test)]

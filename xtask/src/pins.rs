@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use check::{check, Finding, Report, Severity};
+pub(crate) use check::{is_hex_sha256, is_member_path, is_project_name, wheel_url_problems};
 pub use document::PinsDocument;
 
 /// The placeholder SRI hash meaning "unknown or stale". Nix rejects it with a
@@ -253,12 +254,12 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Show { json } => {
             if json {
                 let value = serde_json::json!({ "pins": report.pins, "findings": report.findings });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                crate::cli::emit_line(&serde_json::to_string_pretty(&value)?)?;
             } else {
                 let Some(pins) = &report.pins else {
                     anyhow::bail!("{}", report.errors_text());
                 };
-                print!("{}", summary(pins));
+                crate::cli::emit(&summary(pins))?;
                 for finding in &report.findings {
                     eprintln!("{finding}");
                 }

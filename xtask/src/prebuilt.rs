@@ -3,10 +3,19 @@
 //! verified before anything uses them.
 //!
 //! Cache layout under `project::cache_dir()/prebuilt/`:
-//! - `wheels/<wheel file name>`: verified wheels (re-verified on every use);
+//! - `wheels/<sha256>/<wheel file name>`: verified wheels, by the pinned
+//!   sha256 (re-verified on every use; a re-pinned wheel is another file);
 //! - `<name>/<version>-<system>-<sha256[..16]>/`: the extracted plugin
 //!   library, `include/` with the wheel's bundled headers, and
 //!   `.library.sha256`, the library's hash at extraction, checked on reuse.
+//!
+//! Every name in these paths (plugin, version, system, wheel file name) is
+//! checked to be a single path component first, wherever it came from.
+//! Several processes may fetch the same plugin at once: each downloads to
+//! its own temporary file and extracts into its own temporary directory,
+//! and a complete directory is renamed into place; whoever comes second
+//! keeps the first one's (checked) result. Files are created with the
+//! usual permissions (0666/0777 less the umask), so a shared cache works.
 
 mod download;
 mod pjrt_api;
@@ -22,8 +31,10 @@ use anyhow::{bail, Context, Result};
 use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
 
 pub use download::sha256_file;
-pub use pjrt_api::{probe as probe_api_version, read_in_process as read_api_version};
-pub use wheel::{platform_tag_fits, wheel_tags, WheelTags};
+pub use pjrt_api::{
+    probe as probe_api_version, probe_in_child as probe_api_version_in_child, read_in_process as read_api_version, PROBE_TIMEOUT,
+};
+pub use wheel::{extract as extract_wheel, find_library, platform_tag_fits, wheel_tags, WheelTags};
 
 /// The systems `prebuilt update` pins a wheel for, when PyPI has one.
 pub const PINNED_SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux", "aarch64-darwin"];
@@ -72,10 +83,10 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         }
         Command::Fetch { name, system } => {
             let path = fetch_plugin(&name, system.as_deref())?;
-            println!("{}", path.display());
+            crate::cli::emit_line(&path.display().to_string())?;
         }
         Command::ApiVersion { library } => {
-            println!("{}", pjrt_api::read_in_process(&library)?);
+            crate::cli::emit_line(&pjrt_api::read_in_process(&library)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -94,9 +105,17 @@ pub fn fetch_plugin(name: &str, system: Option<&str>) -> Result<PathBuf> {
     fetch_pinned(name, &pin.version, &system, platform)
 }
 
-/// Where a downloaded wheel is kept (see the module comment).
-fn wheel_cache_path(file_name: &str) -> Result<PathBuf> {
-    Ok(crate::project::cache_dir()?.join("prebuilt").join("wheels").join(file_name))
+/// Where the wheel `file_name` pinned with `sha256` is kept (see the
+/// module comment).
+fn wheel_cache_path(file_name: &str, sha256: &str) -> Result<PathBuf> {
+    if !crate::pins::is_hex_sha256(sha256) {
+        bail!("`{sha256}` is not a sha256 in lowercase hex (64 digits)");
+    }
+    let file_name = crate::fsutil::single_component(file_name, "the wheel file name")?;
+    if wheel_tags(file_name).is_none() {
+        bail!("`{file_name}` is not a wheel file name");
+    }
+    Ok(crate::project::cache_dir()?.join("prebuilt").join("wheels").join(sha256).join(file_name))
 }
 
 /// Fetches one pinned wheel and extracts its library (see the module comment
@@ -104,33 +123,97 @@ fn wheel_cache_path(file_name: &str) -> Result<PathBuf> {
 fn fetch_pinned(name: &str, version: &str, system: &str, platform: &PrebuiltPlatform) -> Result<PathBuf> {
     let cache = crate::project::cache_dir()?.join("prebuilt");
     let sha = &platform.sha256;
-    if sha.len() != 64 {
-        bail!("the pinned sha256 of `{name}` on {system} is not 64 hex digits: `{sha}`");
+    // pins.toml is checked on load, but this is where names become paths.
+    if !crate::pins::is_project_name(name) {
+        bail!("`{}` is not a PyPI project name; fix pins.toml (`cargo xtask pins check`)", name.escape_debug());
     }
-    let dir = cache.join(name).join(format!("{version}-{system}-{}", &sha[..16]));
+    let version = crate::fsutil::single_component(version, "the version")?;
+    let system = crate::fsutil::single_component(system, "the system")?;
+    let wheel = wheel_cache_path(wheel_file_name(&platform.url)?, sha)?;
+    if !crate::pins::is_member_path(&platform.library) {
+        bail!("the library `{}` of `{name}` is not a relative path inside the wheel", platform.library.escape_debug());
+    }
     let lib_name = platform.library.rsplit('/').next().unwrap_or(&platform.library);
+    let parent = cache.join(name);
+    let dir = parent.join(format!("{version}-{system}-{}", &sha[..16]));
     let lib = dir.join(lib_name);
-    let stamp = dir.join(".library.sha256");
-    if let (true, Ok(recorded)) = (lib.is_file(), std::fs::read_to_string(&stamp)) {
-        if sha256_file(&lib)? == recorded.trim() {
-            return Ok(lib);
-        }
-        eprintln!("warning: the cached {} does not match its recorded sha256; extracting it again", lib.display());
+    match extracted_library(&dir, lib_name) {
+        Ok(Some(lib)) => return Ok(lib),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e:#}; extracting it again"),
     }
-    let wheel = wheel_cache_path(wheel_file_name(&platform.url)?)?;
     download::fetch_verified(&platform.url, sha, &wheel)?;
 
-    let parent = cache.join(name);
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new().prefix(".extract-").tempdir_in(&parent)?;
+    remove_abandoned_extractions(&parent);
+    let tmp = tempfile::Builder::new()
+        .prefix(".extract-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
     let extracted = wheel::extract(&wheel, &platform.library, tmp.path())?;
     let lib_sha = sha256_file(&extracted)?;
     std::fs::write(tmp.path().join(".library.sha256"), format!("{lib_sha}\n"))?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    // Rename the complete directory into place. When another process got
+    // there first its directory is kept if intact (ours is dropped); a
+    // damaged one is moved aside atomically (never deleted in place under
+    // a reader) and the rename tried again.
+    for _ in 0..3 {
+        match std::fs::rename(tmp.path(), &dir) {
+            Ok(()) => {
+                let _ = tmp.keep();
+                return Ok(lib);
+            }
+            Err(e) if dir.is_dir() => {
+                if let Ok(Some(lib)) = extracted_library(&dir, lib_name) {
+                    return Ok(lib);
+                }
+                let aside = parent.join(format!(".stale-{}-{}", std::process::id(), lib_sha.get(..8).unwrap_or_default()));
+                match std::fs::rename(&dir, &aside) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_dir_all(&aside);
+                    }
+                    Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(_) => return Err(e).with_context(|| format!("cannot replace the damaged {}", dir.display())),
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot move the extracted plugin to {}", dir.display())),
+        }
     }
-    std::fs::rename(tmp.keep(), &dir).with_context(|| format!("cannot move the extracted plugin to {}", dir.display()))?;
-    Ok(lib)
+    bail!("{} keeps being replaced by another process; try again", dir.display())
+}
+
+/// The library in the extracted directory `dir` when it is there and
+/// matches the sha256 recorded at extraction; None when it was never
+/// extracted; an error naming the damage otherwise.
+fn extracted_library(dir: &std::path::Path, lib_name: &str) -> Result<Option<PathBuf>> {
+    let lib = dir.join(lib_name);
+    let Ok(recorded) = std::fs::read_to_string(dir.join(".library.sha256")) else { return Ok(None) };
+    if !lib.is_file() {
+        bail!("the cached {} is missing", lib.display());
+    }
+    let actual = sha256_file(&lib)?;
+    if actual != recorded.trim() {
+        bail!("the cached {} does not match its recorded sha256 (now {actual})", lib.display());
+    }
+    Ok(Some(lib))
+}
+
+/// Removes the temporary extraction directories of processes that died
+/// more than a day ago (a live one is never that old).
+fn remove_abandoned_extractions(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".extract-") || name.starts_with(".stale-")) {
+            continue;
+        }
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn wheel_file_name(url: &str) -> Result<&str> {
@@ -156,6 +239,10 @@ pub fn update(name: Option<&str>, version: Option<&str>, backend: Option<&str>, 
     let pins = Pins::load(&path)?;
     let mut doc = PinsDocument::read(&path)?;
     let names: Vec<String> = match name {
+        Some(n) if !crate::pins::is_project_name(n) => bail!(
+            "`{}` is not a PyPI project name (letters, digits, `.`, `_`, `-`; starting and ending with a letter or digit)",
+            n.escape_debug()
+        ),
         Some(n) => vec![n.to_owned()],
         None if pins.prebuilt.is_empty() => bail!("no prebuilt plugin is pinned yet; name one: `cargo xtask prebuilt update NAME`"),
         None => pins.prebuilt.keys().cloned().collect(),
@@ -194,6 +281,9 @@ fn pin_release(
     if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
         bail!("unknown backend `{backend}`: use one of {}", crate::pins::PREBUILT_BACKENDS.join(", "));
     }
+    if let Some(library) = library.filter(|l| !crate::pins::is_member_path(l)) {
+        bail!("--library `{}` is not a relative path inside the wheel", library.escape_debug());
+    }
     let release = pypi::release(name, version)?;
     let mut platforms = BTreeMap::new();
     for system in PINNED_SYSTEMS {
@@ -204,6 +294,18 @@ fn pin_release(
             .min_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, f)| f);
         let Some(file) = best else { continue };
+        // Refused before anything is downloaded (let alone loaded): a pin
+        // pins.toml would not take (a plain http:// URL from a mirror, a
+        // wheel of another version).
+        let problems = crate::pins::wheel_url_problems(&file.url, &release.version, system);
+        if !problems.is_empty() {
+            bail!(
+                "cannot pin {} for {system}: {}; nothing was downloaded (PyPI mirror: {})",
+                file.filename,
+                problems.join("; "),
+                pypi::base_url()
+            );
+        }
         let unchanged =
             existing.and_then(|e| e.platforms.get(*system)).filter(|p| p.sha256 == file.sha256 && library.map_or(true, |l| l == p.library));
         let library = match (unchanged, library) {
@@ -211,7 +313,7 @@ fn pin_release(
             (None, Some(l)) => l.to_owned(),
             (None, None) => {
                 // Verify the wheel end to end and find the plugin inside.
-                let wheel = wheel_cache_path(&file.filename)?;
+                let wheel = wheel_cache_path(&file.filename, &file.sha256)?;
                 download::fetch_verified(&file.url, &file.sha256, &wheel)?;
                 wheel::find_library(&wheel)?
             }

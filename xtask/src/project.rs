@@ -61,16 +61,20 @@ pub fn pins_toml() -> Result<PathBuf> {
 }
 
 /// Per-user cache for downloads and the XLA clone: `$PJRTPKGS_CACHE_DIR`,
-/// else `$XDG_CACHE_HOME/pjrtpkgs`, else `~/.cache/pjrtpkgs`.
+/// else `$XDG_CACHE_HOME/pjrtpkgs`, else `~/.cache/pjrtpkgs`. An empty
+/// variable counts as unset, and so does a relative `XDG_CACHE_HOME` (the
+/// XDG specification says to ignore it): an empty one would otherwise put
+/// the cache in whatever directory the command runs from.
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PJRTPKGS_CACHE_DIR") {
-        return Ok(PathBuf::from(dir));
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("PJRTPKGS_CACHE_DIR") {
+        return Ok(std::path::absolute(dir)?);
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("pjrtpkgs"));
+    if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+        return Ok(dir.join("pjrtpkgs"));
     }
-    match std::env::var_os("HOME") {
-        Some(home) => Ok(PathBuf::from(home).join(".cache").join("pjrtpkgs")),
-        None => bail!("no cache directory: set PJRTPKGS_CACHE_DIR, XDG_CACHE_HOME or HOME"),
+    match var("HOME").filter(|h| h.is_absolute()) {
+        Some(home) => Ok(home.join(".cache").join("pjrtpkgs")),
+        None => bail!("no cache directory: set PJRTPKGS_CACHE_DIR, XDG_CACHE_HOME or HOME (to an absolute path)"),
     }
 }

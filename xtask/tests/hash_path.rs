@@ -102,3 +102,36 @@ proptest! {
         prop_assert_eq!(hash_path(&root).unwrap().to_sri(), nix_hash_path(&root, None));
     }
 }
+
+/// A directory `depth` levels deep below `root` (`d/d/.../d/f`), made with
+/// relative `mkdir -p` steps: the whole path may exceed PATH_MAX.
+fn deep_tree(root: &Path, depth: usize) {
+    std::fs::create_dir_all(root).unwrap();
+    let step = 500;
+    let script = format!(
+        "set -e; cd \"$1\"; n={depth}; while [ $n -gt 0 ]; do k=$(( n < {step} ? n : {step} )); p=$(printf 'd/%.0s' $(seq $k)); mkdir -p \"$p\"; cd -P \"$p\"; n=$(( n - k )); done; printf x > f"
+    );
+    let out = std::process::Command::new("sh").args(["-c", &script, "sh"]).arg(root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Deep trees: as deep as PATH_MAX allows, the hash is Nix's; deeper, an
+/// error like Nix's, never a crash (the walk used to overflow its stack).
+#[test]
+fn deep_trees_hash_like_nix_or_fail_cleanly() {
+    if !require_nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fits = dir.path().join("fits");
+    deep_tree(&fits, 1900);
+    assert_eq!(try_nix_hash_path(&fits).as_deref(), Ok(hash_path(&fits).unwrap().to_sri().as_str()));
+    assert_cli_matches_nix(&fits);
+
+    let too_deep = dir.path().join("too-deep");
+    deep_tree(&too_deep, 2100);
+    assert!(try_nix_hash_path(&too_deep).is_err(), "Nix hashed a path beyond PATH_MAX");
+    let out = support::hash::xtask().args(["hash", "path"]).arg(&too_deep).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("File name too long"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -91,16 +91,30 @@ fn xz(data: &[u8]) -> Vec<u8> {
 /// Our result for `archive` equals nix-prefetch-url's: the same nix32 hash
 /// (through the library and the CLI), or an error from both.
 fn assert_matches_nix(archive: &Path, case: &str) {
+    if let Err(e) = compare_with_nix(archive, case) {
+        panic!("{e}");
+    }
+}
+
+fn compare_with_nix(archive: &Path, case: &str) -> Result<(), String> {
     let nix = nix_prefetch_unpack(archive);
     let ours = hash_archive(archive.to_str().unwrap());
     match (&nix, &ours) {
         (Ok(expected), Ok(got)) => {
-            assert_eq!(&got.to_nix32(), expected, "{case}: hash differs from nix-prefetch-url");
+            if &got.to_nix32() != expected {
+                return Err(format!("{case}: hash differs from nix-prefetch-url"));
+            }
             let cli = run_xtask([OsStr::new("hash"), "tarball".as_ref(), "--base32".as_ref(), archive.as_os_str()]);
-            assert_eq!(cli.as_deref(), Ok(expected.as_str()), "{case}: CLI");
+            if cli.as_deref() != Ok(expected.as_str()) {
+                return Err(format!("{case}: CLI says {cli:?}"));
+            }
+            Ok(())
         }
-        (Err(_), Err(_)) => {}
-        _ => panic!("{case}: nix says {nix:?}, we say {ours:?}"),
+        (Err(_), Err(_)) => Ok(()),
+        _ => {
+            let short = |s: String| s.chars().take(300).collect::<String>();
+            Err(format!("{case}: nix says {}, we say {}", short(format!("{nix:?}")), short(format!("{ours:?}"))))
+        }
     }
 }
 
@@ -167,6 +181,19 @@ fn edge_cases() -> Vec<(&'static str, Vec<Member>)> {
                 file("top/\u{e9}", b"5", 0o644),
             ],
         ),
+        // Links without a target: libarchive extracts a regular empty file
+        // with the entry's mode.
+        ("empty-symlink-target", vec![Member { mode: 0o755, ..symlink("top/s", "") }, file("top/f", b"x", 0o644)]),
+        ("empty-hardlink-target", vec![Member { mode: 0o755, ..hardlink("top/h", "") }, file("top/f", b"x", 0o644)]),
+        // Names Nix cannot put on disk (NAME_MAX 255, PATH_MAX 4096) are
+        // errors; just below the limits they hash.
+        ("name-255", vec![file(&format!("top/{}", "n".repeat(255)), b"x", 0o644)]),
+        ("name-256", vec![file(&format!("top/{}", "n".repeat(256)), b"x", 0o644)]),
+        ("path-3900", vec![file(&format!("top/{}f", "abcdefghi/".repeat(389)), b"x", 0o644)]),
+        ("depth-1979", vec![file(&format!("top/{}f", "d/".repeat(1979)), b"x", 0o644)]),
+        ("depth-5000", vec![file(&format!("top/{}f", "d/".repeat(5000)), b"x", 0o644)]),
+        ("symlink-target-4095", vec![symlink("top/s", &"t".repeat(4095)), file("top/f", b"x", 0o644)]),
+        ("symlink-target-4096", vec![symlink("top/s", &"t".repeat(4096)), file("top/f", b"x", 0o644)]),
         (
             "padding-sizes",
             (0..20)
@@ -183,6 +210,7 @@ fn edge_case_tarballs_match_nix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
     for (i, (case, members)) in edge_cases().into_iter().enumerate() {
         let raw = tar(&members);
         // Every compression on a few cases, plain tar on the rest: the
@@ -202,9 +230,12 @@ fn edge_case_tarballs_match_nix() {
         for (ext, bytes) in variants {
             let path = dir.path().join(format!("{case}.{ext}"));
             std::fs::write(&path, bytes).unwrap();
-            assert_matches_nix(&path, &format!("{case}.{ext}"));
+            if let Err(e) = compare_with_nix(&path, &format!("{case}.{ext}")) {
+                failures.push(e);
+            }
         }
     }
+    assert!(failures.is_empty(), "{} case(s) differ from Nix:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -369,4 +400,23 @@ fn unsupported_and_damaged_archives_are_clear_errors() {
     assert!(run_xtask([OsStr::new("hash"), "tarball".as_ref(), truncated.as_os_str()]).is_err());
     let missing = run_xtask(["hash", "tarball", "/nonexistent/a.tar.gz"]).unwrap_err();
     assert!(missing.contains("/nonexistent/a.tar.gz"), "{missing}");
+}
+
+/// Not an archive, a directory, a `file://` URL naming a host: each says
+/// what it is, never "damaged tar archive".
+#[test]
+fn non_archives_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "just some text, longer than nothing\n".repeat(40)).unwrap();
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), text.as_os_str()]).unwrap_err();
+    assert!(err.contains("is not an archive") && !err.contains("damaged"), "{err}");
+    let gz = dir.path().join("notes.txt.gz");
+    std::fs::write(&gz, gzip(&std::fs::read(&text).unwrap())).unwrap();
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), gz.as_os_str()]).unwrap_err();
+    assert!(err.contains("gzip-compressed, but what it holds is not a tar archive"), "{err}");
+    let err = run_xtask([OsStr::new("hash"), "tarball".as_ref(), dir.path().as_os_str()]).unwrap_err();
+    assert!(err.contains("is a directory, not an archive"), "{err}");
+    let err = run_xtask(["hash", "tarball", "file://tmp/a.tar.gz"]).unwrap_err();
+    assert!(err.contains("names the host `tmp`") && err.contains("file:///tmp/a.tar.gz"), "{err}");
 }

@@ -393,3 +393,85 @@ fn project_is_the_checkout_you_stand_in() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not inside a pjrtpkgs checkout") && stderr.contains("--project DIR"), "{stderr}");
 }
+
+/// The errors of `pins check` on `text` (through the verb: exit 1 and the
+/// key on stderr), as (key, message) pairs.
+fn check_errors(text: &str) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pins.toml"), text).unwrap();
+    let out = xtask(dir.path(), &["pins", "check"]);
+    let report = check(text, "p");
+    let errors: Vec<(String, String)> =
+        report.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| (f.key.clone(), f.message.clone())).collect();
+    assert_eq!(out.status.code(), Some(if errors.is_empty() { 3 } else { 1 }), "{}", String::from_utf8_lossy(&out.stderr));
+    errors
+}
+
+/// Issue 13, items 3 and 11: a prebuilt name becomes a directory of the
+/// cache, so only PyPI project names pass (no `../`, no spaces); API
+/// versions a plugin cannot report (beyond a C int) are refused.
+#[test]
+fn prebuilt_names_and_api_versions_are_checked() {
+    let base = project_text();
+    for name in ["\"../../../x\"", "\"with space\"", "\"a/b\"", "\".hidden\""] {
+        let text = base.replace("prebuilt.libtpu", &format!("prebuilt.{name}"));
+        let errors = check_errors(&text);
+        let key = format!("prebuilt.{name}");
+        assert!(errors.iter().any(|(k, m)| k == &key && m.contains("not a PyPI project name")), "{name}: {errors:?}");
+    }
+    for version in ["0.99999999999999999999", "4294967296.1", "0.2147483648"] {
+        let text = base.replacen("pjrt_api_version = \"0.117\"", &format!("pjrt_api_version = \"{version}\""), 1);
+        let errors = check_errors(&text);
+        assert!(errors.iter().any(|(k, _)| k == "prebuilt.libtpu.pjrt_api_version"), "{version}: {errors:?}");
+    }
+    let library = base.replacen("library = \"libtpu/libtpu.so\"", "library = \"libtpu/.\"", 1);
+    assert!(check_errors(&library).iter().any(|(k, _)| k == "prebuilt.libtpu.platforms.x86_64-linux.library"));
+}
+
+/// Issue 13, item 11: without [cuda13] while [bazel_deps.cuda13.*] or a
+/// cuda13 prebuilt plugin remain, Nix cannot evaluate the flake; `pins
+/// check` says so instead of passing.
+#[test]
+fn gpu_tables_used_elsewhere_are_required() {
+    let base = project_text();
+    let start = base.find("[cuda13]").unwrap();
+    let end = start + base[start..].find("\n\n").unwrap() + 2;
+    let without = format!("{}{}", &base[..start], &base[end..]);
+    assert!(!without.contains("[cuda13]") && without.contains("[bazel_deps.cuda13."));
+    let errors = check_errors(&without);
+    assert!(errors.iter().any(|(k, m)| k == "bazel_deps.cuda13" && m.contains("[cuda13]")), "{errors:?}");
+    assert!(errors.iter().any(|(k, _)| k == "prebuilt.jax-cuda13-pjrt.backend"), "{errors:?}");
+    // Nix itself cannot read the CUDA 13 toolchain from such a file.
+    if support_nix() {
+        let dir = tempfile::tempdir().unwrap();
+        let pins = dir.path().join("pins.toml");
+        std::fs::write(&pins, &without).unwrap();
+        let expr = format!("(import {}/nix/pins.nix {{ pinsFile = {}; }}).cuda13.attribute", project_root().display(), pins.display());
+        let out = Command::new("nix-instantiate").args(["--eval", "--expr", &expr]).output().unwrap();
+        assert!(!out.status.success(), "Nix evaluated it: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cuda13"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Issue 13, new-user item: findings come in file order.
+#[test]
+fn findings_are_in_line_order() {
+    let text = replace_line(&project_text(), "commit =", "commit = \"nope\"");
+    let report = check(&text, "p");
+    let lines: Vec<usize> = report.findings.iter().map(|f| f.line.unwrap()).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+    assert!(lines.len() > 5);
+}
+
+fn project_root() -> PathBuf {
+    project_pins().parent().unwrap().to_path_buf()
+}
+
+/// Whether the reference Nix is here (a skip outside CI, a failure under it).
+fn support_nix() -> bool {
+    let present = Command::new("nix-instantiate").arg("--version").output().is_ok();
+    assert!(present || std::env::var("CI").as_deref() != Ok("true"), "nix-instantiate is required under CI=true");
+    present
+}

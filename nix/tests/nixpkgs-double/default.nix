@@ -1,6 +1,7 @@
 # TEST DOUBLE of nixpkgs' top level: `import nixpkgs { system; config; overlays; }`.
-# Every package is a derivation whose builder fails if ever run: these
-# derivations are only instantiated (drvPath), never built.
+# Every package is a real derivation whose builder fails if ever run: these
+# derivations are only instantiated (drvPath), never built. The behaviours
+# modelled, and the nixpkgs file each copies, are listed in README.md.
 {
   system ? builtins.currentSystem,
   config ? { },
@@ -9,65 +10,37 @@
 let
   b = builtins;
   lib = import ./lib.nix;
+  inherit (import ./stdenv.nix { inherit lib system config; }) mkDerivation;
+  isLinux = b.match ".*-linux" system != null;
 
-  # Environment values Nix accepts: strings, paths, derivations, numbers,
-  # booleans and lists of those. Attribute sets without outPath and
-  # functions are dropped, as the real stdenv keeps them out of the env too.
-  envValue =
-    v:
-    if b.isFunction v then
-      null
-    else if b.isAttrs v && !(v ? outPath) then
-      null
-    else
-      v;
-  envOf = attrs: b.removeAttrs (b.mapAttrs (_: envValue) attrs) (b.filter (n: envValue attrs.${n} == null) (b.attrNames attrs));
-
-  mkDerivation =
-    args:
-    let
-      name = args.name or "${args.pname}-${args.version}";
-      drv = b.derivation (
-        envOf (b.removeAttrs args [ "passthru" "meta" "env" ])
-        // envOf (args.env or { })
-        // {
-          inherit name system;
-          builder = "/bin/sh";
-          args = [
-            "-c"
-            "echo 'nixpkgs TEST DOUBLE: not buildable' >&2; exit 1"
-          ];
-        }
-      );
-    in
-    drv
-    // (args.passthru or { })
-    // {
-      meta = args.meta or { };
-      version = args.version or "";
-      pname = args.pname or name;
+  tool =
+    pname:
+    mkDerivation {
+      inherit pname;
+      version = "0-double";
     };
-
-  # A package with the given outputs, as nixpkgs' multi-output packages.
-  pkg =
-    pname: version:
-    mkDerivation { inherit pname version; }
-    // {
-      lib = mkDerivation {
-        inherit version;
-        pname = "${pname}-lib";
-      };
-      dev = mkDerivation {
-        inherit version;
-        pname = "${pname}-dev";
-      };
-      bin = mkDerivation {
-        inherit version;
-        pname = "${pname}-bin";
-      };
+  # A package with a lib output, as glibc, zlib, rdma-core in nixpkgs.
+  library =
+    pname:
+    mkDerivation {
+      inherit pname;
+      version = "0-double";
+      outputs = [
+        "out"
+        "dev"
+        "lib"
+      ];
     };
-  tool = pname: pkg pname "0-double";
-  hook = pname: mkDerivation { name = pname; };
+  # A setup hook; `postFixupHooks` is what its setup-hook script appends.
+  hook =
+    name: postFixupHooks: extra:
+    mkDerivation {
+      inherit name;
+      passthru = {
+        doubleSetupHook = { inherit postFixupHooks; };
+      }
+      // extra;
+    };
 
   # Fixed-output like the real fetchers (pkgs/build-support/fetchurl,
   # fetchgithub): a builtin derivation carrying the pinned hash.
@@ -103,28 +76,28 @@ let
       outputHash = hash;
     };
 
-  cudaSet = version: cudnn: {
-    cudaMajorMinorVersion = b.concatStringsSep "." (b.genList (i: b.elemAt (b.splitVersion version) i) 2);
-    cuda_nvcc = pkg "cuda_nvcc" version;
-    cuda_cudart = pkg "cuda_cudart" version;
-    cuda_cccl = pkg "cuda_cccl" version;
-    cuda_cupti = pkg "cuda_cupti" version;
-    cuda_nvml_dev = pkg "cuda_nvml_dev" version;
-    cuda_nvrtc = pkg "cuda_nvrtc" version;
-    cuda_nvtx = pkg "cuda_nvtx" version;
-    cuda_profiler_api = pkg "cuda_profiler_api" version;
-    libcublas = pkg "libcublas" version;
-    libcufft = pkg "libcufft" version;
-    libcurand = pkg "libcurand" version;
-    libcusolver = pkg "libcusolver" version;
-    libcusparse = pkg "libcusparse" version;
-    libnvjitlink = pkg "libnvjitlink" version;
-    cudnn = pkg "cudnn" cudnn;
-    nccl = pkg "nccl" "2.28.0";
+  glibc = library "glibc";
+  python3 = tool "python3" // {
+    interpreter = "${python3}/bin/python3";
+    withPackages =
+      f:
+      let
+        env = mkDerivation {
+          name = "python3-env";
+          paths = f { numpy = tool "numpy"; };
+        };
+      in
+      env // { interpreter = "${env}/bin/python3"; };
   };
 
-  rocmVersion = "7.1.1";
-  rocm = pname: pkg pname rocmVersion;
+  rocmVersion = "7.2.1";
+  rocm = pname: mkDerivation {
+    inherit pname;
+    version = rocmVersion;
+  };
+
+  bazelSet = import ./bazel.nix { inherit lib mkDerivation; };
+  cudaSets = import ./cuda.nix { inherit lib mkDerivation config; };
 
   self = {
     inherit
@@ -133,7 +106,12 @@ let
       config
       fetchurl
       fetchFromGitHub
+      glibc
+      python3
       ;
+    inherit (bazelSet) bazel_7 buildBazelPackage;
+    inherit (cudaSets) cudaPackages_12_9 cudaPackages_13_0;
+    cudaPackages = cudaSets.cudaPackages_12_9;
     callPackage =
       fn: extra:
       let
@@ -145,13 +123,17 @@ let
     stdenv = {
       inherit mkDerivation;
       hostPlatform = {
-        inherit system;
-        isLinux = b.match ".*-linux" system != null;
+        inherit system isLinux;
         isDarwin = b.match ".*-darwin" system != null;
       };
+      shell = "${self.bash}/bin/bash";
       cc = {
         cc.lib = tool "gcc-lib";
-        bintools.dynamicLinker = "/double/ld-linux.so";
+        bintools.dynamicLinker =
+          if system == "aarch64-linux" then
+            "${glibc}/lib/ld-linux-aarch64.so.1"
+          else
+            "${glibc}/lib/ld-linux-x86-64.so.2";
       };
     };
     mkShell =
@@ -166,7 +148,14 @@ let
     runCommand =
       name: env: script:
       mkDerivation (env // { inherit name script; });
-    symlinkJoin = { name, paths }: mkDerivation { inherit name paths; };
+    writeText = name: text: mkDerivation { inherit name text; };
+    symlinkJoin =
+      {
+        name,
+        paths,
+        postBuild ? "",
+      }:
+      mkDerivation { inherit name paths postBuild; };
     rustPlatform.buildRustPackage =
       args:
       mkDerivation (
@@ -175,9 +164,6 @@ let
           cargoLockFile = args.cargoLock.lockFile;
         }
       );
-    bazel_7 = pkg "bazel" "7.6.0";
-    cudaPackages_12_9 = cudaSet "12.9.1" "9.13.0";
-    cudaPackages_13_0 = cudaSet "13.0.2" "9.13.0";
     rocmPackages = {
       clr = rocm "clr";
       rocminfo = rocm "rocminfo";
@@ -197,23 +183,31 @@ let
       hipcub = rocm "hipcub";
       rocthrust = rocm "rocthrust";
       roctracer = rocm "roctracer";
+      rocprofiler-sdk = rocm "rocprofiler-sdk";
       llvm.clang = rocm "rocm-clang";
     };
-    llvmPackages.libclang = tool "libclang";
+    llvmPackages.libclang = library "libclang";
     protobuf = tool "protobuf";
-    autoPatchelfHook = hook "auto-patchelf-hook";
-    addDriverRunpath = hook "add-driver-runpath-hook";
-    makeWrapper = hook "make-wrapper-hook";
+    autoPatchelfHook = hook "auto-patchelf-hook" [ "autoPatchelfPostFixup" ] { };
+    autoAddDriverRunpath = hook "auto-add-driver-runpath-hook" [ "autoFixElfFiles addDriverRunpath" ] { };
+    # Only defines the addDriverRunpath shell function; runs nothing by itself.
+    addDriverRunpath = hook "add-driver-runpath-hook" [ ] { driverLink = "/run/opengl-driver"; };
+    makeWrapper = hook "make-wrapper-hook" [ ] { };
     cacert = tool "cacert";
-    glibc = tool "glibc";
-    zlib = tool "zlib";
-    xz = tool "xz";
+    bash = tool "bash";
+    zlib = library "zlib";
+    xz = library "xz";
+    elfutils = library "elfutils";
+    libxml2 = library "libxml2";
+    ncurses = library "ncurses";
+    ncurses5 = library "ncurses-abi5-compat";
+    rdma-core = library "rdma-core";
     unzip = tool "unzip";
     zip = tool "zip";
     which = tool "which";
+    file = tool "file";
     patchelf = tool "patchelf";
     gitMinimal = tool "git";
-    python3 = tool "python3";
     pkg-config = tool "pkg-config";
     cargo = tool "cargo";
     rustc = tool "rustc";

@@ -8,15 +8,14 @@
 //! this tool cannot read (s3://, ssh://).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::narinfo::{NarInfo, PublicKey};
-use super::remote::BinaryCache;
-use crate::hash::Hashing;
+use super::decode::{self, Failure};
+use super::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
+use super::remote::{redacted, BinaryCache, FetchError};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
@@ -24,17 +23,27 @@ use crate::nix::{self, Nix};
     about = "Check that a binary cache holds every output, signed and intact",
     long_about = "For every output of the flake (without building anything: output paths come from evaluation), \
 or for the store paths given, and for their whole closures as the cache's narinfos describe them, check that:\n  \
-- the narinfo exists (else: missing) and parses (else: invalid);\n  \
+- the narinfo exists (else: missing), is a regular file of at most 1 MiB and parses strictly (else: invalid; \
+its URL must name a file below the cache root);\n  \
 - it carries a valid ed25519 signature, over Nix's fingerprint, by one of the trusted keys (else: unsigned, \
-untrusted or bad-signature);\n  \
-- the NAR file exists, its size and sha256 match FileSize/FileHash, and once decompressed (xz, zstd, gzip or none) \
-its size and sha256 match NarSize/NarHash (else: corrupt).\n\n\
-file:// and http(s):// caches are read directly; for other schemes pass --with-nix, which runs \
-`nix store verify --store STORE-URL` with the same trusted keys.\n\n\
+untrusted or bad-signature; then nothing more is read for that path: neither its NAR nor its references), \
+unless, as Nix allows, its content address (CA:) gives its store path;\n  \
+- the NAR file exists as a regular file below the cache, its size and sha256 match FileSize/FileHash, and once \
+decompressed (zstd, xz, none, bzip2, br or gzip: what `cache push` writes) its size and sha256 match \
+NarSize/NarHash (else: corrupt). Reading stops past FileSize (or what NarSize can compress to) and decoding \
+past NarSize, so a huge file or a decompression bomb costs no more than the narinfo claims.\n\n\
+A path whose files could not be read (timeout, HTTP error, I/O error) is unreadable; one whose compression \
+this tool does not decode, or an unsigned one whose content address it cannot check (flat or text), is \
+unverified. file:// and http(s):// caches are read directly; for other schemes pass --with-nix, which runs \
+`nix store verify --store STORE-URL` with the same trusted keys. \
+HTTP waits at most PJRTPKGS_HTTP_TIMEOUT seconds (default 30) to connect and for each read, a narinfo \
+must arrive whole within twice that, and from the cache's own host (a redirect elsewhere is refused).\n\n\
 At least one trusted key (--trusted-key or --trusted-key-file) is required.",
     after_help = "Examples:\n  cargo xtask cache verify https://cache.example.org --trusted-key 'pjrtpkgs-1:AbC...='\n  \
 cargo xtask cache verify file:///srv/nix-cache --trusted-key-file keys/pjrtpkgs-1.public /nix/store/...-pjrt-cpu --json\n\n\
-Exit status: 0 every path is present, trusted and intact; 2 some are not (listed); 1 the check could not run."
+Statuses: ok, missing, invalid, unsigned, untrusted, bad-signature, corrupt, unreadable, unverified.\n\n\
+Exit status: 0 every path is present, trusted and intact; 2 some are not (listed); 1 the check could not run \
+(bad arguments, no nix-cache-info, the cache did not answer)."
 )]
 pub struct Args {
     /// The binary cache, as a Nix store URL.
@@ -67,7 +76,8 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize)]
 pub struct PathReport {
     pub path: String,
-    /// `ok`, `missing`, `invalid`, `unsigned`, `untrusted`, `bad-signature` or `corrupt`: the first problem found.
+    /// `ok`, `missing`, `invalid`, `unsigned`, `untrusted`, `bad-signature`, `corrupt`, `unreadable` or
+    /// `unverified`: the first problem found.
     pub status: &'static str,
     pub problems: Vec<String>,
     /// Trusted keys whose signature checks out.
@@ -79,6 +89,9 @@ pub struct PathReport {
     pub nar_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Trusted for its content address (which gives its store path), not a signature.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub content_addressed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,11 +108,19 @@ pub struct Report {
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut trusted: Vec<PublicKey> = args.trusted_keys.iter().map(|k| k.parse()).collect::<Result<_>>()?;
     for file in &args.trusted_key_files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the public key file {}", file.display()))?;
+        let text = super::read_key_file(file, "public key file")?;
         trusted.push(text.parse().with_context(|| format!("{} holds no public key", file.display()))?);
     }
     if trusted.is_empty() {
         bail!("no trusted key: pass --trusted-key NAME:BASE64 or --trusted-key-file NAME.public (the key clients trust)");
+    }
+    let cache = BinaryCache::open(&args.store_url)?;
+    if cache.is_none() && !args.with_nix {
+        bail!(
+            "{} is neither file:// nor http(s)://, which this tool reads itself; add --with-nix to let `nix store verify` check it, \
+or point at the cache's HTTP endpoint",
+            shown(&redacted(&args.store_url))
+        );
     }
     let nix = Nix { store: None };
     let flake = match &args.flake {
@@ -109,14 +130,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let targets = if args.targets.is_empty() { nix::all_packages(&nix, &flake)? } else { nix::parse_targets(&args.targets, &flake) };
     let roots = nix::evaluate(&nix, &targets)?;
 
-    let cache = BinaryCache::open(&args.store_url)?;
-    if cache.is_none() && !args.with_nix {
-        bail!(
-            "{} is neither file:// nor http(s)://, which this tool reads itself; add --with-nix to let `nix store verify` check it, \
-or point at the cache's HTTP endpoint",
-            args.store_url
-        );
-    }
     let mut paths = match &cache {
         Some(cache) => check_cache(cache, &roots, &trusted, !args.no_closure)?,
         None => Vec::new(),
@@ -130,7 +143,7 @@ or point at the cache's HTTP endpoint",
             cmd.arg("--recursive");
         }
         cmd.args(&roots).stdout(std::process::Stdio::null());
-        eprintln!("running nix store verify on {}", args.store_url);
+        eprintln!("running nix store verify on {}", redacted(&args.store_url));
         let status = cmd.status().context("cannot run `nix store verify`: is Nix on PATH?")?;
         Some(status.success())
     } else {
@@ -150,12 +163,13 @@ or point at the cache's HTTP endpoint",
                 needed_by: None,
                 nar_size: None,
                 compression: None,
+                content_addressed: false,
             })
             .collect();
     }
     let problems = paths.iter().filter(|p| p.status != "ok").count();
     let report = Report {
-        store_url: args.store_url.clone(),
+        store_url: redacted(&args.store_url),
         ok: problems == 0 && nix_verdict != Some(false),
         checked: paths.len(),
         problems,
@@ -165,11 +179,12 @@ or point at the cache's HTTP endpoint",
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        // Paths given on the command line are shown as typed: escape what a terminal would obey.
         for p in &report.paths {
-            let via = p.needed_by.as_ref().map(|r| format!(" (needed by {r})")).unwrap_or_default();
-            println!("{:<13} {}{via}", p.status, p.path);
+            let via = p.needed_by.as_ref().map(|r| format!(" (needed by {})", shown(r))).unwrap_or_default();
+            println!("{:<13} {}{via}", p.status, shown(&p.path));
             for problem in &p.problems {
-                println!("              {problem}");
+                println!("              {}", shown_whole(problem));
             }
         }
         if nix_verdict == Some(false) {
@@ -181,13 +196,25 @@ or point at the cache's HTTP endpoint",
 }
 
 /// Checks the roots and (with `closure`) everything they reference, as the
-/// cache's own narinfos describe it.
+/// cache's own narinfos describe it. Only narinfos signed by a trusted key
+/// are acted on: their NARs fetched, their references followed. Whatever one
+/// path's narinfo or NAR holds becomes that path's status; only a cache that
+/// cannot be read at all (no `nix-cache-info`) ends the run.
 pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey], closure: bool) -> Result<Vec<PathReport>> {
-    let info_text = cache
-        .get_text("nix-cache-info")?
-        .ok_or_else(|| anyhow!("{} does not exist: this is not a Nix binary cache (or not its root)", cache.describe("nix-cache-info")))?;
-    let store_dir =
-        info_text.lines().find_map(|l| l.strip_prefix("StoreDir:")).map(|d| d.trim().to_owned()).unwrap_or_else(|| "/nix/store".to_owned());
+    let info_text = match cache.get_text("nix-cache-info") {
+        Ok(Some(text)) => text,
+        Ok(None) => bail!("{} does not exist: this is not a Nix binary cache (or not its root)", cache.describe("nix-cache-info")),
+        Err(e) => bail!("cannot read the cache's nix-cache-info: {e}"),
+    };
+    let store_dir = match info_text.lines().find_map(|l| l.strip_prefix("StoreDir:")).map(str::trim) {
+        None => "/nix/store".to_owned(),
+        Some(dir)
+            if dir.starts_with('/') && !dir.contains("//") && dir.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c)) =>
+        {
+            dir.trim_end_matches('/').to_owned()
+        }
+        Some(dir) => bail!("{} names `StoreDir: {}`, not an absolute directory", cache.describe("nix-cache-info"), shown(dir)),
+    };
 
     // Pass 1: narinfos and signatures, walking the closure breadth-first.
     let spinner = indicatif::ProgressBar::new_spinner().with_message("reading narinfos");
@@ -206,8 +233,9 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
             needed_by: needed_by.clone(),
             nar_size: None,
             compression: None,
+            content_addressed: false,
         };
-        let info = check_narinfo(cache, &store_dir, &path, trusted, &mut report)?;
+        let info = check_narinfo(cache, &store_dir, &path, trusted, &mut report);
         if let (Some(info), true) = (&info, closure) {
             let root = needed_by.clone().unwrap_or_else(|| path.clone());
             for reference in info.reference_paths() {
@@ -218,12 +246,13 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
     }
     spinner.finish_and_clear();
 
-    // Pass 2: download and hash the NARs.
-    let total: u64 = reports.values().filter_map(|(_, i)| i.as_ref()).map(|i| i.file_size.unwrap_or(i.nar_size)).sum();
+    // Pass 2: download and hash the NARs of the trusted narinfos.
+    let total: u64 =
+        reports.values().filter_map(|(_, i)| i.as_ref()).map(|i| i.file_size.unwrap_or(i.nar_size)).fold(0, u64::saturating_add);
     let bar = crate::progress::bytes_bar("checking NARs".to_owned(), Some(total));
     for (report, info) in reports.values_mut() {
         if let Some(info) = info {
-            check_nar(cache, info, report, &bar)?;
+            check_nar(cache, info, report, &bar);
         }
     }
     bar.finish_and_clear();
@@ -239,6 +268,15 @@ pub fn check_cache(cache: &BinaryCache, roots: &[String], trusted: &[PublicKey],
     Ok(out)
 }
 
+/// A message with any control character escaped, at full length.
+fn shown_whole(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars().flat_map(char::escape_debug).collect::<String>().into()
+    } else {
+        text.into()
+    }
+}
+
 fn problem(report: &mut PathReport, status: &'static str, text: String) {
     if report.status == "ok" {
         report.status = status;
@@ -246,114 +284,160 @@ fn problem(report: &mut PathReport, status: &'static str, text: String) {
     report.problems.push(text);
 }
 
-/// The narinfo of `path`, if it exists and parses; records signature problems.
-fn check_narinfo(
-    cache: &BinaryCache,
-    store_dir: &str,
-    path: &str,
-    trusted: &[PublicKey],
-    report: &mut PathReport,
-) -> Result<Option<NarInfo>> {
-    if path.rsplit_once('/').map(|(dir, _)| dir) != Some(store_dir) {
-        problem(report, "invalid", format!("not a path in the cache's store directory {store_dir}"));
-        return Ok(None);
-    }
-    let rel = super::narinfo_name(path)?;
-    let Some(text) = cache.get_text(&rel)? else {
-        problem(report, "missing", format!("{} does not exist", cache.describe(&rel)));
-        return Ok(None);
+/// The narinfo of `path` if it exists, parses and carries a valid signature
+/// by a trusted key; anything else is recorded in `report`.
+fn check_narinfo(cache: &BinaryCache, store_dir: &str, path: &str, trusted: &[PublicKey], report: &mut PathReport) -> Option<NarInfo> {
+    let rel = match split_store_path(path) {
+        Ok((dir, _)) if dir == store_dir => super::narinfo_name(path).expect("a checked store path has a narinfo name"),
+        Ok(_) => {
+            problem(report, "invalid", format!("not a path in the cache's store directory {store_dir}"));
+            return None;
+        }
+        Err(e) => {
+            problem(report, "invalid", format!("not a store path: {e:#}"));
+            return None;
+        }
+    };
+    let text = match cache.get_text(&rel) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            problem(report, "missing", format!("{} does not exist", cache.describe(&rel)));
+            return None;
+        }
+        Err(FetchError::Refused(e)) => {
+            problem(report, "invalid", e);
+            return None;
+        }
+        Err(FetchError::Unreadable(e)) => {
+            problem(report, "unreadable", e);
+            return None;
+        }
     };
     let info = match NarInfo::parse(&text) {
         Ok(info) if info.store_path == path => info,
         Ok(info) => {
             problem(report, "invalid", format!("{} describes {}, not this path", cache.describe(&rel), info.store_path));
-            return Ok(None);
+            return None;
         }
         Err(e) => {
             problem(report, "invalid", format!("{} is not a valid narinfo: {e:#}", cache.describe(&rel)));
-            return Ok(None);
+            return None;
         }
     };
     report.nar_size = Some(info.nar_size);
     report.compression = Some(info.compression.clone());
     let verdict = info.check_signatures(trusted);
     report.signed_by = verdict.valid.clone();
-    if verdict.valid.is_empty() {
-        if !verdict.invalid.is_empty() {
-            problem(
-                report,
-                "bad-signature",
-                format!("the signature by {} does not match the narinfo (forged or altered)", verdict.invalid.join(", ")),
-            );
-        } else if !verdict.untrusted.is_empty() {
-            problem(report, "untrusted", format!("signed only by keys not trusted here: {}", verdict.untrusted.join(", ")));
-        } else {
-            problem(report, "unsigned", "no signature at all".to_owned());
-        }
+    if !verdict.valid.is_empty() {
+        return Some(info);
     }
-    Ok(Some(info))
-}
-
-/// Downloads the NAR and compares its sizes and hashes with the narinfo.
-fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: &indicatif::ProgressBar) -> Result<()> {
-    let Some(reader) = cache.get(&info.url)? else {
-        problem(report, "corrupt", format!("the NAR {} does not exist", cache.describe(&info.url)));
-        return Ok(());
+    // Without a trusted signature, Nix still accepts a path whose content
+    // address gives its store path (the NAR is then checked against it).
+    let ca_note = match info.content_address_verdict() {
+        ContentAddressVerdict::Verified => {
+            report.content_addressed = true;
+            return Some(info);
+        }
+        ContentAddressVerdict::Unchecked(note) => {
+            problem(report, "unverified", note);
+            None
+        }
+        ContentAddressVerdict::Mismatch(note) => Some(note),
+        ContentAddressVerdict::None => None,
     };
-    let mut file = Hashing::new(bar.wrap_read(reader));
-    let mut nar = Hashing::new(io::sink());
-    if let Err(e) = decompress(&info.compression, &mut file, &mut nar) {
-        problem(report, "corrupt", format!("cannot decompress the NAR {} ({}): {e:#}", cache.describe(&info.url), info.compression));
-        return Ok(());
-    }
-    // Whatever follows the compressed stream still counts for FileHash.
-    io::copy(&mut file, &mut io::sink()).with_context(|| format!("cannot read {}", cache.describe(&info.url)))?;
-    let (file_hash, file_size) = file.finish();
-    let (nar_hash, nar_size) = nar.finish();
-    if let Some(expected) = info.file_size.filter(|s| *s != file_size) {
-        problem(report, "corrupt", format!("the NAR file is {file_size} bytes, the narinfo says FileSize {expected}"));
-    }
-    if let Some(expected) = info.file_hash.filter(|h| *h != file_hash) {
+    let names = |names: &[String]| names.iter().map(|n| shown(n).into_owned()).collect::<Vec<_>>().join(", ");
+    if !verdict.invalid.is_empty() {
         problem(
             report,
-            "corrupt",
-            format!("the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}", file_hash.to_nix32(), expected.to_nix32()),
+            "bad-signature",
+            format!("the signature by {} does not match the narinfo (forged or altered)", names(&verdict.invalid)),
         );
+    } else if !verdict.untrusted.is_empty() {
+        problem(report, "untrusted", format!("signed only by keys not trusted here: {}", names(&verdict.untrusted)));
+    } else {
+        problem(report, "unsigned", "no signature at all".to_owned());
     }
-    if nar_size != info.nar_size {
-        problem(report, "corrupt", format!("the NAR is {nar_size} bytes, the narinfo says NarSize {}", info.nar_size));
-    }
-    if nar_hash != info.nar_hash {
-        problem(
-            report,
-            "corrupt",
-            format!("the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}", nar_hash.to_nix32(), info.nar_hash.to_nix32()),
-        );
-    }
-    Ok(())
+    report.problems.extend(ca_note);
+    // Nothing is read on the word of a narinfo nobody trusted.
+    report.problems.push("its NAR and references were not fetched: only a narinfo signed by a trusted key is acted on".to_owned());
+    None
 }
 
-/// Streams the decompressed NAR into `out`, as the narinfo's `Compression:` says.
-fn decompress(compression: &str, input: &mut impl Read, out: &mut impl Write) -> Result<()> {
-    match compression {
-        "none" | "" => {
-            io::copy(input, out)?;
-        }
-        "xz" => {
-            io::copy(&mut xz2::read::XzDecoder::new_multi_decoder(input), out)?;
-        }
-        "gzip" => {
-            io::copy(&mut flate2::read::MultiGzDecoder::new(input), out)?;
-        }
-        "zstd" => {
-            // A zstd stream may hold several frames; decode until the input ends.
-            let mut input = BufReader::new(input);
-            while !input.fill_buf()?.is_empty() {
-                let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| anyhow!("not zstd: {e}"))?;
-                io::copy(&mut frame, out)?;
-            }
-        }
-        other => bail!("compression `{other}` is not one this tool decodes (none, xz, zstd, gzip); use --with-nix"),
+/// Downloads the NAR and compares its sizes and hashes with the narinfo,
+/// reading no more than the narinfo allows.
+fn check_nar(cache: &BinaryCache, info: &NarInfo, report: &mut PathReport, bar: &indicatif::ProgressBar) {
+    let compression = shown(&info.compression);
+    if !decode::is_supported(&info.compression) {
+        problem(
+            report,
+            "unverified",
+            format!(
+                "`Compression: {compression}` is not one this tool decodes ({}); `--with-nix` lets Nix check it",
+                decode::COMPRESSIONS.join(", ")
+            ),
+        );
+        return;
     }
-    Ok(())
+    let file = match cache.get(&info.url) {
+        Ok(Some(file)) => file,
+        Ok(None) => return problem(report, "corrupt", format!("the NAR {} does not exist", cache.describe(&info.url))),
+        Err(FetchError::Refused(e)) => return problem(report, "corrupt", format!("the NAR {e}")),
+        Err(FetchError::Unreadable(e)) => return problem(report, "unreadable", e),
+    };
+    let by_nar_size = decode::max_file_size(info.nar_size);
+    let file_limit = info.file_size.map_or(by_nar_size, |f| f.min(by_nar_size));
+    let decoded = match decode::decode(bar.wrap_read(file), &info.compression, file_limit, info.nar_size) {
+        Ok(decoded) => decoded,
+        Err(Failure::FileTooLarge { limit }) if Some(limit) == info.file_size => {
+            return problem(report, "corrupt", format!("the NAR file is larger than its FileSize {limit}; stopped reading there"))
+        }
+        Err(Failure::FileTooLarge { limit }) => {
+            return problem(
+                report,
+                "corrupt",
+                format!(
+                    "the NAR file is larger than {limit} bytes, more than any {compression} compression of NarSize {} bytes takes; \
+                     stopped reading there",
+                    info.nar_size
+                ),
+            )
+        }
+        Err(Failure::NarTooLarge { limit }) => {
+            return problem(report, "corrupt", format!("the NAR decompresses to more than NarSize {limit} bytes; stopped decoding there"))
+        }
+        Err(Failure::Undecodable(e)) => {
+            return problem(report, "corrupt", format!("cannot decompress the NAR {} ({compression}): {e}", cache.describe(&info.url)))
+        }
+        Err(Failure::Unreadable(e)) => {
+            return problem(report, "unreadable", format!("cannot read the NAR {}: {e}", cache.describe(&info.url)))
+        }
+    };
+    if let Some(expected) = info.file_size.filter(|s| *s != decoded.file_size) {
+        problem(report, "corrupt", format!("the NAR file is {} bytes, the narinfo says FileSize {expected}", decoded.file_size));
+    }
+    if let Some(expected) = info.file_hash.filter(|h| *h != decoded.file_hash) {
+        problem(
+            report,
+            "corrupt",
+            format!(
+                "the NAR file hashes to sha256:{}, the narinfo says FileHash sha256:{}",
+                decoded.file_hash.to_nix32(),
+                expected.to_nix32()
+            ),
+        );
+    }
+    if decoded.nar_size != info.nar_size {
+        problem(report, "corrupt", format!("the NAR is {} bytes, the narinfo says NarSize {}", decoded.nar_size, info.nar_size));
+    }
+    if decoded.nar_hash != info.nar_hash {
+        problem(
+            report,
+            "corrupt",
+            format!(
+                "the NAR hashes to sha256:{}, the narinfo says NarHash sha256:{}",
+                decoded.nar_hash.to_nix32(),
+                info.nar_hash.to_nix32()
+            ),
+        );
+    }
 }

@@ -41,6 +41,7 @@ pub fn parse_all(inputs: &[&TuInput], mut on_parsed: impl FnMut(&str)) -> Result
             "cannot load libclang, which parses the PJRT headers: {e}. Install it (Debian/Ubuntu: `apt-get install libclang-dev`; Nix: the dev shell has it) or set LIBCLANG_PATH to the directory holding libclang.so"
         )
     })?;
+    check_loaded_libclang()?;
     let index = Index::new(&clang, false, false);
     let mut models = Vec::with_capacity(inputs.len());
     for input in inputs {
@@ -51,6 +52,28 @@ pub fn parse_all(inputs: &[&TuInput], mut on_parsed: impl FnMut(&str)) -> Result
     drop(index);
     drop(clang);
     Ok(models)
+}
+
+/// The library just loaded is a libclang of a version the clang crate can
+/// drive: any shared library named libclang*.so in LIBCLANG_PATH is loaded,
+/// and calling a function it lacks panics.
+fn check_loaded_libclang() -> Result<()> {
+    let Some(library) = clang_sys::get_library() else { return Ok(()) };
+    let usable = clang_sys::clang_createIndex::is_loaded()
+        && clang_sys::clang_parseTranslationUnit2::is_loaded()
+        && library.version().is_some_and(|v| v >= clang_sys::Version::V9_0);
+    if usable {
+        return Ok(());
+    }
+    let origin = match std::env::var_os("LIBCLANG_PATH") {
+        Some(dir) => format!(" (found through LIBCLANG_PATH={})", dir.to_string_lossy()),
+        None => String::new(),
+    };
+    Err(anyhow!(
+        "{}{origin} is not a usable libclang: it lacks the libclang functions (or is older than libclang 10). \
+         Point LIBCLANG_PATH at the directory of a real libclang.so, or unset it to use the system's (Debian/Ubuntu: `apt-get install libclang-dev`)",
+        library.path().display()
+    ))
 }
 
 /// Parses one header: as C, then as C++ when C fails (a header that uses

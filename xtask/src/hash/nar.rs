@@ -220,6 +220,9 @@ pub fn hash_path(path: &Path) -> Result<NarHash> {
     let root = path.to_path_buf();
     let walker = std::thread::Builder::new()
         .name("nar-walk".into())
+        // The walk recurses once per directory level; paths stop at PATH_MAX
+        // (4096 bytes, about 2000 levels), which this stack holds with room.
+        .stack_size(64 << 20)
         .spawn(move || -> Result<()> {
             let out = ChunkWriter { buf: None, filled: 0, full: full_tx, free: free_rx };
             let mut sink = NarSink::new(out).map_err(stopped)?;

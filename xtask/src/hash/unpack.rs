@@ -18,7 +18,13 @@
 //!   target leaves the link with the old contents); a link to itself, to a
 //!   directory or to a missing path is an error; a link to a symlink is a
 //!   copy of the symlink;
-//! - sockets, fifos and devices are errors (Nix refuses to hash them).
+//! - sockets, fifos and devices are errors (Nix refuses to hash them);
+//! - names Nix cannot put on disk are errors: a path component longer than
+//!   255 bytes (NAME_MAX), a symlink target of 4096 bytes or more (PATH_MAX),
+//!   a path longer than [`MAX_PATH_LEN`] (Nix reads the tree back by full
+//!   path from its temporary directory, and Linux refuses paths of 4096
+//!   bytes: where the limit falls depends on that directory, so a hash that
+//!   only some machines could reproduce is never printed).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -115,22 +121,56 @@ pub struct Tree {
     spool: Spool,
 }
 
+/// The longest file name Linux file systems take (NAME_MAX).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// The longest symlink target Linux takes (PATH_MAX less its NUL).
+pub const MAX_SYMLINK_TARGET_LEN: usize = 4095;
+
+/// The longest member path accepted: PATH_MAX (4096, its NUL included)
+/// less room for the temporary directory Nix unpacks into
+/// (`/tmp/nix-<pid>-<n>/unpacked/`, or a build's `$TMPDIR`).
+pub const MAX_PATH_LEN: usize = 3968;
+
 /// Splits an archive path into clean components, as libarchive does.
 fn components(path: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
+    let mut len = 0;
     for part in path.split(|&b| b == b'/') {
         match part {
             b"" | b"." => {}
             b".." => bail!("archive member `{}` contains `..` (Nix refuses it: Path contains '..')", show(path)),
-            _ => out.push(part.to_vec()),
+            _ if part.len() > MAX_NAME_LEN => bail!(
+                "a name in its path is {} bytes long; file systems take at most {MAX_NAME_LEN}, so Nix cannot unpack it (File name too long)",
+                part.len()
+            ),
+            _ => {
+                len += part.len() + usize::from(!out.is_empty());
+                if len > MAX_PATH_LEN {
+                    bail!(
+                        "its path is longer than {MAX_PATH_LEN} bytes; Nix unpacks it under a temporary directory and cannot read it back there (File name too long, PATH_MAX 4096)"
+                    );
+                }
+                out.push(part.to_vec())
+            }
         }
     }
     Ok(out)
 }
 
 /// An archive path for error messages.
+/// An archive path for error messages, shortened in the middle when long.
 pub fn show(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
+    const KEEP: usize = 120;
+    if path.len() <= 2 * KEEP + 40 {
+        return String::from_utf8_lossy(path).into_owned();
+    }
+    format!(
+        "{}...({} bytes)...{}",
+        String::from_utf8_lossy(&path[..KEEP]),
+        path.len() - 2 * KEEP,
+        String::from_utf8_lossy(&path[path.len() - KEEP..])
+    )
 }
 
 impl Tree {
@@ -193,6 +233,12 @@ impl Tree {
     }
 
     pub fn symlink(&mut self, path: &[u8], target: &[u8]) -> Result<()> {
+        if target.len() > MAX_SYMLINK_TARGET_LEN {
+            bail!(
+                "its symlink target is {} bytes long; Linux takes at most {MAX_SYMLINK_TARGET_LEN}, so Nix cannot unpack it",
+                target.len()
+            );
+        }
         self.put(path, Node::Symlink(target.to_vec()))
     }
 

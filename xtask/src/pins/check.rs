@@ -132,7 +132,10 @@ pub fn check(text: &str, origin: &str) -> Report {
         }
     };
     rules(&pins, &mut ctx);
-    let findings = ctx.findings;
+    let mut findings = ctx.findings;
+    // In file order, as a reader goes through the file (findings without a
+    // location first; a stable sort keeps the rules' order within a line).
+    findings.sort_by_key(|f| (f.line, f.column));
     Report { pins: Some(pins), findings }
 }
 
@@ -268,8 +271,38 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
         list(ctx, "rocm7.gpu_targets", &r.gpu_targets, is_gfx_target, "an AMDGPU target (gfx90a, gfx942, gfx1100)");
     }
 
+    // A backend used by a source build or a prebuilt plugin needs its
+    // toolchain table: Nix reads it for that package and fails to evaluate
+    // without it.
+    for (backend, present) in [("cuda12", pins.cuda12.is_some()), ("cuda13", pins.cuda13.is_some()), ("rocm7", pins.rocm7.is_some())] {
+        if present {
+            continue;
+        }
+        if pins.bazel_deps.contains_key(backend) {
+            ctx.error(
+                &format!("bazel_deps.{backend}"),
+                format!("[bazel_deps.{backend}.*] needs the [{backend}] table, which is missing (Nix cannot evaluate pjrt-{backend} without it): add [{backend}] back, or remove these tables"),
+            );
+        }
+        for name in pins.prebuilt.iter().filter(|(_, p)| p.backend == backend).map(|(name, _)| name) {
+            ctx.error(
+                &format!("prebuilt.{}.backend", segment(name)),
+                format!("backend `{backend}` needs the [{backend}] table, which is missing (Nix takes the {backend} libraries the plugin links against from it)"),
+            );
+        }
+    }
+
     for (name, p) in &pins.prebuilt {
         let key = format!("prebuilt.{}", segment(name));
+        if !is_project_name(name) {
+            ctx.error(
+                &key,
+                format!(
+                    "`{}` is not a PyPI project name (letters, digits, `.`, `_`, `-`; starting and ending with a letter or digit)",
+                    name.escape_debug()
+                ),
+            );
+        }
         ctx.format(&format!("{key}.version"), &p.version, is_pep440ish, "a version");
         if !PREBUILT_BACKENDS.contains(&p.backend.as_str()) {
             ctx.error(&format!("{key}.backend"), format!("`{}` is not one of {}", p.backend, PREBUILT_BACKENDS.join(", ")));
@@ -294,30 +327,11 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
                 ctx.error(&key, format!("`{system}` is not a known Nix system ({})", SYSTEMS.join(", ")));
             }
             ctx.format(&format!("{key}.sha256"), &w.sha256, is_hex_sha256, "a sha256 in lowercase hex (64 digits)");
-            if !w.url.starts_with("https://") {
-                ctx.error(&format!("{key}.url"), format!("`{}` is not an https URL", w.url));
-            } else {
-                let file = w.url.rsplit('/').next().unwrap_or("");
-                match crate::prebuilt::wheel_tags(file) {
-                    None => ctx.error(&format!("{key}.url"), format!("`{file}` is not a wheel file name")),
-                    Some(tags) => {
-                        if tags.version != p.version {
-                            ctx.error(
-                                &format!("{key}.url"),
-                                format!("the wheel `{file}` is version {}, not the pinned {}", tags.version, p.version),
-                            );
-                        }
-                        if SYSTEMS.contains(&system.as_str())
-                            && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system))
-                        {
-                            ctx.error(&format!("{key}.url"), format!("the wheel `{file}` is not built for {system}"));
-                        }
-                    }
-                }
+            for problem in wheel_url_problems(&w.url, &p.version, system) {
+                ctx.error(&format!("{key}.url"), problem);
             }
-            let lib = &w.library;
-            if lib.is_empty() || lib.starts_with('/') || lib.split('/').any(|c| c == ".." || c.is_empty()) {
-                ctx.error(&format!("{key}.library"), format!("`{lib}` is not a relative path inside the wheel"));
+            if !is_member_path(&w.library) {
+                ctx.error(&format!("{key}.library"), format!("`{}` is not a relative path inside the wheel", w.library.escape_debug()));
             }
         }
     }
@@ -347,6 +361,50 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             }
         }
     }
+}
+
+/// What is wrong with a prebuilt wheel's URL for `version` on `system`:
+/// not https, no wheel file name at its end, another version, a platform
+/// tag that does not fit. Also checked by `prebuilt update` before it
+/// downloads anything.
+pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<String> {
+    if !url.starts_with("https://") {
+        return vec![format!("`{url}` is not an https URL")];
+    }
+    let file = url.rsplit('/').next().unwrap_or("");
+    let Some(tags) = crate::prebuilt::wheel_tags(file) else {
+        return vec![format!("`{file}` is not a wheel file name")];
+    };
+    let mut problems = Vec::new();
+    if crate::fsutil::single_component(file, "the wheel").is_err() {
+        problems.push(format!("`{file}` cannot be used as a file name"));
+    }
+    if tags.version != version {
+        problems.push(format!("the wheel `{file}` is version {}, not the pinned {version}", tags.version));
+    }
+    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system)) {
+        problems.push(format!("the wheel `{file}` is not built for {system}"));
+    }
+    problems
+}
+
+/// A PyPI project name (PEP 508): ASCII letters, digits, `.`, `_`, `-`,
+/// beginning and ending with a letter or digit. Such a name is always a
+/// safe single path component (the cache directory of the plugin).
+pub(crate) fn is_project_name(s: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_alphanumeric();
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 200
+        && alnum(bytes[0])
+        && alnum(bytes[bytes.len() - 1])
+        && bytes.iter().all(|&b| alnum(b) || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// A path inside a wheel: relative, no empty, `.` or `..` component, no
+/// backslash or NUL, and a file name at its end.
+pub(crate) fn is_member_path(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['\\', '\0']) && s.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255)
 }
 
 fn list(ctx: &mut Ctx<'_>, key: &str, values: &[String], valid: fn(&str) -> bool, what: &str) {
@@ -394,9 +452,11 @@ fn is_pep440ish(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'-' || b == b'_')
 }
 
+/// MAJOR.MINOR without leading zeros, each a value a plugin can report:
+/// `PJRT_Api_Version` holds them as C `int`s.
 fn is_api_version(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 2 && is_version(s) && parts.iter().all(|p| p.len() == 1 || !p.starts_with('0'))
+    parts.len() == 2 && is_version(s) && parts.iter().all(|p| (p.len() == 1 || !p.starts_with('0')) && p.parse::<i32>().is_ok())
 }
 
 fn is_rfc3339(s: &str) -> bool {
@@ -516,6 +576,19 @@ mod tests {
         assert!(!is_rfc3339("2026-02-20"));
         assert!(!is_rfc3339("2026-02-30T22:36:47Z"));
         assert!(is_api_version("0.93") && is_api_version("1.0") && !is_api_version("0.093") && !is_api_version("0"));
+        assert!(is_api_version("2147483647.0") && !is_api_version("0.2147483648") && !is_api_version("0.99999999999999999999"));
+        for ok in ["xla-cpu-pjrt", "libtpu", "jax_cuda12.pjrt", "A1"] {
+            assert!(is_project_name(ok), "{ok}");
+        }
+        for bad in ["../../../x", "a b", "-x", "x-", ".x", "x/y", "", "é"] {
+            assert!(!is_project_name(bad), "{bad}");
+        }
+        for ok in ["a.so", "pkg/lib/a.so", ".hidden/a.so"] {
+            assert!(is_member_path(ok), "{ok}");
+        }
+        for bad in ["", "/a.so", "a/../b.so", "a//b", "./a.so", "a/.", "a\\b"] {
+            assert!(!is_member_path(bad), "{bad}");
+        }
         for ok in ["sm_50", "sm_100", "sm_90a", "sm_100f", "compute_120"] {
             assert!(is_compute_capability(ok), "{ok}");
         }

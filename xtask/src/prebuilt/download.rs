@@ -28,8 +28,16 @@ pub fn fetch_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
         if actual == sha256 {
             return Ok(());
         }
+        // Wheels are cached by their pinned sha256: a file here that does
+        // not match it was damaged after it was verified.
         eprintln!("warning: cached {} is corrupt (sha256 {actual}, pinned {sha256}); deleting it and downloading again", dest.display());
-        std::fs::remove_file(dest).with_context(|| format!("cannot delete the corrupt {}", dest.display()))?;
+        match std::fs::remove_file(dest) {
+            // Another process may have replaced it in the meantime.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot delete the corrupt {}", dest.display()));
+            }
+            _ => {}
+        }
     }
     download(url, sha256, dest)
 }
@@ -38,19 +46,23 @@ pub fn fetch_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
 pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Dropping `tmp` on any error deletes the partial download.
+    // Dropping `tmp` on any error (a timeout included) deletes the partial
+    // download. Created 0666 less the umask, like any downloaded file (a
+    // temporary file's default, 0600, would stick to the cached wheel).
     let mut tmp = tempfile::Builder::new()
         .prefix(".download-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    let mut response = crate::http::agent().get(url).call().with_context(|| format!("cannot download {url}"))?;
+    let what = format!("download {url}");
+    let mut response = crate::http::get(url, &what)?;
     let bar = crate::progress::bytes_bar(format!("downloading {}", file_name(dest)), response.body().content_length());
     let mut reader = response.body_mut().as_reader();
     let tmp_path = tmp.path().to_path_buf();
     let mut out = Hashing::new(tmp.as_file_mut());
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).with_context(|| format!("download of {url} interrupted"))?;
+        let n = reader.read(&mut buf).map_err(|e| crate::http::read_error(e, &what))?;
         if n == 0 {
             break;
         }
@@ -72,4 +84,33 @@ pub fn download(url: &str, sha256: &str, dest: &Path) -> Result<()> {
 
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    /// Issue 13, item 5: a download whose body stops halfway fails within
+    /// the timeout, and its temporary file is gone.
+    #[test]
+    fn stalled_download_times_out_and_leaves_nothing() {
+        crate::http::set_timeout(std::time::Duration::from_millis(500));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst bytes").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("wheels").join("x.whl");
+        let started = std::time::Instant::now();
+        let err = super::download(&format!("http://127.0.0.1:{port}/x.whl"), &"0".repeat(64), &dest).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+        assert!(format!("{err:#}").contains("--http-timeout"), "{err:#}");
+        let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
 }

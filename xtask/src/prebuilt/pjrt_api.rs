@@ -8,7 +8,9 @@
 //! them; `probe` therefore loads it in a child process (`cargo xtask
 //! prebuilt api-version LIB`) whenever the running program is the xtask.
 
+use std::io::Read;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -61,6 +63,11 @@ pub fn read_in_process(library: &Path) -> Result<String> {
     }
 }
 
+/// How long a plugin may take to load and answer `GetPjrtApi()` before the
+/// child process loading it is killed (a plugin may wait forever in its
+/// initialisers, e.g. for a device).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Reads the version, isolating the plugin in a child process when this
 /// program is the xtask binary. The error is the loader's own reason.
 pub fn probe(library: &Path) -> Result<String> {
@@ -68,12 +75,50 @@ pub fn probe(library: &Path) -> Result<String> {
     let Some(exe) = exe else {
         return read_in_process(library);
     };
-    let output = std::process::Command::new(exe)
+    probe_in_child(&exe, library, PROBE_TIMEOUT)
+}
+
+/// Reads the version in a child process (`XTASK prebuilt api-version
+/// LIBRARY`), killed after `timeout`.
+pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result<String> {
+    let mut child = std::process::Command::new(xtask)
         .args(["prebuilt", "api-version"])
         .arg(library)
         .env_remove(crate::project::ROOT_ENV)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .context("cannot run the xtask to load the plugin")?;
+    // Read both pipes on threads, so a chatty plugin cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for the plugin loader")? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "loading {} did not finish within {} s (GetPjrtApi or the plugin's initialisers never returned); the loader was killed",
+                library.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = std::process::Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.success() {
         if let Some(v) = stdout.lines().last().map(str::trim).filter(|v| !v.is_empty()) {

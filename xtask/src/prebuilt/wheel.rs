@@ -152,9 +152,8 @@ pub fn find_library(wheel: &Path) -> Result<String> {
     let candidates: Vec<String> = zip.file_names().filter(|n| is_shared_library(n)).map(str::to_owned).collect();
     let mut plugins = Vec::new();
     for name in &candidates {
-        let mut data = Vec::new();
-        zip.by_name(name)?.read_to_end(&mut data).with_context(|| format!("cannot read {name} from {}", wheel.display()))?;
-        if contains(&data, b"GetPjrtApi\0") {
+        let mut entry = zip.by_name(name)?;
+        if stream_contains(&mut entry, b"GetPjrtApi\0").with_context(|| format!("cannot read {name} from {}", wheel.display()))? {
             plugins.push(name.clone());
         }
     }
@@ -175,6 +174,31 @@ pub fn find_library(wheel: &Path) -> Result<String> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether `needle` occurs in what `reader` yields, read in chunks: memory
+/// stays bounded whatever the member's size (a plugin is hundreds of MB, a
+/// crafted wheel can hold gigabytes that compress to nothing).
+pub(crate) fn stream_contains(reader: &mut impl Read, needle: &[u8]) -> std::io::Result<bool> {
+    const CHUNK: usize = 1 << 16;
+    let overlap = needle.len().saturating_sub(1);
+    let mut buf = vec![0u8; CHUNK + overlap];
+    let mut kept = 0;
+    loop {
+        let n = match reader.read(&mut buf[kept..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = kept + n;
+        if contains(&buf[..end], needle) {
+            return Ok(true);
+        }
+        // Keep the tail that could start a match across the boundary.
+        kept = overlap.min(end);
+        buf.copy_within(end - kept..end, 0);
+    }
 }
 
 /// Extracts `library` into `dest/<its file name>` and every bundled header
@@ -209,6 +233,29 @@ pub fn extract(wheel: &Path, library: &str, dest: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_search_finds_matches_across_chunks() {
+        let needle = b"GetPjrtApi\0";
+        for at in [0usize, 1, (1 << 16) - 5, 1 << 16, (1 << 16) + 3, 3 << 16] {
+            let mut data = vec![0u8; (4 << 16) + 7];
+            data[at..at + needle.len()].copy_from_slice(needle);
+            // One byte per read: the worst case for boundaries.
+            struct Trickle<'a>(&'a [u8]);
+            impl Read for Trickle<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                    let n = self.0.len().min(buf.len()).min(7);
+                    buf[..n].copy_from_slice(&self.0[..n]);
+                    self.0 = &self.0[n..];
+                    Ok(n)
+                }
+            }
+            assert!(stream_contains(&mut &data[..], needle).unwrap(), "at {at}");
+            assert!(stream_contains(&mut Trickle(&data), needle).unwrap(), "trickled, at {at}");
+            data[at] = b'X';
+            assert!(!stream_contains(&mut &data[..], needle).unwrap(), "none, at {at}");
+        }
+    }
 
     #[test]
     fn tags() {
