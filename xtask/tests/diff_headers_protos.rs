@@ -332,3 +332,26 @@ fn cli_folds_the_protobuf_verdict_into_the_exit_status() {
     assert!(text.contains("\noverall: breaking (C API unchanged, protobuf breaking; exit status 2)\n"), "{text}");
     assert!(text.contains("wire:breaking   renumbered field      xla.DebugOptions.moved_number"), "{text}");
 }
+
+/// An import name that leaves the tree (`../x.proto`) is never read, nor
+/// written into protoc's scratch tree (which it would escape): it stays
+/// unresolved, and protoc says why.
+#[test]
+fn imports_that_leave_the_tree_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("pjrtpkgs-escape-{}.proto", std::process::id());
+    // protoc's scratch tree is <temp>/pjrtpkgs-protos-*/src: two levels up is <temp>.
+    let escaped = std::env::temp_dir().join(&marker);
+    let _ = std::fs::remove_file(&escaped);
+    let hostile = format!("syntax = \"proto3\";\npackage xla;\nimport \"../../{marker}\";\n");
+    let (old, new) = (dir.path().join("a/b/old"), dir.path().join("a/b/new"));
+    write_tree(&old, &[("xla/xla.proto", DATA)]);
+    write_tree(&new, &[("xla/xla.proto", &hostile)]);
+    // What the import names from the root of NEW exists: only the rule keeps it out.
+    std::fs::write(dir.path().join("a").join(&marker), DATA).unwrap();
+    let err = format!("{:#}", proto::diff_dirs(&old, &new).unwrap_err());
+    let written = escaped.exists();
+    let _ = std::fs::remove_file(&escaped);
+    assert!(!written, "the import was written outside protoc's scratch tree: {}", escaped.display());
+    assert!(err.contains("Imports found nowhere in the tree") && err.contains(&format!("../../{marker}")), "{err}");
+}

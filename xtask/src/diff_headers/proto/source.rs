@@ -59,7 +59,9 @@ impl ProtoFiles {
                     continue;
                 }
                 let mut located = None;
-                for root in IMPORT_ROOTS {
+                // A name that leaves the tree is neither read nor written
+                // (protoc rejects it too, naming it).
+                for root in IMPORT_ROOTS.iter().filter(|_| stays_in_tree(&import)) {
                     if let Some(bytes) = snapshot.read(&format!("{root}{import}"))? {
                         located = Some(bytes);
                         break;
@@ -108,6 +110,14 @@ impl ProtoFiles {
             .with_context(|| format!("cannot run protoc ({}); set PROTOC to a working protoc 27 or newer", protoc.display()))?;
         Ok(Compilation { child: Some(child), out, protoc, _dir: Some(dir), files: self.clone() })
     }
+}
+
+/// Whether an import name is a plain relative path (`a/b.proto`): no
+/// absolute path, no `.`, `..` or empty component, no backslash. Only such
+/// a name is looked up in the snapshot and written into protoc's scratch
+/// tree, which any other could escape.
+fn stays_in_tree(name: &str) -> bool {
+    !name.is_empty() && !name.contains('\\') && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// A protoc run under way.
@@ -239,7 +249,15 @@ pub fn imports(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::imports;
+    use super::{imports, stays_in_tree};
+
+    #[test]
+    fn import_names_that_leave_the_tree() {
+        assert!(stays_in_tree("xla/xla_data.proto") && stays_in_tree("tsl/protobuf/dnn.proto"));
+        for bad in ["", "/etc/x.proto", "../x.proto", "xla/../../x.proto", "xla//x.proto", "./x.proto", "xla\\x.proto", "xla/"] {
+            assert!(!stays_in_tree(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn import_statements_only() {
