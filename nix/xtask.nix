@@ -7,6 +7,7 @@
   zlib,
   xz,
   llvmPackages,
+  protobuf,
   makeWrapper,
   src,
 }:
@@ -29,9 +30,12 @@ rustPlatform.buildRustPackage {
     zlib
     xz
   ];
-  # The `clang` crate loads libclang at run time (bindgen verb).
+  # The `clang` crate loads libclang at run time (bindgen verb). diff-headers
+  # compiles .proto files with protoc: the one vendored in a crate is not in
+  # the store, so nixpkgs' is named (PROTOC).
   postFixup = ''
-    wrapProgram $out/bin/xtask --set-default LIBCLANG_PATH ${lib.getLib llvmPackages.libclang}/lib
+    wrapProgram $out/bin/xtask --set-default LIBCLANG_PATH ${lib.getLib llvmPackages.libclang}/lib \
+      --set-default PROTOC ${protobuf}/bin/protoc
   '';
   meta = {
     description = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests";

@@ -1,11 +1,13 @@
 //! `cargo xtask diff-headers OLD NEW`: a semantic API/ABI diff of the PJRT
 //! C API between two XLA commits (or two XLA source trees). libclang models
 //! every public header at each side; the models are compared and each
-//! change classified by PJRT's versioning rules.
+//! change classified by PJRT's versioning rules. The protobuf schemas PJRT
+//! consumers serialize are compared too ([`proto`]), by protoc's reading.
 
 mod compare;
 pub mod model;
 mod parse;
+pub mod proto;
 mod render;
 mod source;
 
@@ -37,8 +39,12 @@ Each change is classified by PJRT's rules: appending is compatible (MINOR bump),
 inserting before the end is breaking (MAJOR bump). A rename (a field or PJRT_Api member at the same offset with the same type, \
 an enumerator with the same value) is reported as `renamed`: breaking for source, ABI-compatible. \
 Warns when the version macros do not match what changed.\n\n\
-Headers are read straight from git objects, so partial clones work.",
-    after_help = "Exit status: 0 unchanged or compatible, 2 breaking, 1 error.\n\n\
+Also compares the protobuf schemas PJRT consumers serialize (xla/pjrt/proto/compile_options.proto, xla/xla.proto, \
+xla/xla_data.proto, xla/service/hlo.proto and what they import), compiled by protoc: messages, fields (number, name, \
+type, label, presence, oneof), enums and values; each change says whether it breaks generated source and whether \
+it breaks serialized data (wire). --no-protos skips it.\n\n\
+Headers and protos are read straight from git objects, so partial clones work.",
+    after_help = "Exit status: 0 unchanged or compatible, 2 breaking (the C API or a protobuf schema), 1 error.\n\n\
 Examples:\n  cargo xtask diff-headers HEAD~1 HEAD --xla-repo ~/src/xla\n  \
 XLA_REPO=~/src/xla.git cargo xtask diff-headers 70fe662~ 70fe662 --format markdown >> CHANGELOG.md\n  \
 cargo xtask diff-headers old-xla/ new-xla/ --format json | jq .verdict"
@@ -54,6 +60,9 @@ pub struct Args {
     /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Compare the C API headers only, not the protobuf schemas.
+    #[arg(long)]
+    pub no_protos: bool,
     /// Print both models (everything libclang found) as JSON instead of
     /// the diff: for debugging this tool.
     #[arg(long, hide = true)]
@@ -71,8 +80,9 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let options = Options { protos: !args.no_protos };
     let report = match (as_dir(&args.old)?, as_dir(&args.new)?) {
-        (Some(old), Some(new)) => diff_dirs(&old, &new)?,
+        (Some(old), Some(new)) => diff_dirs_with(&old, &new, options)?,
         (Some(_), None) | (None, Some(_)) => {
             bail!("one of OLD and NEW is a directory holding an XLA tree and the other is not; give two commits or two directories")
         }
@@ -80,7 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let repo = xla_repo::open_for(&args.xla_repo, &[&args.old, &args.new])?;
             let old = xla_repo::resolve_commit(&repo, &args.old)?;
             let new = xla_repo::resolve_commit(&repo, &args.new)?;
-            let mut report = diff_commits(&repo, old, new)?;
+            let mut report = diff_commits_with(&repo, old, new, options)?;
             report.old.label = args.old.clone();
             report.new.label = args.new.clone();
             report
@@ -99,7 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Format::Markdown => crate::cli::emit(&report.to_markdown())?,
         Format::Json => crate::cli::emit_line(&serde_json::to_string_pretty(&report.to_json())?)?,
     }
-    Ok(match report.verdict() {
+    Ok(match report.overall_verdict() {
         Verdict::Breaking => ExitCode::from(EXIT_BREAKING),
         Verdict::Unchanged | Verdict::Compatible => ExitCode::SUCCESS,
     })
@@ -184,9 +194,17 @@ pub struct Report {
     warnings: Vec<String>,
     /// How the models were built (stubbed includes, ignored C++ errors).
     pub notes: Vec<String>,
+    /// The protobuf diff; `None` when not asked for (`--no-protos`).
+    pub protos: Option<proto::ProtoReport>,
 }
 
 impl Report {
+    /// The C API verdict and the protobuf verdict together, the weightier
+    /// wins: what the exit status says.
+    pub fn overall_verdict(&self) -> Verdict {
+        self.verdict().max(self.protos.as_ref().map_or(Verdict::Unchanged, |p| p.verdict()))
+    }
+
     pub fn verdict(&self) -> Verdict {
         match self.changes.iter().map(|c| c.compat).max() {
             None => Verdict::Unchanged,
@@ -227,8 +245,15 @@ impl Report {
         render::text(self)
     }
 
+    /// Markdown for the C API and, when compared, the protobuf schemas.
     pub fn to_markdown(&self) -> String {
         render::markdown(self)
+    }
+
+    /// Markdown for the C API headers only (the upgrade report gives the
+    /// protobuf diff its own section).
+    pub fn headers_markdown(&self) -> String {
+        render::headers_markdown(self)
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -236,20 +261,47 @@ impl Report {
     }
 }
 
-/// Diffs the PJRT headers of two commits of `repo`.
+/// What a diff compares besides the C API headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The protobuf schemas ([`proto::ROOTS`] and what they import).
+    pub protos: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { protos: true }
+    }
+}
+
+/// Diffs the PJRT headers and protobuf schemas of two commits of `repo`.
 pub fn diff_commits(repo: &Repository, old: Oid, new: Oid) -> Result<Report> {
-    diff_snapshots([Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?])
+    diff_commits_with(repo, old, new, Options::default())
 }
 
-/// Diffs the PJRT headers of two directories holding XLA source trees.
+pub fn diff_commits_with(repo: &Repository, old: Oid, new: Oid, options: Options) -> Result<Report> {
+    diff_snapshots([Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?], options)
+}
+
+/// Diffs the PJRT headers and protobuf schemas of two directories holding
+/// XLA source trees.
 pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {
-    diff_snapshots([Snapshot::dir(old)?, Snapshot::dir(new)?])
+    diff_dirs_with(old, new, Options::default())
 }
 
-fn diff_snapshots(snapshots: [Snapshot; 2]) -> Result<Report> {
-    let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
+pub fn diff_dirs_with(old: &Path, new: &Path, options: Options) -> Result<Report> {
+    diff_snapshots([Snapshot::dir(old)?, Snapshot::dir(new)?], options)
+}
+
+fn diff_snapshots(snapshots: [Snapshot; 2], options: Options) -> Result<Report> {
     let [old, new] = &snapshots;
-    Ok(report(side(old, old_model), side(new, new_model)))
+    // protoc runs while libclang parses.
+    let protos = if options.protos { Some(proto::start(old, new)?) } else { None };
+    let [old_model, new_model]: [ApiModel; 2] = models(&snapshots)?.try_into().expect("two snapshots, two models");
+    let protos = protos.map(proto::Pending::finish).transpose()?;
+    let mut report = report(side(old, old_model), side(new, new_model));
+    report.protos = protos;
+    Ok(report)
 }
 
 /// A side of the report: a commit is labelled by its id, a directory by its path.
@@ -272,7 +324,7 @@ fn report(old: Side, new: Side) -> Report {
     let mut notes: Vec<String> = old.model.notes.iter().chain(&new.model.notes).cloned().collect();
     notes.sort();
     notes.dedup();
-    Report { old, new, changes, warnings, notes }
+    Report { old, new, changes, warnings, notes, protos: None }
 }
 
 /// Models every snapshot. A header whose text and includes are identical

@@ -1,7 +1,7 @@
 //! `cargo xtask smoke PLUGIN`: load a PJRT plugin, run a real computation
 //! on it and check the numbers.
 
-mod compile_options;
+pub mod compile_options;
 mod session;
 
 use std::path::{Path, PathBuf};

@@ -147,12 +147,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let old_shown = XlaPin { pjrt_api_version: old_api.to_string(), ..old.clone() };
 
     // 4. diff
-    let diff = progress.step("diff", "diffing the PJRT C API headers", || peers::header_diff(&repo, old_oid, new_oid))?;
+    let diff =
+        progress.step("diff", "diffing the PJRT C API headers and protobuf schemas", || peers::header_diff(&repo, old_oid, new_oid))?;
     eprintln!(
         "  {}{}",
         if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
         report::verdict_line(&diff, &old_shown, &new)
     );
+    if let Some(line) = report::proto_verdict_line(&diff) {
+        let breaking = diff.protos.as_ref().is_some_and(|p| p.verdict() == peers::Verdict::Breaking);
+        eprintln!("  {}{line}", if breaking { "WARNING: " } else { "" });
+    }
 
     // 5. pins
     let mut staged = Staged::new(&root);

@@ -187,6 +187,7 @@ let
       llvm.clang = rocm "rocm-clang";
     };
     llvmPackages.libclang = library "libclang";
+    protobuf = tool "protobuf";
     autoPatchelfHook = hook "auto-patchelf-hook" [ "autoPatchelfPostFixup" ] { };
     autoAddDriverRunpath = hook "auto-add-driver-runpath-hook" [ "autoFixElfFiles addDriverRunpath" ] { };
     # Only defines the addDriverRunpath shell function; runs nothing by itself.

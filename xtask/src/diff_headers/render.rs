@@ -88,6 +88,10 @@ pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "PJRT C API diff: {} -> {}", side_title(&report.old), side_title(&report.new));
     let _ = writeln!(out, "verdict: {}", verdict_line(report));
+    if let Some(protos) = &report.protos {
+        let _ = writeln!(out, "protobuf: {}", protos.verdict_line());
+        let _ = writeln!(out, "overall: {}", overall_line(report));
+    }
     for (header, changes) in by_header(report) {
         let _ = writeln!(out, "\n{header}");
         for c in changes {
@@ -98,6 +102,9 @@ pub fn text(report: &Report) -> String {
             };
             let _ = writeln!(out, "  {mark} {:<10} {:<10} {:<13} {}  {}", c.compat.as_str(), c.change.as_str(), c.entity, c.name, c.detail);
         }
+    }
+    if let Some(protos) = &report.protos {
+        out.push_str(&protos.to_text());
     }
     if !report.warnings().is_empty() {
         let _ = writeln!(out, "\nwarnings:");
@@ -118,7 +125,27 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// The C API and protobuf verdicts together, and the exit status they give.
+fn overall_line(report: &Report) -> String {
+    let status = if report.overall_verdict() == Verdict::Breaking { super::EXIT_BREAKING } else { 0 };
+    format!(
+        "{} (C API {}, protobuf {}; exit status {status})",
+        report.overall_verdict().as_str(),
+        report.verdict().as_str(),
+        report.protos.as_ref().map_or("not compared", |p| p.verdict().as_str())
+    )
+}
+
 pub fn markdown(report: &Report) -> String {
+    let mut out = headers_markdown(report);
+    if let Some(protos) = &report.protos {
+        let _ = writeln!(out, "\n**Overall: {}**\n", overall_line(report));
+        out.push_str(&protos.to_markdown());
+    }
+    out
+}
+
+pub fn headers_markdown(report: &Report) -> String {
     let mut out = String::new();
     let version = |s: &Side| s.model.api_version().unwrap_or_else(|| "?".into());
     let _ = writeln!(out, "## PJRT C API {} → {} ({})\n", version(&report.old), version(&report.new), report.verdict().as_str());
@@ -188,5 +215,7 @@ pub fn json(report: &Report) -> Value {
         "changes": report.changes,
         "warnings": report.warnings(),
         "notes": report.notes,
+        "overall_verdict": report.overall_verdict().as_str(),
+        "protobuf": report.protos.as_ref().map(|p| p.to_json()),
     })
 }

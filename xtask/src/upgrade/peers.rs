@@ -22,7 +22,10 @@ pub struct HeaderDiff {
     /// new ones: a Breaking verdict made only of renames keeps the ABI.
     pub abi: AbiVerdict,
     pub warnings: Vec<String>,
+    /// The C API headers' diff.
     pub markdown: String,
+    /// The protobuf schemas' diff (compile_options.proto, xla.proto, ...).
+    pub protos: Option<crate::diff_headers::proto::ProtoReport>,
 }
 
 /// NAR hash (SRI) of the commit's tree, as `fetchFromGitHub` computes it.
@@ -53,7 +56,8 @@ pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> 
         verdict: report.verdict(),
         abi: report.abi_verdict(),
         warnings: report.warnings().to_vec(),
-        markdown: report.to_markdown(),
+        markdown: report.headers_markdown(),
+        protos: report.protos,
     })
 }
 

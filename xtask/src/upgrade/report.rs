@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::peers::{AbiVerdict, HeaderDiff, Verdict, XlaPin};
 use super::review::{Level, Review};
 use super::versions::{ApiVersion, XlaVersions};
+use crate::diff_headers::proto::Wire;
 
 /// Where reports go, relative to the project root.
 pub const REPORT_DIR: &str = "docs/upgrades";
@@ -43,6 +44,19 @@ pub fn verdict_line(diff: &HeaderDiff, old: &XlaPin, new: &XlaPin) -> String {
     format!("PJRT C API verdict: {} (API {} -> {})", super::peers::verdict_word(diff.verdict), old.pjrt_api_version, new.pjrt_api_version)
 }
 
+/// `Protobuf verdict: BREAKING (1 breaking, ...; wire-compatible ...)`;
+/// `None` when neither commit has the schemas.
+pub fn proto_verdict_line(diff: &HeaderDiff) -> Option<String> {
+    let p = diff.protos.as_ref().filter(|p| p.has_schemas())?;
+    let line = p.verdict_line();
+    let detail = line.split_once(": ").map_or(line.as_str(), |(_, rest)| rest);
+    Some(format!("Protobuf verdict: {} ({detail})", super::peers::verdict_word(p.verdict())))
+}
+
+fn protos_break(diff: &HeaderDiff) -> bool {
+    diff.protos.as_ref().is_some_and(|p| p.verdict() == Verdict::Breaking)
+}
+
 pub fn markdown(u: &Upgrade) -> String {
     let mut m = String::new();
     let (old, new) = (u.old, u.new);
@@ -68,6 +82,20 @@ pub fn markdown(u: &Upgrade) -> String {
             m,
             "> **WARNING: this upgrade BREAKS the PJRT C API** (removed, retyped, reordered or renamed items; see the header diff below). \
              {consequence}\n"
+        );
+    }
+    if let Some(line) = proto_verdict_line(u.diff) {
+        let _ = writeln!(m, "**{line}**\n");
+    }
+    if let Some(p) = u.diff.protos.as_ref().filter(|_| protos_break(u.diff)) {
+        let wire = if p.wire_verdict() == Wire::Breaking {
+            "Data serialized with the old schema is misread or lost with the new one (see the wire column)."
+        } else {
+            "Serialized data still reads both ways; code generated from the old .proto files that names the changed items no longer compiles."
+        };
+        let _ = writeln!(
+            m,
+            "> **WARNING: this upgrade BREAKS a protobuf schema that PJRT consumers serialize** (see the protobuf diff below). {wire}\n"
         );
     }
     if u.downgrade {
@@ -155,6 +183,10 @@ pub fn markdown(u: &Upgrade) -> String {
 
     let _ = writeln!(m, "## Header diff\n");
     let _ = writeln!(m, "{}\n", demote(u.diff.markdown.trim(), 1));
+    if let Some(p) = u.diff.protos.as_ref().filter(|p| p.has_schemas()) {
+        let _ = writeln!(m, "## Protobuf diff\n");
+        let _ = writeln!(m, "{}\n", demote(p.to_markdown().trim(), 1));
+    }
 
     let _ = writeln!(m, "## Files written\n");
     let stale = u.deps.iter().filter(|d| d.2.is_none()).count();
@@ -178,6 +210,9 @@ pub fn markdown(u: &Upgrade) -> String {
     };
     if u.diff.verdict == Verdict::Breaking {
         step("Read the header diff: the PJRT C API broke. Update every consumer of the changed items (crates/pjrt-sys/src/loader.rs and downstream bindings).".into());
+    }
+    if protos_break(u.diff) {
+        step("Read the protobuf diff: regenerate code from the new .proto files and update what sets the changed fields (smoke's CompileOptionsProto is checked by `cargo test -p xtask --test smoke_compile_options_schema`).".into());
     }
     if u.review.actions().next().is_some() {
         step("Decide the toolchain items under \"Needs a human decision\" and edit pins.toml by hand.".into());
@@ -220,7 +255,7 @@ fn demote(text: &str, levels: usize) -> String {
 pub fn changelog_entry(u: &Upgrade) -> String {
     let path = report_path(u.new);
     format!(
-        "- XLA `{}` → `{}` ({}), PJRT C API {} → {}: {}{}. Report: [{path}]({path}).",
+        "- XLA `{}` → `{}` ({}), PJRT C API {} → {}: {}{}{}. Report: [{path}]({path}).",
         short(&u.old.commit),
         short(&u.new.commit),
         &u.new.date[..u.new.date.len().min(10)],
@@ -231,6 +266,7 @@ pub fn changelog_entry(u: &Upgrade) -> String {
             Verdict::Compatible => "compatible",
             Verdict::Unchanged => "headers unchanged",
         },
+        if protos_break(u.diff) { "; protobuf schemas **BREAKING**" } else { "" },
         if u.review.actions().next().is_some() { "; toolchain decisions pending (see report)" } else { "" },
     )
 }
