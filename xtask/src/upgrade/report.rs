@@ -326,21 +326,29 @@ pub fn changelog_entry(u: &Upgrade) -> String {
 
 /// CHANGELOG.md with `entry` as the newest item of `## Unreleased` /
 /// `### XLA`, creating the file, the section or the subsection as needed.
+/// Every existing line keeps its bytes, line ending included (a CRLF file
+/// stays CRLF); new lines take the file's line ending.
 pub fn changelog_with_entry(existing: Option<&str>, entry: &str) -> String {
     let Some(text) = existing.filter(|t| !t.trim().is_empty()) else {
         return format!("# Changelog\n\n## Unreleased\n\n### XLA\n\n{entry}\n");
     };
-    let lines: Vec<&str> = text.lines().collect();
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    if let Some(last) = out.last_mut().filter(|l| !l.ends_with('\n')) {
+        last.push_str(eol);
+    }
+    let lines: Vec<String> = out.iter().map(|l| l.trim_end_matches('\n').trim_end_matches('\r').to_string()).collect();
+    let line = |s: &str| format!("{s}{eol}");
     let is_h2 = |l: &str| l.starts_with("## ");
     let unreleased = lines.iter().position(|l| is_h2(l) && l[3..].trim().to_ascii_lowercase().starts_with("unreleased"));
-    let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     match unreleased {
         None => {
             let at = lines.iter().position(|l| is_h2(l)).unwrap_or(lines.len());
-            let block = ["## Unreleased".to_string(), String::new(), "### XLA".into(), String::new(), entry.into(), String::new()];
+            let block = [line("## Unreleased"), line(""), line("### XLA"), line(""), line(entry), line("")];
             if at == lines.len() && !lines.last().is_some_and(|l| l.trim().is_empty()) {
-                out.push(String::new());
+                out.push(line(""));
             }
+            let at = at.min(out.len());
             out.splice(at..at, block);
         }
         Some(u) => {
@@ -353,27 +361,25 @@ pub fn changelog_with_entry(existing: Option<&str>, entry: &str) -> String {
                         at += 1;
                     }
                     if at == h + 1 {
-                        out.insert(at, String::new());
+                        out.insert(at, line(""));
                         at += 1;
                     }
-                    out.insert(at, entry.to_string());
+                    out.insert(at, line(entry));
                 }
                 None => {
                     let mut at = u + 1;
                     while at < end && lines[at].trim().is_empty() {
                         at += 1;
                     }
-                    out.splice(at..at, ["### XLA".to_string(), String::new(), entry.into(), String::new()]);
+                    out.splice(at..at, [line("### XLA"), line(""), line(entry), line("")]);
                     if at == u + 1 {
-                        out.insert(u + 1, String::new());
+                        out.insert(u + 1, line(""));
                     }
                 }
             }
         }
     }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
+    out.concat()
 }
 
 #[cfg(test)]
@@ -391,6 +397,11 @@ mod tests {
         assert_eq!(other, "# C\n\n## Unreleased\n\n### XLA\n\n- a\n\n### Added\n\n- x\n");
         let bare = changelog_with_entry(Some("# C\n\n## Unreleased\n### XLA\n- x\n"), "- a");
         assert_eq!(bare, "# C\n\n## Unreleased\n### XLA\n\n- a\n- x\n");
+        // Line endings are kept, line by line; new lines take the file's.
+        let crlf = changelog_with_entry(Some("# C\r\n\r\n## 0.1.0\r\n\r\n- old\r\n"), "- a");
+        assert_eq!(crlf, "# C\r\n\r\n## Unreleased\r\n\r\n### XLA\r\n\r\n- a\r\n\r\n## 0.1.0\r\n\r\n- old\r\n");
+        let no_final_newline = changelog_with_entry(Some("# C\n\n## 0.1.0\n\n- old"), "- a");
+        assert_eq!(no_final_newline, "# C\n\n## Unreleased\n\n### XLA\n\n- a\n\n## 0.1.0\n\n- old\n");
     }
 
     #[test]

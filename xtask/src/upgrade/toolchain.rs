@@ -398,6 +398,10 @@ fn commits_between(repo: &Repository, old: &str, new: &str) -> Result<usize> {
 /// For each project, how many commits between `old` and `new` (either
 /// order) changed its workspace.bzl: the integrates XLA made in between.
 fn integrates(repo: &Repository, old: Oid, new: Oid, projects: &[Project]) -> Result<HashMap<Project, usize>> {
+    if repo.is_shallow() {
+        // The walk would stop at the shallow boundary and undercount.
+        anyhow::bail!("{} is a shallow clone: the history between the commits is not there to count", repo.path().display());
+    }
     let (from, to) = if repo.graph_descendant_of(old, new).unwrap_or(false) { (new, old) } else { (old, new) };
     let mut walk = repo.revwalk()?;
     walk.push(to)?;
