@@ -108,6 +108,13 @@ fn is_upgrade_target(rel: &Path) -> bool {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let result = upgrade(args);
+    // Interrupted: everything staged has been dropped (and removed) by now.
+    interrupt::exit_if_interrupted();
+    result
+}
+
+fn upgrade(args: Args) -> Result<ExitCode> {
     let root = crate::project::root()?;
     let fail_at = fail_at()?;
     interrupt::install()?;
@@ -147,7 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let old_oid = resolve_commit(&repo, &old.commit).with_context(|| {
             format!("the pinned commit {} is not in the XLA repository, so the upgrade cannot diff against it", old.commit)
         })?;
-        let downgrade = new_oid != old_oid && repo.graph_descendant_of(old_oid, new_oid)?;
+        let downgrade = new_oid != old_oid && is_ancestor(&repo, new_oid, old_oid)?;
         Ok((repo, new_oid, old_oid, downgrade))
     })?;
     let Some((repo, new_oid, old_oid, downgrade)) = resolved else {
@@ -571,6 +578,21 @@ fn fail_at() -> Result<Option<String>> {
         Ok(step) if step.is_empty() => Ok(None),
         Ok(step) => bail!("{FAIL_AT_ENV}={step} names no step; steps are {}", STEPS.join(", ")),
         Err(_) => Ok(None),
+    }
+}
+
+/// Whether `ancestor` is an ancestor of `of`. A shallow clone (pjrtpkgs'
+/// own clone fetches single commits) lacks the history to tell: there the
+/// older committer date is taken as the ancestor, which XLA's linear
+/// history makes right.
+fn is_ancestor(repo: &Repository, ancestor: Oid, of: Oid) -> Result<bool> {
+    match repo.graph_descendant_of(of, ancestor) {
+        Ok(d) => Ok(d),
+        Err(_) if repo.is_shallow() => {
+            let time = |c: Oid| repo.find_commit(c).map(|c| c.committer().when().seconds());
+            Ok(time(ancestor)? < time(of)?)
+        }
+        Err(e) => Err(e).context("cannot tell whether the target is an ancestor of the pinned commit"),
     }
 }
 

@@ -64,9 +64,7 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
                 .status()
                 .context("cannot run git to fetch from upstream XLA (is git installed?)")?;
             if !status.success() {
-                bail!(
-                    "cannot fetch {rev} from {url} (git exited with {status}); pass --xla-repo DIR or set XLA_REPO to use a local clone"
-                );
+                bail!("cannot fetch {rev} from {url} (git exited with {status}); pass --xla-repo DIR or set XLA_REPO to use a local clone");
             }
             if !looks_like_sha(rev) {
                 // A branch or tag was fetched by name: FETCH_HEAD resolves it.
@@ -94,16 +92,14 @@ pub fn read_path(repo: &Repository, tree: &git2::Tree, path: &str) -> Result<Opt
     if entry.kind() != Some(ObjectType::Blob) {
         return Ok(None);
     }
-    let blob = repo
-        .find_blob(entry.id())
-        .with_context(|| {
-            format!(
-                "blob {} ({path}) is missing from {}: the repository is incomplete (a partial, shallow or damaged clone); \
+    let blob = repo.find_blob(entry.id()).with_context(|| {
+        format!(
+            "blob {} ({path}) is missing from {}: the repository is incomplete (a partial, shallow or damaged clone); \
                  point --xla-repo / XLA_REPO at a complete clone",
-                entry.id(),
-                repo.path().display()
-            )
-        })?;
+            entry.id(),
+            repo.path().display()
+        )
+    })?;
     Ok(Some(blob.content().to_vec()))
 }
 

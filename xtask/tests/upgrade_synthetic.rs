@@ -280,7 +280,8 @@ fn toolchain_moves_are_reported() {
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let report = j["report"].as_str().unwrap();
     assert_eq!(report, s.read(j["report_path"].as_str().unwrap()), "the JSON carries the written report");
-    let row = |name: &str| report.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_else(|| panic!("no {name} row: {report}"));
+    let row =
+        |name: &str| report.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_else(|| panic!("no {name} row: {report}"));
     let llvm = row("LLVM commit");
     assert!(llvm.contains(&format!("`{}`", &LLVM_BASE[..12])) && llvm.contains(&format!("`{}`", &LLVM_NEW[..12])), "{llvm}");
     assert!(llvm.contains(&format!("{llvm_integrates} XLA commit(s) changed it")), "{llvm}");
@@ -292,7 +293,9 @@ fn toolchain_moves_are_reported() {
     assert!(version.contains("| 1.9.0 | 1.10.0 | **changed**"), "{version}");
     assert!(report.contains("`third_party/stablehlo/temporary.patch` patches `stablehlo/dialect/Version.h`"), "{report}");
     let decisions = &report[report.find("## Needs a human decision").unwrap()..report.find("## Toolchain versions").unwrap()];
-    for needle in ["**LLVM commit** (MLIR bindings)", "**StableHLO commit** (MLIR bindings)", "**StableHLO version** (MLIR bindings): 1.9.0 → 1.10.0"] {
+    for needle in
+        ["**LLVM commit** (MLIR bindings)", "**StableHLO commit** (MLIR bindings)", "**StableHLO version** (MLIR bindings): 1.9.0 → 1.10.0"]
+    {
         assert!(decisions.contains(needle), "missing {needle}: {decisions}");
     }
     assert!(stderr.contains("!! LLVM commit:") && stderr.contains("!! StableHLO version:"), "{stderr}");
@@ -340,7 +343,8 @@ fn dry_run_shows_every_step_past_every_refusal() {
     }
     assert!(dry.contains("| 9. commit | skipped: dry run"), "{dry}");
     let stops = &dry[dry.find("### Why a real run would stop").unwrap()..];
-    for needle in ["refusing to downgrade", "uncommitted local edits", "CHANGELOG.md", "Bazel major version 8 -> 7", "--accept-bazel-major"] {
+    for needle in ["refusing to downgrade", "uncommitted local edits", "CHANGELOG.md", "Bazel major version 8 -> 7", "--accept-bazel-major"]
+    {
         assert!(stops.contains(needle), "missing {needle}: {stops}");
     }
     assert!(dry.contains("modify `pins.toml`") && dry.contains("create `docs/upgrades/"), "{dry}");

@@ -1,11 +1,14 @@
 //! What an interrupted `upgrade-xla` leaves behind: nothing.
 //!
 //! SIGINT, SIGTERM and SIGHUP are caught on a thread of their own
-//! (`signal-hook`): it removes the staging directories registered here,
-//! stops the child processes registered here (`cargo check`), and exits
-//! with 128 + the signal number. A signal that arrives while the project
-//! files are being committed waits for the commit to finish (it takes
-//! milliseconds), so the project is never left half-written by one.
+//! (`signal-hook`). It records the signal and stops the child processes
+//! registered here (`cargo check`); the run notices at the end of the step
+//! in progress ([`check`]), unwinds (every staging directory is removed as
+//! it is dropped) and exits with 128 + the signal number ([`exit_if_interrupted`]).
+//! A commit in progress is finished first (it takes milliseconds), so the
+//! project is never left half-written by a signal. If the run has not
+//! ended [`GRACE`] later (a long computation), the signal thread removes the
+//! registered staging directories itself and exits.
 //!
 //! SIGKILL cannot be caught: staging directories are named after the
 //! process (`pjrtpkgs-upgrade-<what>-<pid>-*`), and the next run removes
@@ -13,7 +16,9 @@
 //! files themselves are covered by the commit journal (`staging`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -27,6 +32,10 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { dirs: Vec::new(), child
 /// it before exiting.
 static COMMIT: Mutex<()> = Mutex::new(());
 static INSTALL: Once = Once::new();
+/// The signal received, 0 for none.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// How long the run gets to unwind by itself after a signal.
+const GRACE: Duration = Duration::from_secs(5);
 
 const PREFIX: &str = "pjrtpkgs-upgrade-";
 
@@ -42,8 +51,13 @@ pub fn install() -> Result<()> {
         match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
             Ok(mut signals) => {
                 std::thread::spawn(move || {
-                    if let Some(signal) = signals.forever().next() {
-                        on_signal(signal);
+                    for (n, signal) in signals.forever().enumerate() {
+                        if n == 0 {
+                            on_signal(signal);
+                        } else {
+                            // A second signal: no more waiting.
+                            force_exit();
+                        }
                     }
                 });
             }
@@ -53,30 +67,62 @@ pub fn install() -> Result<()> {
     result
 }
 
-fn on_signal(signal: i32) -> ! {
-    // Let a commit in progress finish: the journal makes a crash
-    // recoverable, but a clean exit is better than a recovery.
-    let _commit = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
-    let (dirs, children) = {
-        let r = registry();
-        (r.dirs.clone(), r.children.clone())
-    };
+fn on_signal(signal: i32) {
+    RECEIVED.store(signal, Ordering::SeqCst);
+    let children = registry().children.clone();
     for pid in children {
         // SAFETY: kill(2) with a pid we spawned; no memory is touched.
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
     }
+    // The run unwinds and exits by itself at the end of its current step;
+    // this is the fallback for a step that takes longer.
+    std::thread::spawn(|| {
+        std::thread::sleep(GRACE);
+        force_exit();
+    });
+}
+
+/// Removes the registered staging directories and exits (after a commit in
+/// progress, if any).
+fn force_exit() {
+    let _commit = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+    let dirs = registry().dirs.clone();
     for d in &dirs {
         let _ = std::fs::remove_dir_all(d);
     }
-    let name = match signal {
+    exit_if_interrupted();
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
         _ => "SIGHUP",
-    };
-    eprintln!("\nupgrade-xla: interrupted ({name}); staging directories removed; the project files are as they were or fully upgraded, never in between");
-    std::process::exit(128 + signal)
+    }
+}
+
+/// An error once a signal has arrived: ends the run at the end of a step.
+pub fn check() -> Result<()> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        s => anyhow::bail!("interrupted by {}", signal_name(s)),
+    }
+}
+
+/// After a signal: exits with 128 + its number. Call once everything that
+/// cleans up on drop has been dropped.
+pub fn exit_if_interrupted() {
+    let signal = RECEIVED.load(Ordering::SeqCst);
+    if signal != 0 {
+        eprintln!(
+            "\nupgrade-xla: interrupted ({}); staging directories removed; the project files are as they were, or fully \
+             upgraded if the signal came during the final write",
+            signal_name(signal)
+        );
+        std::process::exit(128 + signal);
+    }
 }
 
 /// Runs `f` (the commit) with signals deferred until it returns.

@@ -89,6 +89,8 @@ impl Runner {
         let injected = self.fail_at.as_deref() == Some(name) && name != "commit";
         let result = if injected { Err(anyhow!("injected failure at step `{name}` ({FAIL_AT_ENV}={name})")) } else { f() };
         bar.finish_and_clear();
+        // A signal ends the run here, whatever the step's outcome.
+        super::interrupt::check()?;
         let took = t.elapsed();
         eprintln!("{label}: {} ({:.2} s)", if result.is_ok() { "done" } else { "FAILED" }, took.as_secs_f64());
         match result {

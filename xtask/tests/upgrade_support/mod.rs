@@ -420,7 +420,7 @@ impl Scratch {
     }
 }
 
-/// Every file (bytes and mode) and directory of a tree, `.git` excluded (git
+/// Every file (bytes and mode), symlink (its target) and directory of a tree, `.git` excluded (git
 /// itself refreshes its index on `git status`).
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     use std::os::unix::fs::PermissionsExt;
@@ -434,7 +434,10 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
                 continue;
             }
             let meta = std::fs::symlink_metadata(e.path()).unwrap();
-            if meta.is_dir() {
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(e.path()).unwrap();
+                out.insert(child, (meta.permissions().mode(), target.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
                 out.insert(child.join(""), (meta.permissions().mode(), Vec::new()));
                 stack.push(child);
             } else {
@@ -464,7 +467,9 @@ pub fn stablehlo_repo() -> Option<PathBuf> {
     if crate::support::under_ci() {
         match std::env::var("PJRTPKGS_SKIP_STABLEHLO_HISTORY") {
             Ok(reason) if !reason.is_empty() => {
-                eprintln!("\n!!! SKIPPED (reason: {reason}) !!!\n!!! the StableHLO-history checks did not run: STABLEHLO_REPO is unset !!!\n");
+                eprintln!(
+                    "\n!!! SKIPPED (reason: {reason}) !!!\n!!! the StableHLO-history checks did not run: STABLEHLO_REPO is unset !!!\n"
+                );
                 return None;
             }
             _ => panic!(
