@@ -262,8 +262,8 @@ fn toolchain_section(m: &mut String, u: &Upgrade) {
             Accepted::Known { source: VersionSource::XlaPatch, .. } => {
                 "from XLA's own tree: `third_party/stablehlo/temporary.patch` patches `stablehlo/dialect/Version.h`".to_string()
             }
-            Accepted::Known { source: VersionSource::StablehloRepo(dir), .. } => {
-                format!("from `stablehlo/dialect/Version.h` at the pinned StableHLO commit in `{dir}`")
+            Accepted::Known { source: VersionSource::StablehloRepo, .. } => {
+                "from `stablehlo/dialect/Version.h` at the pinned StableHLO commit (a StableHLO clone, `--stablehlo-repo`)".to_string()
             }
             Accepted::Unknown(why) => format!("unknown: {why}"),
         };

@@ -87,8 +87,10 @@ impl fmt::Display for StablehloVersion {
 pub enum VersionSource {
     /// A hunk of XLA's `third_party/stablehlo/temporary.patch` on Version.h.
     XlaPatch,
-    /// `stablehlo/dialect/Version.h` at the pinned commit of this StableHLO clone.
-    StablehloRepo(String),
+    /// `stablehlo/dialect/Version.h` at the pinned commit of a StableHLO
+    /// clone (which one is not recorded: the report is the same on every
+    /// machine).
+    StablehloRepo,
 }
 
 /// The StableHLO versions plugins built from a commit accept: portable
@@ -182,7 +184,7 @@ fn accepted(commit: Option<&str>, patch: Option<&str>, stablehlo: Option<&Reposi
     };
     match from_repo() {
         Ok(Some((current, minimum))) => {
-            Accepted::Known { current, minimum, source: VersionSource::StablehloRepo(sh.path().display().to_string()) }
+            Accepted::Known { current, minimum, source: VersionSource::StablehloRepo }
         }
         Ok(None) => Accepted::Unknown(format!("{STABLEHLO_VERSION_H} at StableHLO {commit} declares no getCurrentVersion()")),
         Err(e) => Accepted::Unknown(format!("cannot read {STABLEHLO_VERSION_H} at StableHLO {commit}: {e:#}")),
