@@ -183,9 +183,7 @@ fn accepted(commit: Option<&str>, patch: Option<&str>, stablehlo: Option<&Reposi
         Ok(declared_version(&text, "getCurrentVersion").map(|c| (c, declared_version(&text, "getMinimumVersion"))))
     };
     match from_repo() {
-        Ok(Some((current, minimum))) => {
-            Accepted::Known { current, minimum, source: VersionSource::StablehloRepo }
-        }
+        Ok(Some((current, minimum))) => Accepted::Known { current, minimum, source: VersionSource::StablehloRepo },
         Ok(None) => Accepted::Unknown(format!("{STABLEHLO_VERSION_H} at StableHLO {commit} declares no getCurrentVersion()")),
         Err(e) => Accepted::Unknown(format!("cannot read {STABLEHLO_VERSION_H} at StableHLO {commit}: {e:#}")),
     }
