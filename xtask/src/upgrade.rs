@@ -22,6 +22,7 @@ mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{Oid, Repository};
@@ -36,7 +37,7 @@ use steps::Runner;
 pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
 
 /// Step names, in order, as `PJRTPKGS_UPGRADE_FAIL_AT` accepts them.
-pub const STEPS: &[&str] = &["resolve", "hash", "versions", "diff", "pins", "nix", "bindings", "compile", "report", "commit"];
+pub const STEPS: &[&str] = &["resolve", "versions", "diff", "bindings", "compile", "hash", "pins", "nix", "report", "commit"];
 
 /// Exit status of a run that stopped, and of a dry run whose real run would.
 pub const EXIT_STOPPED: u8 = crate::cli::EXIT_ERROR;
@@ -160,9 +161,11 @@ fn upgrade(args: Args) -> Result<ExitCode> {
     let Some((repo, new_oid, old_oid, downgrade)) = resolved else {
         // Nothing else can run without the commits.
         for (name, what) in [
-            ("hash", "hashing the source tree"),
             ("versions", "reading versions and toolchain"),
             ("diff", "diffing the PJRT C API headers"),
+            ("bindings", "regenerating the bindings"),
+            ("compile", "compiling the bindings"),
+            ("hash", "hashing the source tree"),
             ("pins", "updating pins.toml"),
         ] {
             run.skip(name, what, "needs resolve");
@@ -170,12 +173,7 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         if args.nix {
             run.skip("nix", "refreshing the Bazel dependency hashes with Nix", "needs resolve");
         }
-        for (name, what) in [
-            ("bindings", "regenerating the bindings"),
-            ("compile", "compiling the bindings"),
-            ("report", "writing the report"),
-            ("commit", "writing the files"),
-        ] {
+        for (name, what) in [("report", "writing the report"), ("commit", "writing the files")] {
             run.skip(name, what, "needs resolve");
         }
         return finish(&args, &run, None, &[]);
@@ -207,17 +205,24 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         run.refuse("resolve", format!("{e:#}"))?;
     }
 
-    // 2. hash
-    let hash = run.step("hash", "hashing the source tree (fetchFromGitHub NAR hash)", || {
-        peers::source_hash(&repo, new_oid).map_err(|e| {
-            anyhow!(
-                "cannot hash the tree of {new_oid}: {e:#}.\nThe repository lacks objects of that tree: point --xla-repo / XLA_REPO at a \
-                 complete clone, or leave both unset to let pjrtpkgs fetch the commit into its own clone."
-            )
+    // The source hash is the slowest step and needs nothing else: it runs on
+    // a thread of its own from here, and its step collects it when the pins need it.
+    let hashing = {
+        let dir = repo.path().to_path_buf();
+        std::thread::spawn(move || -> Result<(String, Duration)> {
+            let started = Instant::now();
+            let repo = Repository::open(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
+            let hash = peers::source_hash(&repo, new_oid).map_err(|e| {
+                anyhow!(
+                    "cannot hash the tree of {new_oid}: {e:#}.\nThe repository lacks objects of that tree: point --xla-repo / XLA_REPO \
+                     at a complete clone, or leave both unset to let pjrtpkgs fetch the commit into its own clone."
+                )
+            })?;
+            Ok((hash, started.elapsed()))
         })
-    })?;
+    };
 
-    // 3. versions
+    // 2. versions
     let versions = run.step("versions", "reading PJRT API, Bazel, CUDA, ROCm versions and the LLVM/StableHLO/Shardy toolchain", || {
         let v = versions::read(&repo, new_oid)?;
         let old_header = read_blob(&repo, old_oid, crate::xla_headers::CORE_HEADER)?;
@@ -226,10 +231,10 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         Ok((v, old_api, moves))
     })?;
     let date = commit_date(&repo, new_oid)?;
-    let new = versions.as_ref().map(|(v, _, _)| XlaPin {
+    let mut new = versions.as_ref().map(|(v, _, _)| XlaPin {
         repository: old.repository.clone(),
         commit: new_oid.to_string(),
-        hash: hash.clone().unwrap_or_else(|| "(not computed: the hash step failed)".into()),
+        hash: "(not computed: the hash step failed)".into(),
         date: date.clone(),
         pjrt_api_version: v.pjrt_api.to_string(),
         bazel_version: v.bazel.clone().unwrap_or_else(|| old.bazel_version.clone()),
@@ -245,29 +250,62 @@ fn upgrade(args: Args) -> Result<ExitCode> {
     if let Some((_, _, moves)) = &versions {
         run.detail("versions", toolchain_summary(moves));
     }
-
-    // 4. diff
+    // 3. diff
     let diff = run.step("diff", "diffing the PJRT C API headers", || peers::header_diff(&repo, old_oid, new_oid))?;
     if let (Some(d), Some(o), Some(n)) = (&diff, &old_shown, &new) {
         eprintln!("  {}{}", if d.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" }, report::verdict_line(d, o, n));
     }
 
-    // 5. pins
+    // What pins.toml may not take without --accept-bazel-major: known since
+    // the versions, refused once the verdict is out, before the slow steps.
+    if let (Some(f), Some(new)) = (strict.as_ref().and_then(|r| r.bazel_major_change()), &new) {
+        run.refuse(
+            "pins",
+            format!(
+                "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
+                 is ready, rerun with --accept-bazel-major.",
+                f.message,
+                crate::pins::version_major(&new.bazel_version)
+            ),
+        )?;
+    }
+
+    // 4. bindings
     let mut staged = Staged::new(&root);
+    let bindings = run.step("bindings", "regenerating the crates/pjrt-sys bindings", || peers::generate_bindings(&root, &repo, new_oid))?;
+    let binding_names: Vec<String> = peers::binding_paths().iter().map(|p| p.display().to_string()).collect();
+    if let Some(bindings) = &bindings {
+        let paths: Vec<PathBuf> = bindings.iter().map(|(p, _)| p.clone()).collect();
+        for (path, source) in bindings {
+            staged.write(path, source.clone());
+        }
+        run.wrote("bindings", staged.changes_of(&paths)?);
+    }
+
+    // 5. compile
+    if bindings.is_some() {
+        run.step("compile", "compiling the regenerated pjrt-sys (staging copy, cargo check)", || compile::check_staged(&staged))?;
+    } else {
+        run.skip("compile", "compiling the regenerated pjrt-sys", "needs the bindings step");
+    }
+
+    // 6. hash (computed in the background since step 1)
+    let hashed = run.step("hash", "hashing the source tree (fetchFromGitHub NAR hash; in the background since step 1)", || {
+        hashing.join().map_err(|_| anyhow!("the hashing thread panicked"))?
+    })?;
+    let hash = hashed.map(|(hash, took)| {
+        run.took("hash", took);
+        run.detail("hash", format!("{:.2} s of work, in the background", took.as_secs_f64()));
+        hash
+    });
+    if let (Some(new), Some(hash)) = (new.as_mut(), &hash) {
+        new.hash = hash.clone();
+    }
+
+    // 7. pins
     let mut pins_new = None;
     match (&new, &review) {
         (Some(new), Some(review)) => {
-            if let Some(f) = strict.as_ref().and_then(|r| r.bazel_major_change()) {
-                run.refuse(
-                    "pins",
-                    format!(
-                        "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
-                         is ready, rerun with --accept-bazel-major.",
-                        f.message,
-                        crate::pins::version_major(&new.bazel_version)
-                    ),
-                )?;
-            }
             // Without a source hash (a dry run past a failed hash step) the
             // pin shows the stale placeholder.
             let pinned = XlaPin { hash: hash.clone().unwrap_or_else(|| crate::pins::STALE_HASH.into()), ..new.clone() };
@@ -283,7 +321,7 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         .flat_map(|(backend, systems)| systems.keys().map(move |system| (backend.clone(), system.clone(), None)))
         .collect();
 
-    // 6. nix
+    // 8. nix
     if args.nix {
         match pins_new.clone() {
             Some(text) => {
@@ -310,24 +348,6 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         staged.write_from("pins.toml", Some(pins_text.as_bytes().to_vec()), text.clone());
         let step = if args.nix && deps.iter().any(|d| d.2.is_some()) { "nix" } else { "pins" };
         run.wrote(step, staged.changes_of(&["pins.toml".into()])?);
-    }
-
-    // 7. bindings
-    let bindings = run.step("bindings", "regenerating the crates/pjrt-sys bindings", || peers::generate_bindings(&root, &repo, new_oid))?;
-    let binding_names: Vec<String> = peers::binding_paths().iter().map(|p| p.display().to_string()).collect();
-    if let Some(bindings) = &bindings {
-        let paths: Vec<PathBuf> = bindings.iter().map(|(p, _)| p.clone()).collect();
-        for (path, source) in bindings {
-            staged.write(path, source.clone());
-        }
-        run.wrote("bindings", staged.changes_of(&paths)?);
-    }
-
-    // 8. compile
-    if bindings.is_some() {
-        run.step("compile", "compiling the regenerated pjrt-sys (staging copy, cargo check)", || compile::check_staged(&staged))?;
-    } else {
-        run.skip("compile", "compiling the regenerated pjrt-sys", "needs the bindings step");
     }
 
     // 9. report

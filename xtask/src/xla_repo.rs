@@ -42,6 +42,10 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
         repo
     };
     for rev in revs {
+        if rev.starts_with('-') {
+            // It would reach `git fetch` as an option (`--upload-pack=...` runs a program).
+            bail!("`{rev}` is not a revision: a commit, tag or branch never starts with `-`");
+        }
         // A commit id names the same commit forever; a branch or tag name
         // moves upstream, so it is fetched again on every run: the copy
         // fetched last time would silently pin an old commit.
@@ -60,7 +64,7 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
                 .command()?
                 .arg("--git-dir")
                 .arg(&dir)
-                .args(["fetch", "--depth=1", "--no-tags", "origin", rev])
+                .args(["fetch", "--depth=1", "--no-tags", "--end-of-options", "origin", rev])
                 .status()
                 .context("cannot run git to fetch from upstream XLA (is git installed?)")?;
             if !status.success() {

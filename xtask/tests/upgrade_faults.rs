@@ -283,3 +283,25 @@ fn branch_name_is_fetched_again_in_the_cached_clone() {
     let pins: toml::Table = s.read("pins.toml").parse().unwrap();
     assert_eq!(pins["xla"]["commit"].as_str(), Some(xla.compatible.as_str()), "{stderr}");
 }
+
+/// Attacker: a "commit" that is a git option. `upgrade-xla -- --upload-pack=CMD`
+/// reached `git fetch` as an option in pjrtpkgs' own clone, which runs CMD.
+#[test]
+fn a_revision_that_is_an_option_runs_nothing() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let clone = s.cache.path().join("xla.git");
+    support::git(s.cache.path(), &["init", "-q", "--bare", "xla.git"]);
+    support::git(&clone, &["remote", "add", "origin", &format!("file://{}", xla.path().display())]);
+    let marker = s.cache.path().join("ran");
+    let evil = format!("--upload-pack=touch {};false", marker.display());
+    let mut cmd = s.command(&[]);
+    cmd.args(["upgrade-xla", "--", &evil]);
+    let out = cmd.output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!marker.exists(), "the option ran a program: {stderr}");
+    assert!(!out.status.success() && stderr.contains("not a revision"), "{stderr}");
+}

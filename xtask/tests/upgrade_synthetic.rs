@@ -225,7 +225,8 @@ fn missing_blob_is_a_clear_error() {
     let partial = xla.commit_with_missing_blob();
     let s = base_project(&xla);
     let before = snapshot(s.path());
-    let out = s.upgrade(xla.path(), &[&partial], &[]);
+    // On top of the Bazel 8 commit: accepted, to reach the hash.
+    let out = s.upgrade(xla.path(), &[&partial, "--accept-bazel-major"], &[]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("cannot hash the tree of {partial}")) && stderr.contains("lacks objects"), "{stderr}");
@@ -431,7 +432,8 @@ fn missing_blob_error_gives_one_way_out() {
     let xla = SyntheticXla::build();
     let partial = xla.commit_with_missing_blob();
     let s = base_project(&xla);
-    let out = s.upgrade(xla.path(), &[&partial], &[]);
+    // On top of the Bazel 8 commit: accepted, to reach the hash.
+    let out = s.upgrade(xla.path(), &[&partial, "--accept-bazel-major"], &[]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert_eq!(stderr.matches("git fetch").count(), 1, "one fetch command, not two: {stderr}");

@@ -140,6 +140,14 @@ impl Runner {
         }
     }
 
+    /// Sets how long the last step of that name took (work done elsewhere,
+    /// e.g. on a background thread).
+    pub fn took(&mut self, name: &str, took: Duration) {
+        if let Some(s) = self.steps.iter_mut().rev().find(|s| s.name == name) {
+            s.took = took;
+        }
+    }
+
     /// Sets the detail of the last step of that name.
     pub fn detail(&mut self, name: &str, detail: String) {
         if let Some(s) = self.steps.iter_mut().rev().find(|s| s.name == name) {
