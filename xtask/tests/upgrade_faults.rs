@@ -220,11 +220,12 @@ fn report_directory_linked_out_of_the_project_is_refused() {
     assert_eq!(snapshot(s.path()), before);
 }
 
-/// CHANGELOG.md with CRLF line endings keeps them (the old code rewrote
-/// every line to LF); one that is not UTF-8 is refused rather than having
-/// its bytes replaced by U+FFFD.
+/// CHANGELOG.md and pins.toml with CRLF line endings keep them (the old
+/// code rewrote every line to LF, so the whole file showed as changed); a
+/// CHANGELOG.md that is not UTF-8 is refused rather than having its bytes
+/// replaced by U+FFFD.
 #[test]
-fn changelog_bytes_are_respected() {
+fn changelog_and_pins_bytes_are_respected() {
     if !require_command("git") {
         return;
     }
@@ -232,12 +233,21 @@ fn changelog_bytes_are_respected() {
     let s = base_project(&xla);
     let crlf = "# Changelog\r\n\r\n## 0.1.0\r\n\r\n- First release.\r\n";
     std::fs::write(s.path().join("CHANGELOG.md"), crlf).unwrap();
-    support::git(s.path(), &["commit", "-qam", "CRLF changelog"]);
+    let pins_crlf = s.read("pins.toml").replace('\n', "\r\n");
+    std::fs::write(s.path().join("pins.toml"), &pins_crlf).unwrap();
+    support::git(s.path(), &["commit", "-qam", "CRLF changelog and pins"]);
     let out = s.upgrade(xla.path(), &[&xla.compatible], &[]);
     assert!(out.status.success(), "{}", text(&out).1);
     let after = s.read("CHANGELOG.md");
     assert!(after.ends_with("## 0.1.0\r\n\r\n- First release.\r\n"), "{after:?}");
     assert_eq!(after.matches('\n').count(), after.matches("\r\n").count(), "every line ends in CRLF: {after:?}");
+    let pins = s.read("pins.toml");
+    assert_eq!(pins.matches('\n').count(), pins.matches("\r\n").count(), "pins.toml stays CRLF");
+    // Only the upgraded values changed: [xla] (5 values), the toolchain
+    // version and the two stale hashes, not the file's ~180 lines.
+    let numstat = support::git(s.path(), &["diff", "--numstat", "HEAD", "--", "pins.toml"]);
+    let changed: usize = numstat.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(changed <= 12, "{changed} lines of pins.toml changed: {numstat}");
 
     let s = base_project(&xla);
     let latin1 = b"# Changelog\n\n## 0.1.0\n\n- Premi\xe8re version.\n".to_vec();
