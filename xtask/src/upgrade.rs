@@ -130,8 +130,13 @@ fn upgrade(args: Args) -> Result<ExitCode> {
                 staging::JOURNAL
             );
         }
-    } else if let Some(done) = staging::recover(&root, is_upgrade_target)? {
-        eprintln!("{done}");
+    } else {
+        if staging::pending(&root) {
+            refuse_committed_journal(&root)?;
+        }
+        if let Some(done) = staging::recover(&root, is_upgrade_target)? {
+            eprintln!("{done}");
+        }
     }
     let stablehlo = match &args.stablehlo.stablehlo_repo {
         Some(dir) => Some(Repository::open(dir).with_context(|| {
@@ -690,6 +695,35 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
         bail!(
             "uncommitted local edits to files upgrade-xla writes: {}; commit or stash them first (`git stash`), then rerun",
             dirty.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A journal is left by an interrupted run on this machine, never committed:
+/// one that git tracks came with someone's commit, and acting on it would
+/// rename files of their choosing over pins.toml and the bindings.
+fn refuse_committed_journal(root: &Path) -> Result<()> {
+    if !inside_git_work_tree(root) {
+        return Ok(());
+    }
+    let git = crate::tools::Tool::Git.locate().context("upgrade-xla checks the commit journal with git, and cannot without it")?;
+    let out = Command::new(&git)
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--", staging::JOURNAL, ":(glob)**/.pjrtpkgs-upgrade-*"])
+        .output()
+        .with_context(|| format!("cannot run `{} ls-files` in {}", git.display(), root.display()))?;
+    if !out.status.success() {
+        bail!("cannot check whether {} is tracked by git: {}", staging::JOURNAL, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let tracked: Vec<String> = String::from_utf8_lossy(&out.stdout).split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if !tracked.is_empty() {
+        bail!(
+            "{} is committed to the repository ({}): an interrupted upgrade-xla never commits its journal, so this one came with \
+             someone's commit, and upgrade-xla will not act on it. Remove those files from git (`git rm`), then rerun",
+            staging::JOURNAL,
+            tracked.join(", ")
         );
     }
     Ok(())

@@ -315,3 +315,37 @@ fn a_revision_that_is_an_option_runs_nothing() {
     assert!(!marker.exists(), "the option ran a program: {stderr}");
     assert!(!out.status.success() && stderr.contains("not a revision"), "{stderr}");
 }
+
+/// Attacker: a commit journal with a "new" pins.toml, committed to the
+/// repository (dotfiles are easy to miss in review). Completing it would
+/// rename the attacker's file over pins.toml; a journal git tracks is
+/// refused instead.
+#[test]
+fn a_committed_journal_is_refused() {
+    if !require_command("git") {
+        return;
+    }
+    use sha2::Digest;
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let pins = s.read("pins.toml");
+    let evil = pins.replace("x86_64-linux", "x86_64-evil");
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let journal = serde_json::json!({
+        "tool": "cargo xtask upgrade-xla",
+        "state": "committing",
+        "entries": [{
+            "target": "pins.toml", "temp": ".pjrtpkgs-upgrade-pins.toml.tmp", "backup": ".pjrtpkgs-upgrade-pins.toml.orig",
+            "old_sha256": sha(pins.as_bytes()), "new_sha256": sha(evil.as_bytes()),
+        }],
+        "created_dirs": [],
+    });
+    std::fs::write(s.path().join(".pjrtpkgs-upgrade-journal.json"), journal.to_string()).unwrap();
+    std::fs::write(s.path().join(".pjrtpkgs-upgrade-pins.toml.tmp"), &evil).unwrap();
+    support::git(s.path(), &["add", "-A"]);
+    support::git(s.path(), &["commit", "-q", "-m", "innocent-looking change"]);
+    let out = s.upgrade(xla.path(), &[&xla.compatible], &[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(s.read("pins.toml"), pins, "the committed journal replaced pins.toml: {stderr}");
+    assert!(!out.status.success() && stderr.contains("is committed to the repository"), "{stderr}");
+}
