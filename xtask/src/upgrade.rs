@@ -1,18 +1,23 @@
 //! `cargo xtask upgrade-xla COMMIT`: the whole XLA upgrade, all or nothing.
 //!
-//! Steps: resolve the commit, hash its tree, read the versions it pins,
-//! diff the PJRT headers, edit pins.toml, (with `--nix`) refresh the Bazel
-//! dependency hashes, regenerate and compile the bindings, write the report
-//! and the changelog entry — every write staged in memory and committed
-//! together at the end ([`staging`]), so a failure anywhere leaves the
-//! project as it was.
+//! Steps: resolve the commit, hash its tree, read the versions and the MLIR
+//! toolchain (LLVM, StableHLO, Shardy) it pins, diff the PJRT headers, edit
+//! pins.toml, (with `--nix`) refresh the Bazel dependency hashes, regenerate
+//! and compile the bindings, write the report and the changelog entry —
+//! every write staged in memory and committed together at the end
+//! ([`staging`], journaled so that even a crash leaves the project
+//! recoverable), so a failure anywhere leaves the project as it was.
+//! A dry run goes through every step even past a refusal ([`steps`]).
 
 mod bazelrc;
 mod compile;
+mod interrupt;
 mod peers;
 mod report;
 mod review;
 mod staging;
+mod steps;
+mod toolchain;
 mod versions;
 
 use std::path::{Path, PathBuf};
@@ -25,35 +30,46 @@ use git2::{Oid, Repository};
 use crate::xla_repo::{open_for, resolve_commit, XlaRepoArg};
 use peers::XlaPin;
 use staging::{Change, Staged};
+use steps::Runner;
 
 /// Testing hook: the step at which to inject a failure. Honoured only in
 /// debug builds (tests), never in a release build.
 pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
 
 /// Step names, in order, as `PJRTPKGS_UPGRADE_FAIL_AT` accepts them.
-pub const STEPS: &[&str] = &["resolve", "hash", "versions", "diff", "pins", "nix", "bindings", "compile", "report", "commit"];
+pub const STEPS: &[&str] = &["resolve", "versions", "diff", "bindings", "compile", "hash", "pins", "nix", "report", "commit"];
+
+/// Exit status of a run that stopped, and of a dry run whose real run would.
+pub const EXIT_STOPPED: u8 = crate::cli::EXIT_ERROR;
 
 #[derive(Debug, clap::Args)]
 #[command(
     about = "The whole XLA upgrade in one command, all or nothing",
     long_about = "Upgrade the pinned XLA commit, all or nothing.\n\n\
 Resolves COMMIT in the XLA repository, computes its source hash from git objects (the hash \
-fetchFromGitHub checks), reads the PJRT API version, .bazelversion and the hermetic CUDA / cuDNN / \
-NCCL / NVSHMEM versions and ROCm distribution XLA's bazelrc configs pin, diffs the PJRT headers \
-(verdict first: a breaking change is a loud warning), updates pins.toml ([xla], and [toolchains.bazel] \
-version within the same Bazel major) and marks every Bazel dependency hash stale, regenerates \
-crates/pjrt-sys's bindings and compiles them in a staging copy, and writes an upgrade report \
-(docs/upgrades/<commit date>-<short sha>.md) and a CHANGELOG.md entry.\n\n\
+fetchFromGitHub checks), reads the PJRT API version, .bazelversion, the hermetic CUDA / cuDNN / \
+NCCL / NVSHMEM versions and ROCm distribution XLA's bazelrc configs pin, and the LLVM, StableHLO \
+(commit and the StableHLO version plugins accept) and Shardy commits it builds with, diffs the \
+PJRT headers (verdict first: a breaking change is a loud warning), updates pins.toml ([xla], and \
+[toolchains.bazel] version within the same Bazel major) and marks every Bazel dependency hash \
+stale, regenerates crates/pjrt-sys's bindings and compiles them in a staging copy, and writes an \
+upgrade report (docs/upgrades/<commit date>-<short sha>.md) and a CHANGELOG.md entry.\n\n\
 Values that select a nixpkgs attribute (Bazel major, CUDA major.minor, cuDNN/NCCL/NVSHMEM, \
-ROCm distribution, compute capabilities) are never written: they are reported under \"Needs a \
-human decision\".\n\n\
-Every write is staged and committed together at the end: if any step fails, no project file \
-changes. Uncommitted edits to the files it writes stop it before it starts.",
+ROCm distribution, compute capabilities) are never written, and LLVM / StableHLO / Shardy moves \
+concern MLIR bindings: all are reported under \"Needs a human decision\".\n\n\
+Every write is staged and committed together at the end, through a journal: if any step fails, \
+or the run is interrupted (even killed), no project file is left half-upgraded; the next run \
+completes or undoes an interrupted commit first. Uncommitted edits to the files it writes stop \
+it before it starts.\n\n\
+--dry-run writes nothing and goes through every step even past a refusal or a failure: the \
+report, each step's outcome, the files a real run would write and every reason it would stop.",
     after_help = "Examples:\n  cargo xtask upgrade-xla 1a2b3c4d --xla-repo ~/src/xla --dry-run\n  \
-XLA_REPO=~/src/xla cargo xtask upgrade-xla main\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
-Exit status: 0 upgraded, dry run shown, or already at COMMIT; 1 error or refusal (downgrade \
-without --allow-downgrade, a Bazel major change without --accept-bazel-major, uncommitted edits, \
-a step failed: nothing was written)."
+XLA_REPO=~/src/xla STABLEHLO_REPO=~/src/stablehlo cargo xtask upgrade-xla main\n  \
+cargo xtask upgrade-xla main --dry-run --json | jq .stops\n  cargo xtask upgrade-xla 70fe66213b --nix\n\n\
+Exit status: 0 upgraded, already at COMMIT, or (--dry-run) a real run would succeed; 1 a refusal \
+(downgrade without --allow-downgrade, a Bazel major change without --accept-bazel-major, \
+uncommitted edits), a failed step or an error: nothing was written; with --dry-run, 1 means a \
+real run would stop (every reason is listed); 128+N killed by signal N after cleaning up."
 )]
 pub struct Args {
     /// XLA commit to upgrade to: full or abbreviated sha, tag or branch.
@@ -61,7 +77,10 @@ pub struct Args {
     pub commit: String,
     #[command(flatten)]
     pub xla: XlaRepoArg,
-    /// Show the report and the files that would change; write nothing.
+    #[command(flatten)]
+    pub stablehlo: toolchain::StablehloRepoArg,
+    /// Write nothing; show every step (also past a refusal or failure),
+    /// the report, what a real run would write and why it would stop.
     #[arg(long)]
     pub dry_run: bool,
     /// Allow COMMIT to be an ancestor of the pinned commit.
@@ -76,12 +95,57 @@ pub struct Args {
     /// the hash it reports (slow), instead of marking the hashes stale.
     #[arg(long)]
     pub nix: bool,
+    /// Print one JSON object on stdout (steps, stops, files, verdicts, the
+    /// report itself) instead of the Markdown report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whether `rel` is a file upgrade-xla writes (what a commit journal may name).
+fn is_upgrade_target(rel: &Path) -> bool {
+    let fixed = rel == Path::new("pins.toml") || rel == Path::new(report::CHANGELOG) || peers::binding_paths().iter().any(|b| b == rel);
+    let report = rel.parent() == Some(Path::new(report::REPORT_DIR)) && rel.extension().is_some_and(|e| e == "md");
+    fixed || report
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let result = upgrade(args);
+    // Interrupted: everything staged has been dropped (and removed) by now.
+    interrupt::exit_if_interrupted();
+    result
+}
+
+fn upgrade(args: Args) -> Result<ExitCode> {
     let root = crate::project::root()?;
     let fail_at = fail_at()?;
-    let mut progress = Progress::new(&args, fail_at);
+    interrupt::install()?;
+    interrupt::sweep_stale();
+    // A real run owns the project until it ends, and first completes (or
+    // undoes) whatever commit an interrupted run left.
+    let _lock = if args.dry_run { None } else { Some(staging::lock_project(&root)?) };
+    if args.dry_run {
+        if staging::pending(&root) {
+            eprintln!(
+                "note: an interrupted upgrade-xla commit is pending ({}); a real run completes or undoes it before anything else",
+                staging::JOURNAL
+            );
+        }
+    } else {
+        if staging::pending(&root) {
+            refuse_committed_journal(&root)?;
+        }
+        if let Some(done) = staging::recover(&root, is_upgrade_target)? {
+            eprintln!("{done}");
+        }
+    }
+    let stablehlo = match &args.stablehlo.stablehlo_repo {
+        Some(dir) => Some(Repository::open(dir).with_context(|| {
+            format!("--stablehlo-repo / STABLEHLO_REPO: {} is not a git repository (a clone of openxla/stablehlo)", dir.display())
+        })?),
+        None => None,
+    };
+    let total = STEPS.len() - usize::from(!args.nix);
+    let mut run = Runner::new(args.dry_run, total, fail_at);
 
     let pins_path = root.join("pins.toml");
     let pins_text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
@@ -90,192 +154,457 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let old = pins.xla.clone();
 
     // 1. resolve
-    let (repo, new_oid, old_oid, downgrade) =
-        progress.step("resolve", &format!("resolving {} in the XLA repository", args.commit), || {
-            let repo = open_for(&args.xla, &[&args.commit, &old.commit])?;
-            let new_oid = resolve_commit(&repo, &args.commit)?;
-            let old_oid = resolve_commit(&repo, &old.commit).with_context(|| {
-                format!("the pinned commit {} is not in the XLA repository, so the upgrade cannot diff against it", old.commit)
-            })?;
-            let downgrade = new_oid != old_oid && repo.graph_descendant_of(old_oid, new_oid)?;
-            Ok((repo, new_oid, old_oid, downgrade))
+    let resolved = run.step("resolve", &format!("resolving {} in the XLA repository", args.commit), || {
+        let repo = open_for(&args.xla, &[&args.commit, &old.commit])?;
+        let new_oid = resolve_commit(&repo, &args.commit)?;
+        let old_oid = resolve_commit(&repo, &old.commit).with_context(|| {
+            format!("the pinned commit {} is not in the XLA repository, so the upgrade cannot diff against it", old.commit)
         })?;
+        let downgrade = new_oid != old_oid && is_ancestor(&repo, new_oid, old_oid)?;
+        Ok((repo, new_oid, old_oid, downgrade))
+    })?;
+    let Some((repo, new_oid, old_oid, downgrade)) = resolved else {
+        // Nothing else can run without the commits.
+        for (name, what) in [
+            ("versions", "reading versions and toolchain"),
+            ("diff", "diffing the PJRT C API headers"),
+            ("bindings", "regenerating the bindings"),
+            ("compile", "compiling the bindings"),
+            ("hash", "hashing the source tree"),
+            ("pins", "updating pins.toml"),
+        ] {
+            run.skip(name, what, "needs resolve");
+        }
+        if args.nix {
+            run.skip("nix", "refreshing the Bazel dependency hashes with Nix", "needs resolve");
+        }
+        for (name, what) in [("report", "writing the report"), ("commit", "writing the files")] {
+            run.skip(name, what, "needs resolve");
+        }
+        return finish(&args, &run, None, &[]);
+    };
     if new_oid == old_oid {
         eprintln!("already at {new_oid}: pins.toml pins this XLA commit; nothing to do");
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "schema": 1, "status": "already-at", "commit": new_oid.to_string(), "would_succeed": true })
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if downgrade && !args.allow_downgrade {
-        bail!(
-            "refusing to downgrade: {} ({new_oid}) is an ancestor of the pinned commit {}; pass --allow-downgrade if you mean it",
-            args.commit,
-            old.commit
-        );
+        run.refuse(
+            "resolve",
+            format!(
+                "refusing to downgrade: {} ({new_oid}) is an ancestor of the pinned commit {}; pass --allow-downgrade if you mean it",
+                args.commit, old.commit
+            ),
+        )?;
     }
     // Before any work that could be lost: the files this upgrade rewrites
-    // must not hold uncommitted edits (checked again, exactly, before the
-    // final write).
+    // must not hold uncommitted edits (checked again before the final write).
     let mut guarded: Vec<PathBuf> = vec!["pins.toml".into(), report::CHANGELOG.into()];
     guarded.extend(peers::binding_paths());
-    refuse_local_edits(&root, &guarded)?;
+    if let Err(e) = refuse_local_edits(&root, &guarded) {
+        run.refuse("resolve", format!("{e:#}"))?;
+    }
 
-    // 2. hash
-    let hash = progress.step("hash", "hashing the source tree (fetchFromGitHub NAR hash)", || {
-        peers::source_hash(&repo, new_oid).map_err(|e| {
-            anyhow!(
-                "cannot hash the tree of {new_oid}: {e:#}\nThe repository lacks objects of that tree (a partial or shallow clone?). \
-                 Fetch the complete commit into it (`git fetch origin {new_oid}` in a full clone) or point --xla-repo / XLA_REPO at one."
-            )
+    // The source hash is the slowest step and needs nothing else: it runs on
+    // a thread of its own from here, and its step collects it when the pins need it.
+    let hashing = {
+        let dir = repo.path().to_path_buf();
+        std::thread::spawn(move || -> Result<(String, Duration)> {
+            let started = Instant::now();
+            let repo = Repository::open(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
+            let hash = peers::source_hash(&repo, new_oid).map_err(|e| {
+                anyhow!(
+                    "cannot hash the tree of {new_oid}: {e:#}.\nThe repository lacks objects of that tree: point --xla-repo / XLA_REPO \
+                     at a complete clone, or leave both unset to let pjrtpkgs fetch the commit into its own clone."
+                )
+            })?;
+            Ok((hash, started.elapsed()))
         })
-    })?;
+    };
 
-    // 3. versions
-    let (new_versions, old_api, review) = progress.step("versions", "reading PJRT API, Bazel, CUDA and ROCm versions", || {
+    // 2. versions
+    let versions = run.step("versions", "reading PJRT API, Bazel, CUDA, ROCm versions and the LLVM/StableHLO/Shardy toolchain", || {
         let v = versions::read(&repo, new_oid)?;
         let old_header = read_blob(&repo, old_oid, crate::xla_headers::CORE_HEADER)?;
         let old_api = versions::parse_api_version(&old_header).with_context(|| format!("in the header of {old_oid}"))?;
-        let review = review::review(&pins, &v, args.accept_bazel_major);
-        Ok((v, old_api, review))
+        let moves = toolchain::moves(&repo, old_oid, new_oid, stablehlo.as_ref())?;
+        Ok((v, old_api, moves))
     })?;
-    let new = XlaPin {
+    let date = commit_date(&repo, new_oid)?;
+    let mut new = versions.as_ref().map(|(v, _, _)| XlaPin {
         repository: old.repository.clone(),
         commit: new_oid.to_string(),
-        hash,
-        date: commit_date(&repo, new_oid)?,
-        pjrt_api_version: new_versions.pjrt_api.to_string(),
-        bazel_version: new_versions.bazel.clone().unwrap_or_else(|| old.bazel_version.clone()),
+        hash: "(not computed: the hash step failed)".into(),
+        date: date.clone(),
+        pjrt_api_version: v.pjrt_api.to_string(),
+        bazel_version: v.bazel.clone().unwrap_or_else(|| old.bazel_version.clone()),
+    });
+    let old_shown = versions.as_ref().map(|(_, api, _)| XlaPin { pjrt_api_version: api.to_string(), ..old.clone() });
+    // The review as a real run sees it, and the one a dry run goes on with
+    // (a refused Bazel major accepted, as --accept-bazel-major would).
+    let strict = versions.as_ref().map(|(v, _, _)| review::review(&pins, v, args.accept_bazel_major));
+    let review = match (&strict, &versions) {
+        (Some(r), Some((v, _, _))) if r.bazel_major_change().is_some() && args.dry_run => Some(review::review(&pins, v, true)),
+        _ => strict.clone(),
     };
-    let old_shown = XlaPin { pjrt_api_version: old_api.to_string(), ..old.clone() };
-
-    // 4. diff
-    let diff =
-        progress.step("diff", "diffing the PJRT C API headers and protobuf schemas", || peers::header_diff(&repo, old_oid, new_oid))?;
-    eprintln!(
-        "  {}{}",
-        if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&diff, &old_shown, &new)
-    );
-    if let Some(line) = report::proto_verdict_line(&diff) {
-        let breaking = diff.protos.as_ref().is_some_and(|p| p.verdict() == peers::Verdict::Breaking);
+    if let Some((_, _, moves)) = &versions {
+        run.detail("versions", toolchain_summary(moves));
+    }
+    // 3. diff
+    let diff = run.step("diff", "diffing the PJRT C API headers and protobuf schemas", || peers::header_diff(&repo, old_oid, new_oid))?;
+    if let (Some(d), Some(o), Some(n)) = (&diff, &old_shown, &new) {
+        eprintln!("  {}{}", if d.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" }, report::verdict_line(d, o, n));
+    }
+    if let Some(line) = diff.as_ref().and_then(report::proto_verdict_line) {
+        let breaking = diff.as_ref().and_then(|d| d.protos.as_ref()).is_some_and(|p| p.verdict() == peers::Verdict::Breaking);
         eprintln!("  {}{line}", if breaking { "WARNING: " } else { "" });
     }
 
-    // 5. pins
-    let mut staged = Staged::new(&root);
-    let mut pins_new = progress.step("pins", "updating pins.toml", || {
-        if let Some(f) = review.bazel_major_change() {
-            bail!(
+    // What pins.toml may not take without --accept-bazel-major: known since
+    // the versions, refused once the verdict is out, before the slow steps.
+    if let (Some(f), Some(new)) = (strict.as_ref().and_then(|r| r.bazel_major_change()), &new) {
+        run.refuse(
+            "pins",
+            format!(
                 "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
                  is ready, rerun with --accept-bazel-major.",
                 f.message,
-                crate::pins::version_major(new_versions.bazel.as_deref().unwrap_or(""))
-            );
+                crate::pins::version_major(&new.bazel_version)
+            ),
+        )?;
+    }
+
+    // 4. bindings
+    let mut staged = Staged::new(&root);
+    let bindings = run.step("bindings", "regenerating the crates/pjrt-sys bindings", || peers::generate_bindings(&root, &repo, new_oid))?;
+    let binding_names: Vec<String> = peers::binding_paths().iter().map(|p| p.display().to_string()).collect();
+    if let Some(bindings) = &bindings {
+        let paths: Vec<PathBuf> = bindings.iter().map(|(p, _)| p.clone()).collect();
+        for (path, source) in bindings {
+            staged.write(path, source.clone());
         }
-        peers::updated_pins(&pins_text, &new, review.bazel_toolchain_version.as_deref())
+        run.wrote("bindings", staged.changes_of(&paths)?);
+    }
+
+    // 5. compile
+    if bindings.is_some() {
+        run.step("compile", "compiling the regenerated pjrt-sys (staging copy, cargo check)", || compile::check_staged(&staged))?;
+    } else {
+        run.skip("compile", "compiling the regenerated pjrt-sys", "needs the bindings step");
+    }
+
+    // 6. hash (computed in the background since step 1)
+    let hashed = run.step("hash", "hashing the source tree (fetchFromGitHub NAR hash; in the background since step 1)", || {
+        hashing.join().map_err(|_| anyhow!("the hashing thread panicked"))?
     })?;
+    let hash = hashed.map(|(hash, took)| {
+        run.took("hash", took);
+        run.detail("hash", format!("{:.2} s of work, in the background", took.as_secs_f64()));
+        hash
+    });
+    if let (Some(new), Some(hash)) = (new.as_mut(), &hash) {
+        new.hash = hash.clone();
+    }
+
+    // 7. pins
+    let mut pins_new = None;
+    match (&new, &review) {
+        (Some(new), Some(review)) => {
+            // Without a source hash (a dry run past a failed hash step) the
+            // pin shows the stale placeholder.
+            let pinned = XlaPin { hash: hash.clone().unwrap_or_else(|| crate::pins::STALE_HASH.into()), ..new.clone() };
+            pins_new = run.step("pins", "updating pins.toml", || {
+                peers::updated_pins(&pins_text, &pinned, review.bazel_toolchain_version.as_deref())
+            })?;
+        }
+        _ => run.skip("pins", "updating pins.toml", "needs the versions step"),
+    }
     let mut deps: Vec<(String, String, Option<String>)> = pins
         .bazel_deps
         .iter()
         .flat_map(|(backend, systems)| systems.keys().map(move |system| (backend.clone(), system.clone(), None)))
         .collect();
 
-    // 6. nix
+    // 8. nix
     if args.nix {
-        progress.step("nix", "refreshing the Bazel dependency hashes with Nix", || {
-            // What deps-hash builds from: the flake's inputs, with the new
-            // pins.toml; the project itself is untouched until the commit.
-            let copy = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-nix-").tempdir()?;
-            crate::deps_hash::copy_flake_inputs(&root, copy.path())?;
-            std::fs::write(copy.path().join("pins.toml"), &pins_new)?;
-            for (backend, system, hash) in deps.iter_mut() {
-                eprintln!("  building the {backend} dependencies for {system} ...");
-                *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
+        match pins_new.clone() {
+            Some(text) => {
+                let refreshed = run.step("nix", "refreshing the Bazel dependency hashes with Nix", || {
+                    // What deps-hash builds from: the flake's inputs, with the
+                    // new pins.toml; the project itself is untouched until the commit.
+                    let copy = interrupt::StagingDir::new("nix")?;
+                    crate::deps_hash::copy_flake_inputs(&root, copy.path())?;
+                    std::fs::write(copy.path().join("pins.toml"), &text)?;
+                    for (backend, system, hash) in deps.iter_mut() {
+                        eprintln!("  building the {backend} dependencies for {system} ...");
+                        *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
+                    }
+                    Ok(std::fs::read_to_string(copy.path().join("pins.toml"))?)
+                })?;
+                if refreshed.is_some() {
+                    pins_new = refreshed;
+                }
             }
-            pins_new = std::fs::read_to_string(copy.path().join("pins.toml"))?;
-            Ok(())
-        })?;
+            None => run.skip("nix", "refreshing the Bazel dependency hashes with Nix", "needs the pins step"),
+        }
     }
-    staged.write("pins.toml", pins_new);
-
-    // 7. bindings
-    let bindings =
-        progress.step("bindings", "regenerating the crates/pjrt-sys bindings", || peers::generate_bindings(&root, &repo, new_oid))?;
-    let binding_names: Vec<String> = bindings.iter().map(|(p, _)| p.display().to_string()).collect();
-    for (path, source) in bindings {
-        staged.write(path, source);
+    if let Some(text) = &pins_new {
+        staged.write_from("pins.toml", Some(pins_text.as_bytes().to_vec()), text.clone());
+        let step = if args.nix && deps.iter().any(|d| d.2.is_some()) { "nix" } else { "pins" };
+        run.wrote(step, staged.changes_of(&["pins.toml".into()])?);
     }
-
-    // 8. compile
-    progress.step("compile", "compiling the regenerated pjrt-sys (staging copy, cargo check)", || compile::check_staged(&staged))?;
 
     // 9. report
-    let (report_path, report_md) = progress.step("report", "writing the upgrade report and CHANGELOG entry", || {
-        // The later commit's changelog names every version crossed (for a
-        // downgrade, the versions being left).
-        let later = if downgrade { old_oid } else { new_oid };
-        let changelog = read_blob(&repo, later, "xla/pjrt/c/CHANGELOG.md").unwrap_or_default();
-        let (lo, hi) = if downgrade { (new_versions.pjrt_api, old_api) } else { (old_api, new_versions.pjrt_api) };
-        let sections = versions::changelog_sections(&changelog, lo, hi);
-        let u = report::Upgrade {
-            old: &old_shown,
-            new: &new,
-            versions: &new_versions,
-            review: &review,
-            diff: &diff,
-            api_changelog: &sections,
-            downgrade,
-            deps: &deps,
-            bindings: &binding_names,
-        };
-        let md = report::markdown(&u);
-        let path = report::report_path(&new);
-        let existing = staged.read(Path::new(report::CHANGELOG))?.map(|b| String::from_utf8_lossy(&b).into_owned());
-        let entry = report::changelog_entry(&u);
-        let changelog = match &existing {
-            // Idempotent: an entry already there for this report is not repeated.
-            Some(text) if text.contains(&entry) => text.clone(),
-            _ => report::changelog_with_entry(existing.as_deref(), &entry),
-        };
-        staged.write(report::CHANGELOG, changelog);
-        staged.write(&path, md.clone());
-        Ok((path, md))
-    })?;
+    let mut report_md = None;
+    match (&versions, &diff, &old_shown, &new, &review) {
+        (Some((new_versions, old_api, moves)), Some(diff), Some(old_shown), Some(new), Some(review)) => {
+            let made = run.step("report", "writing the upgrade report and CHANGELOG entry", || {
+                // The later commit's changelog names every version crossed
+                // (for a downgrade, the versions being left).
+                let later = if downgrade { old_oid } else { new_oid };
+                let changelog = read_blob(&repo, later, "xla/pjrt/c/CHANGELOG.md").unwrap_or_default();
+                let (lo, hi) = if downgrade { (new_versions.pjrt_api, *old_api) } else { (*old_api, new_versions.pjrt_api) };
+                let sections = versions::changelog_sections(&changelog, lo, hi);
+                let u = report::Upgrade {
+                    old: old_shown,
+                    new,
+                    versions: new_versions,
+                    review,
+                    moves,
+                    diff,
+                    api_changelog: &sections,
+                    downgrade,
+                    deps: &deps,
+                    bindings: &binding_names,
+                };
+                let md = report::markdown(&u);
+                let path = report::report_path(new);
+                let existing = match staged.read(Path::new(report::CHANGELOG))? {
+                    Some(bytes) => Some(String::from_utf8(bytes.clone()).map_err(|_| {
+                        anyhow!(
+                            "{} is not UTF-8: upgrade-xla will not rewrite it (and mangle its bytes); convert it to UTF-8 first",
+                            report::CHANGELOG
+                        )
+                    })?),
+                    None => None,
+                };
+                let entry = report::changelog_entry(&u);
+                let changelog = match &existing {
+                    // Idempotent: an entry already there for this report is not repeated.
+                    Some(text) if text.contains(&entry) => text.clone(),
+                    _ => report::changelog_with_entry(existing.as_deref(), &entry),
+                };
+                staged.write_from(report::CHANGELOG, existing.map(String::into_bytes), changelog);
+                staged.write(&path, md.clone());
+                Ok((path, md))
+            })?;
+            if let Some((path, md)) = made {
+                run.wrote("report", staged.changes_of(&[report::CHANGELOG.into(), path.clone().into()])?);
+                report_md = Some((path, md));
+            }
+        }
+        _ => run.skip("report", "writing the upgrade report and CHANGELOG entry", "needs the versions and diff steps"),
+    }
 
-    print!("{report_md}");
     let changes = staged.changes()?;
-    let actions: Vec<_> = review.actions().collect();
-
     // 10. commit
     if args.dry_run {
-        eprintln!("\ndry run: nothing written. Would write:");
-        for (path, change) in &changes {
-            eprintln!("  {} {}", if *change == Change::Create { "create" } else { "modify" }, path.display());
-        }
+        run.skip("commit", &format!("writing {} files", changes.len()), "dry run: nothing written");
     } else {
         let paths: Vec<PathBuf> = changes.iter().map(|(p, _)| p.clone()).collect();
         refuse_local_edits(&root, &paths)?;
-        let fail_after = (progress.fail_at.as_deref() == Some("commit")).then_some(1);
-        progress.step("commit", &format!("writing {} files", changes.len()), || staged.commit(fail_after))?;
+        let faults = staging::Faults { fail_after: (run.fail_at() == Some("commit")).then_some(1) };
+        run.step("commit", &format!("writing {} files", changes.len()), || interrupt::commit_section(|| staged.commit(faults)))?;
     }
 
-    eprintln!(
-        "\nupgrade-xla: XLA {} -> {} ({}), {}{}",
-        report::short(&old.commit),
-        report::short(&new.commit),
-        &new.date[..10],
-        if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
-        report::verdict_line(&diff, &old_shown, &new)
-    );
-    if !actions.is_empty() {
-        eprintln!("  {} toolchain decision(s) need you (see the report):", actions.len());
-        for f in &actions {
-            eprintln!("  !! {}: {}", f.pin, f.message);
+    // What the report needs, for the summary and the JSON.
+    let summary = Summary {
+        old: old_shown.as_ref(),
+        new: new.as_ref(),
+        diff: diff.as_ref(),
+        moves: versions.as_ref().map(|(_, _, m)| m),
+        review: review.as_ref(),
+        report: report_md.as_ref(),
+    };
+    finish(&args, &run, Some(&summary), &changes)
+}
+
+/// What a finished run knows, for its closing words.
+struct Summary<'a> {
+    old: Option<&'a XlaPin>,
+    new: Option<&'a XlaPin>,
+    diff: Option<&'a peers::HeaderDiff>,
+    moves: Option<&'a toolchain::Moves>,
+    review: Option<&'a review::Review>,
+    /// `(path, markdown)`.
+    report: Option<&'a (String, String)>,
+}
+
+impl Summary<'_> {
+    /// The parts of the upgrade that break consumers: `api` (PJRT C API
+    /// header diff). The protobuf diff adds `proto` here.
+    fn breaks(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.diff.is_some_and(|d| d.verdict == peers::Verdict::Breaking) {
+            out.push("api");
+        }
+        // Protobuf: "proto-wire" when serialized bytes are misread, else
+        // "proto" when only code generated from the schemas breaks (nearly
+        // every XLA bump drops a DebugOptions flag).
+        if let Some(p) = self.diff.and_then(|d| d.protos.as_ref()) {
+            if p.wire_verdict() == crate::diff_headers::proto::Wire::Breaking {
+                out.push("proto-wire");
+            } else if p.verdict() == peers::Verdict::Breaking {
+                out.push("proto");
+            }
+        }
+        out
+    }
+
+    /// The decisions left to a human: pins.toml toolchain items, then moves.
+    fn decisions(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.review.map(|r| r.actions().map(|f| (f.pin.clone(), f.message.clone())).collect()).unwrap_or_default();
+        if let Some(m) = self.moves {
+            out.extend(m.decisions());
+        }
+        out
+    }
+}
+
+/// Prints the report (or the JSON), the closing summary on stderr, and
+/// returns the exit status.
+fn finish(args: &Args, run: &Runner, s: Option<&Summary>, changes: &[(PathBuf, Change)]) -> Result<ExitCode> {
+    let decisions = s.map(|s| s.decisions()).unwrap_or_default();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json(args, run, s, changes, &decisions))?);
+    } else {
+        if let Some((_, md)) = s.and_then(|s| s.report) {
+            print!("{md}");
+        }
+        if args.dry_run {
+            if s.and_then(|s| s.report).is_some() {
+                println!();
+            }
+            print!("{}", run.dry_run_markdown(changes));
         }
     }
-    if !args.dry_run {
-        eprintln!("  wrote {} file(s); report: {report_path}", changes.len());
+
+    if let Some(s) = s {
+        if let (Some(old), Some(new), Some(diff)) = (s.old, s.new, s.diff) {
+            eprintln!(
+                "\nupgrade-xla: XLA {} -> {} ({}), {}{}",
+                report::short(&old.commit),
+                report::short(&new.commit),
+                &new.date[..new.date.len().min(10)],
+                if diff.verdict == peers::Verdict::Breaking { "WARNING: " } else { "" },
+                report::verdict_line(diff, old, new)
+            );
+        }
     }
-    eprintln!("  {}", progress.summary());
-    Ok(ExitCode::SUCCESS)
+    if !decisions.is_empty() {
+        eprintln!("  {} decision(s) need you (see the report):", decisions.len());
+        for (item, message) in &decisions {
+            eprintln!("  !! {item}: {message}");
+        }
+    }
+    if args.dry_run {
+        eprintln!("\ndry run: nothing written. Would write:");
+        for (path, change) in changes {
+            eprintln!("  {} {}", change.word(), path.display());
+        }
+        if run.would_succeed() {
+            eprintln!("a real run would succeed");
+        } else {
+            eprintln!("a real run would STOP ({} reason(s)):", run.stops.len());
+            for stop in &run.stops {
+                eprintln!("  - {}: {}", stop.step, stop.reason.lines().next().unwrap_or(""));
+            }
+        }
+    } else if let Some((path, _)) = s.and_then(|s| s.report) {
+        eprintln!("  wrote {} file(s); report: {path}", changes.len());
+    }
+    eprintln!("  {}", run.summary());
+    Ok(if run.would_succeed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_STOPPED) })
+}
+
+fn json(
+    args: &Args,
+    run: &Runner,
+    s: Option<&Summary>,
+    changes: &[(PathBuf, Change)],
+    decisions: &[(String, String)],
+) -> serde_json::Value {
+    use serde_json::json;
+    let pin = |p: Option<&XlaPin>| {
+        p.map(|p| json!({ "commit": p.commit, "date": p.date, "pjrt_api_version": p.pjrt_api_version, "bazel_version": p.bazel_version, "hash": p.hash }))
+    };
+    let toolchain = |t: &toolchain::Toolchain| {
+        let mut o = serde_json::Map::new();
+        for (p, c) in &t.commits {
+            o.insert(p.name().to_ascii_lowercase(), json!(c));
+        }
+        o.insert("stablehlo_version".into(), json!(t.stablehlo_version.current().map(|v| v.to_string())));
+        if let toolchain::Accepted::Known { minimum, .. } = &t.stablehlo_version {
+            o.insert("stablehlo_minimum_version".into(), json!(minimum.map(|v| v.to_string())));
+        }
+        serde_json::Value::Object(o)
+    };
+    let moves = s.and_then(|s| s.moves).map(|m| {
+        json!({
+            "old": toolchain(&m.old),
+            "new": toolchain(&m.new),
+            "moved": m.moved.iter().map(|mv| json!({
+                "project": mv.project.name(), "old": mv.old, "new": mv.new,
+                "xla_integrates": mv.xla_integrates, "upstream_commits": mv.upstream_commits, "compare": mv.compare_url(),
+            })).collect::<Vec<_>>(),
+            "stablehlo_version_changed": m.stablehlo_version_changed(),
+        })
+    });
+    json!({
+        "schema": 1,
+        "status": if args.dry_run { "dry-run" } else { "upgraded" },
+        "dry_run": args.dry_run,
+        "would_succeed": run.would_succeed(),
+        "old": pin(s.and_then(|s| s.old)),
+        "new": pin(s.and_then(|s| s.new)),
+        "api_verdict": s.and_then(|s| s.diff).map(|d| d.verdict.as_str()),
+        "abi_verdict": s.and_then(|s| s.diff).map(|d| d.abi.as_str()),
+        "breaks": s.map(|s| s.breaks()).unwrap_or_default(),
+        "toolchain": moves,
+        "decisions": decisions.iter().map(|(item, message)| json!({ "item": item, "message": message })).collect::<Vec<_>>(),
+        "steps": run.steps.iter().map(|st| json!({
+            "number": st.number, "name": st.name, "outcome": st.outcome.word(), "detail": st.outcome.detail(),
+            "seconds": st.took.as_secs_f64(),
+            "writes": st.writes.iter().map(|(p, c)| json!({ "path": p.display().to_string(), "change": c.word() })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "stops": run.stops.iter().map(|st| json!({ "step": st.step, "reason": st.reason })).collect::<Vec<_>>(),
+        "files": changes.iter().map(|(p, c)| json!({ "path": p.display().to_string(), "change": c.word() })).collect::<Vec<_>>(),
+        "report_path": s.and_then(|s| s.report).map(|r| r.0.clone()),
+        "report": s.and_then(|s| s.report).map(|r| r.1.clone()),
+    })
+}
+
+/// One line on what the toolchain did: `LLVM moved, StableHLO 0.19.4 -> 0.19.8`.
+fn toolchain_summary(m: &toolchain::Moves) -> String {
+    let mut parts: Vec<String> = m.moved.iter().map(|mv| format!("{} moved", mv.project.name())).collect();
+    if m.stablehlo_version_changed() {
+        parts.push(format!(
+            "StableHLO {} -> {}",
+            toolchain::version_text(&m.old.stablehlo_version),
+            toolchain::version_text(&m.new.stablehlo_version)
+        ));
+    }
+    if parts.is_empty() {
+        "LLVM, StableHLO and Shardy unchanged".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// The failure-injection step, from `PJRTPKGS_UPGRADE_FAIL_AT` (debug builds only).
@@ -291,40 +620,18 @@ fn fail_at() -> Result<Option<String>> {
     }
 }
 
-/// Step progress on stderr: a spinner while a step runs, then one line with
-/// its duration.
-struct Progress {
-    fail_at: Option<String>,
-    index: usize,
-    total: usize,
-    timings: Vec<(&'static str, Duration)>,
-    started: Instant,
-}
-
-impl Progress {
-    fn new(args: &Args, fail_at: Option<String>) -> Self {
-        let total = STEPS.len() - usize::from(!args.nix) - usize::from(args.dry_run);
-        Progress { fail_at, index: 0, total, timings: Vec::new(), started: Instant::now() }
-    }
-
-    fn step<T>(&mut self, name: &'static str, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.index += 1;
-        let label = format!("[{}/{}] {what}", self.index, self.total);
-        let bar = indicatif::ProgressBar::new_spinner().with_message(label.clone());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        let t = Instant::now();
-        let injected = self.fail_at.as_deref() == Some(name) && name != "commit";
-        let result = if injected { Err(anyhow!("injected failure at step `{name}` ({FAIL_AT_ENV}={name})")) } else { f() };
-        bar.finish_and_clear();
-        let took = t.elapsed();
-        self.timings.push((name, took));
-        eprintln!("{label}: {} ({:.2} s)", if result.is_ok() { "done" } else { "FAILED" }, took.as_secs_f64());
-        result.with_context(|| format!("upgrade-xla step `{name}` failed; no project file was changed"))
-    }
-
-    fn summary(&self) -> String {
-        let parts: Vec<String> = self.timings.iter().map(|(n, d)| format!("{n} {:.2}", d.as_secs_f64())).collect();
-        format!("total {:.2} s ({})", self.started.elapsed().as_secs_f64(), parts.join(", "))
+/// Whether `ancestor` is an ancestor of `of`. A shallow clone (pjrtpkgs'
+/// own clone fetches single commits) lacks the history to tell: there the
+/// older committer date is taken as the ancestor, which XLA's linear
+/// history makes right.
+fn is_ancestor(repo: &Repository, ancestor: Oid, of: Oid) -> Result<bool> {
+    match repo.graph_descendant_of(of, ancestor) {
+        Ok(d) => Ok(d),
+        Err(_) if repo.is_shallow() => {
+            let time = |c: Oid| repo.find_commit(c).map(|c| c.committer().when().seconds());
+            Ok(time(ancestor)? < time(of)?)
+        }
+        Err(e) => Err(e).context("cannot tell whether the target is an ancestor of the pinned commit"),
     }
 }
 
@@ -402,6 +709,35 @@ fn refuse_local_edits(root: &Path, paths: &[PathBuf]) -> Result<()> {
         bail!(
             "uncommitted local edits to files upgrade-xla writes: {}; commit or stash them first (`git stash`), then rerun",
             dirty.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A journal is left by an interrupted run on this machine, never committed:
+/// one that git tracks came with someone's commit, and acting on it would
+/// rename files of their choosing over pins.toml and the bindings.
+fn refuse_committed_journal(root: &Path) -> Result<()> {
+    if !inside_git_work_tree(root) {
+        return Ok(());
+    }
+    let git = crate::tools::Tool::Git.locate().context("upgrade-xla checks the commit journal with git, and cannot without it")?;
+    let out = Command::new(&git)
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--", staging::JOURNAL, ":(glob)**/.pjrtpkgs-upgrade-*"])
+        .output()
+        .with_context(|| format!("cannot run `{} ls-files` in {}", git.display(), root.display()))?;
+    if !out.status.success() {
+        bail!("cannot check whether {} is tracked by git: {}", staging::JOURNAL, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let tracked: Vec<String> = String::from_utf8_lossy(&out.stdout).split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if !tracked.is_empty() {
+        bail!(
+            "{} is committed to the repository ({}): an interrupted upgrade-xla never commits its journal, so this one came with \
+             someone's commit, and upgrade-xla will not act on it. Remove those files from git (`git rm`), then rerun",
+            staging::JOURNAL,
+            tracked.join(", ")
         );
     }
     Ok(())

@@ -42,7 +42,15 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
         repo
     };
     for rev in revs {
-        if resolve_commit(&repo, rev).is_err() {
+        if rev.starts_with('-') {
+            // It would reach `git fetch` as an option (`--upload-pack=...` runs a program).
+            bail!("`{rev}` is not a revision: a commit, tag or branch never starts with `-`");
+        }
+        // A commit id names the same commit forever; a branch or tag name
+        // moves upstream, so it is fetched again on every run: the copy
+        // fetched last time would silently pin an old commit.
+        let stale = !looks_like_sha(rev) && git2::Reference::is_valid_name(&format!("refs/heads/{rev}"));
+        if stale || resolve_commit(&repo, rev).is_err() {
             if looks_like_sha(rev) && rev.len() < 40 {
                 // The git protocol fetches full commit ids, branches and tags only.
                 bail!(
@@ -50,18 +58,17 @@ pub fn open_for(arg: &XlaRepoArg, revs: &[&str]) -> Result<Repository> {
                      branches and tags can be fetched; give the full id, or pass --xla-repo DIR / set XLA_REPO to a clone that has it"
                 );
             }
-            eprintln!("fetching {rev} from {UPSTREAM_URL} into {} ...", dir.display());
+            let url = repo.find_remote("origin").ok().and_then(|r| r.url().ok().map(str::to_string)).unwrap_or_else(|| UPSTREAM_URL.into());
+            eprintln!("fetching {rev} from {url} into {} ...", dir.display());
             let status = crate::tools::Tool::Git
                 .command()?
                 .arg("--git-dir")
                 .arg(&dir)
-                .args(["fetch", "--depth=1", "--no-tags", "origin", rev])
+                .args(["fetch", "--depth=1", "--no-tags", "--end-of-options", "origin", rev])
                 .status()
                 .context("cannot run git to fetch from upstream XLA (is git installed?)")?;
             if !status.success() {
-                bail!(
-                    "cannot fetch {rev} from {UPSTREAM_URL} (git exited with {status}); pass --xla-repo DIR or set XLA_REPO to use a local clone"
-                );
+                bail!("cannot fetch {rev} from {url} (git exited with {status}); pass --xla-repo DIR or set XLA_REPO to use a local clone");
             }
             if !looks_like_sha(rev) {
                 // A branch or tag was fetched by name: FETCH_HEAD resolves it.
@@ -89,9 +96,14 @@ pub fn read_path(repo: &Repository, tree: &git2::Tree, path: &str) -> Result<Opt
     if entry.kind() != Some(ObjectType::Blob) {
         return Ok(None);
     }
-    let blob = repo
-        .find_blob(entry.id())
-        .with_context(|| format!("blob {} ({path}) is missing from {} (partial clone? fetch it)", entry.id(), repo.path().display()))?;
+    let blob = repo.find_blob(entry.id()).with_context(|| {
+        format!(
+            "blob {} ({path}) is missing from {}: the repository is incomplete (a partial, shallow or damaged clone); \
+                 point --xla-repo / XLA_REPO at a complete clone",
+            entry.id(),
+            repo.path().display()
+        )
+    })?;
     Ok(Some(blob.content().to_vec()))
 }
 

@@ -225,7 +225,8 @@ fn missing_blob_is_a_clear_error() {
     let partial = xla.commit_with_missing_blob();
     let s = base_project(&xla);
     let before = snapshot(s.path());
-    let out = s.upgrade(xla.path(), &[&partial], &[]);
+    // On top of the Bazel 8 commit: accepted, to reach the hash.
+    let out = s.upgrade(xla.path(), &[&partial, "--accept-bazel-major"], &[]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("cannot hash the tree of {partial}")) && stderr.contains("lacks objects"), "{stderr}");
@@ -256,4 +257,185 @@ fn failure_at_every_step_changes_nothing() {
     // And the same project still upgrades afterwards.
     let out = s.upgrade(xla.path(), &[&xla.compatible], &[]);
     assert!(out.status.success(), "{}", text(&out).1);
+}
+
+/// Issue 16: LLVM, StableHLO (commit and the version plugins accept) and
+/// Shardy, before and after, with the range crossed; a move is a decision
+/// for MLIR bindings. Expected values are read from the synthetic history
+/// with git, not from the xtask.
+#[test]
+fn toolchain_moves_are_reported() {
+    use upgrade_support::{LLVM_BASE, LLVM_NEW, SHARDY_NEW, STABLEHLO_BASE, STABLEHLO_NEW};
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    let range = format!("{}..{}", xla.base, xla.compatible);
+    let llvm_integrates = support::git(xla.path(), &["log", "--format=%H", &range, "--", "third_party/llvm/workspace.bzl"]).lines().count();
+    assert_eq!(llvm_integrates, 2, "the synthetic history integrates LLVM twice");
+
+    let out = s.upgrade(xla.path(), &[&xla.compatible, "--json"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = j["report"].as_str().unwrap();
+    assert_eq!(report, s.read(j["report_path"].as_str().unwrap()), "the JSON carries the written report");
+    let row =
+        |name: &str| report.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_else(|| panic!("no {name} row: {report}"));
+    let llvm = row("LLVM commit");
+    assert!(llvm.contains(&format!("`{}`", &LLVM_BASE[..12])) && llvm.contains(&format!("`{}`", &LLVM_NEW[..12])), "{llvm}");
+    assert!(llvm.contains(&format!("{llvm_integrates} XLA commit(s) changed it")), "{llvm}");
+    assert!(llvm.contains(&format!("https://github.com/llvm/llvm-project/compare/{LLVM_BASE}...{LLVM_NEW}")), "{llvm}");
+    assert!(row("StableHLO commit").contains(&format!("`{}`", &STABLEHLO_NEW[..12])), "{report}");
+    assert!(row("Shardy commit").contains("(not vendored) | (not vendored) | unchanged"), "{report}");
+    // Read from XLA's own temporary.patch (the new side of its Version.h hunk).
+    let version = row("StableHLO version plugins accept");
+    assert!(version.contains("| 1.9.0 | 1.10.0 | **changed**"), "{version}");
+    assert!(report.contains("`third_party/stablehlo/temporary.patch` patches `stablehlo/dialect/Version.h`"), "{report}");
+    let decisions = &report[report.find("## Needs a human decision").unwrap()..report.find("## Toolchain versions").unwrap()];
+    for needle in
+        ["**LLVM commit** (MLIR bindings)", "**StableHLO commit** (MLIR bindings)", "**StableHLO version** (MLIR bindings): 1.9.0 → 1.10.0"]
+    {
+        assert!(decisions.contains(needle), "missing {needle}: {decisions}");
+    }
+    assert!(stderr.contains("!! LLVM commit:") && stderr.contains("!! StableHLO version:"), "{stderr}");
+    assert_eq!(j["toolchain"]["old"]["llvm"].as_str(), Some(LLVM_BASE));
+    assert_eq!(j["toolchain"]["new"]["stablehlo"].as_str(), Some(STABLEHLO_NEW));
+    assert_eq!(j["toolchain"]["new"]["stablehlo_version"].as_str(), Some("1.10.0"));
+    assert_eq!(j["toolchain"]["moved"][0]["xla_integrates"].as_u64(), Some(llvm_integrates as u64));
+    assert_eq!(j["toolchain"]["old"]["stablehlo"].as_str(), Some(STABLEHLO_BASE));
+
+    // Next: Shardy appears, and the patch no longer records the version,
+    // which is then unknown without a StableHLO clone (and says how to get it).
+    support::git(s.path(), &["add", "-A"]);
+    support::git(s.path(), &["commit", "-q", "-m", "upgraded"]);
+    let out = s.upgrade(xla.path(), &[&xla.breaking, "--accept-bazel-major"], &[]);
+    let (report, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(report.contains(&format!("| Shardy commit | (not vendored) | `{}` |", &SHARDY_NEW[..12])), "{report}");
+    assert!(report.contains("**Shardy commit** (MLIR bindings)"), "{report}");
+    assert!(report.contains("| 1.10.0 | unknown (below) |") && report.contains("set STABLEHLO_REPO"), "{report}");
+}
+
+/// Issue 16 / issue 13: a dry run goes through every step past every
+/// refusal (downgrade, Bazel major, local edits), lists each reason a real
+/// run would stop, exits 1 because one would, and writes nothing; with the
+/// refusals lifted it exits 0 and a real run writes exactly what it listed.
+#[test]
+fn dry_run_shows_every_step_past_every_refusal() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    // Pinned at the Bazel 8 commit: going back to base is a downgrade AND a
+    // Bazel major change (8 -> 7); a local edit to CHANGELOG.md on top.
+    let s = Scratch::new(&upgrade_support::pins_for(&xla.breaking, "2024-05-28T16:06:45-07:00", "0.3", "8.0.0"));
+    std::fs::write(s.path().join("CHANGELOG.md"), "# Changelog\n\n- a local edit\n").unwrap();
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.base, "--dry-run"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "a real run would stop: {stderr}");
+    assert_eq!(snapshot(s.path()), before, "a dry run writes nothing");
+    assert!(stdout.starts_with("# XLA downgrade:"), "the report comes first: {stdout}");
+    let dry = &stdout[stdout.find("## Dry run: what a real run would do").expect("dry-run section")..];
+    for step in ["resolve", "hash", "versions", "diff", "pins", "bindings", "compile", "report"] {
+        assert!(dry.lines().any(|l| l.contains(&format!(". {step} | done"))), "step {step} not done: {dry}");
+    }
+    assert!(dry.contains("| 9. commit | skipped: dry run"), "{dry}");
+    let stops = &dry[dry.find("### Why a real run would stop").unwrap()..];
+    for needle in ["refusing to downgrade", "uncommitted local edits", "CHANGELOG.md", "Bazel major version 8 -> 7", "--accept-bazel-major"]
+    {
+        assert!(stops.contains(needle), "missing {needle}: {stops}");
+    }
+    assert!(dry.contains("modify `pins.toml`") && dry.contains("create `docs/upgrades/"), "{dry}");
+    assert!(stderr.contains("a real run would STOP (3 reason(s))"), "{stderr}");
+
+    // The same as JSON.
+    let out = s.upgrade(xla.path(), &[&xla.base, "--dry-run", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(j["would_succeed"], false);
+    let steps: Vec<&str> = j["stops"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["resolve", "resolve", "pins"]);
+
+    // Lift every refusal: the dry run says a real run would succeed, and the
+    // real run writes exactly the files the dry run listed.
+    support::git(s.path(), &["checkout", "--", "CHANGELOG.md"]);
+    let lifted = [xla.base.as_str(), "--allow-downgrade", "--accept-bazel-major"];
+    let out = s.upgrade(xla.path(), &[&lifted[..], &["--dry-run", "--json"]].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let dry: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(dry["would_succeed"], true);
+    let out = s.upgrade(xla.path(), &[&lifted[..], &["--json"]].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let real: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(dry["files"], real["files"]);
+    assert_eq!(dry["report"], real["report"]);
+    let modified = support::git(s.path(), &["diff", "--name-only"]);
+    let created = support::git(s.path(), &["ls-files", "--others", "--exclude-standard"]);
+    let mut touched: Vec<&str> = modified.lines().chain(created.lines()).collect();
+    touched.sort();
+    let listed: Vec<&str> = real["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(touched, listed);
+}
+
+/// Issue 13: `--dry-run` refused on local edits although it writes nothing.
+/// It must show the report and name the edits as a reason a real run stops.
+#[test]
+fn dry_run_reports_local_edits_instead_of_refusing() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let s = base_project(&xla);
+    std::fs::write(s.path().join("pins.toml"), format!("{}\n# a local edit\n", s.read("pins.toml"))).unwrap();
+    let before = snapshot(s.path());
+    let out = s.upgrade(xla.path(), &[&xla.compatible, "--dry-run"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(snapshot(s.path()), before);
+    assert!(stdout.contains("verdict: COMPATIBLE"), "the dry run shows the report despite the edits: {stderr}");
+    assert!(stdout.contains("uncommitted local edits") && stdout.contains("pins.toml"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "a real run would stop");
+}
+
+/// Issue 13: a dry run numbered its steps [n/8] and a real run [n/9]. The
+/// same steps carry the same numbers in both.
+#[test]
+fn dry_and_real_runs_number_steps_alike() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let labels = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .map(|l| l.split(':').next().unwrap().split(']').next().unwrap().to_string() + "]")
+            .collect()
+    };
+    let s = base_project(&xla);
+    let dry = s.upgrade(xla.path(), &[&xla.compatible, "--dry-run"], &[]);
+    let real = s.upgrade(xla.path(), &[&xla.compatible], &[]);
+    assert!(dry.status.success() && real.status.success(), "{}", text(&real).1);
+    let (d, r) = (labels(&text(&dry).1), labels(&text(&real).1));
+    assert_eq!(d, r, "dry:\n{}\nreal:\n{}", text(&dry).1, text(&real).1);
+    assert_eq!(r.last().map(String::as_str), Some("[9/9]"), "{r:?}");
+}
+
+/// Issue 13: the missing-blob error gave two different `git fetch` commands.
+#[test]
+fn missing_blob_error_gives_one_way_out() {
+    if !require_command("git") {
+        return;
+    }
+    let xla = SyntheticXla::build();
+    let partial = xla.commit_with_missing_blob();
+    let s = base_project(&xla);
+    // On top of the Bazel 8 commit: accepted, to reach the hash.
+    let out = s.upgrade(xla.path(), &[&partial, "--accept-bazel-major"], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("git fetch").count(), 1, "one fetch command, not two: {stderr}");
+    assert!(stderr.contains("complete clone"), "{stderr}");
 }

@@ -26,7 +26,8 @@ pub fn target_dir() -> Result<PathBuf> {
 /// `cargo check`s pjrt-sys as `staged` would leave it.
 pub fn check_staged(staged: &Staged) -> Result<()> {
     let root = staged.root();
-    let dir = tempfile::Builder::new().prefix("pjrtpkgs-upgrade-compile-").tempdir()?;
+    // Removed on drop and on SIGINT/SIGTERM; a SIGKILLed run's is swept by the next.
+    let dir = super::interrupt::StagingDir::new("compile")?;
     crate::fsutil::copy_tree(&root.join(CRATE_DIR), &dir.path().join(CRATE_DIR))
         .with_context(|| format!("cannot copy {} to a staging directory", root.join(CRATE_DIR).display()))?;
     // Overlay the staged files that live in the crate (those that differ
@@ -43,13 +44,12 @@ pub fn check_staged(staged: &Staged) -> Result<()> {
         std::fs::write(dir.path().join("Cargo.lock"), lock)?;
     }
     let target = target_dir()?;
-    let output = crate::tools::Tool::Cargo
-        .command()?
+    let mut cargo = crate::tools::Tool::Cargo.command()?;
+    cargo
         .args(["check", "--offline", "--quiet", "--package", "pjrt-sys", "--manifest-path"])
         .arg(dir.path().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .context("cannot run cargo to compile the regenerated bindings")?;
+        .env("CARGO_TARGET_DIR", &target);
+    let output = super::interrupt::output(&mut cargo).context("cannot run cargo to compile the regenerated bindings")?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();

@@ -45,7 +45,12 @@ pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> 
         doc.set_bazel_version(v);
     }
     doc.mark_bazel_deps_stale();
-    let out = doc.to_string();
+    let mut out = doc.to_string();
+    // The TOML editor writes LF: a CRLF pins.toml stays CRLF, so that only
+    // the changed values show in the diff.
+    if text.contains("\r\n") && !out.contains("\r\n") {
+        out = out.replace('\n', "\r\n");
+    }
     crate::pins::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
     Ok(out)
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::peers::{AbiVerdict, HeaderDiff, Verdict, XlaPin};
 use super::review::{Level, Review};
+use super::toolchain::{Accepted, Moves, Project, VersionSource};
 use super::versions::{ApiVersion, XlaVersions};
 use crate::diff_headers::proto::Wire;
 
@@ -20,6 +21,8 @@ pub struct Upgrade<'a> {
     pub new: &'a XlaPin,
     pub versions: &'a XlaVersions,
     pub review: &'a Review,
+    /// LLVM, StableHLO and Shardy at both commits.
+    pub moves: &'a Moves,
     pub diff: &'a HeaderDiff,
     /// Sections of xla/pjrt/c/CHANGELOG.md for the versions crossed, newest first.
     pub api_changelog: &'a [(ApiVersion, String)],
@@ -114,11 +117,15 @@ pub fn markdown(u: &Upgrade) -> String {
 
     let _ = writeln!(m, "## Needs a human decision\n");
     let actions: Vec<_> = u.review.actions().collect();
-    if actions.is_empty() {
-        let _ = writeln!(m, "Nothing: no nixpkgs attribute has to change for this upgrade.\n");
+    let moves = u.moves.decisions();
+    if actions.is_empty() && moves.is_empty() {
+        let _ = writeln!(m, "Nothing: no nixpkgs attribute has to change, and LLVM, StableHLO and Shardy did not move.\n");
     } else {
         for f in actions {
             let _ = writeln!(m, "- **{}**: {} → {}. {}", f.pin, dash(&f.pinned), f.xla, f.message);
+        }
+        for (what, message) in &moves {
+            let _ = writeln!(m, "- **{what}** (MLIR bindings): {message}");
         }
         m.push('\n');
     }
@@ -163,6 +170,8 @@ pub fn markdown(u: &Upgrade) -> String {
         m.push('\n');
     }
 
+    toolchain_section(&mut m, u);
+
     let _ = writeln!(m, "## PJRT C API changelog for the versions crossed\n");
     if u.api_changelog.is_empty() {
         let (lo, hi) =
@@ -187,6 +196,9 @@ pub fn markdown(u: &Upgrade) -> String {
         let _ = writeln!(m, "## Protobuf diff\n");
         let _ = writeln!(m, "{}\n", demote(p.to_markdown().trim(), 1));
     }
+
+    // The protobuf diff's section (issue 16) goes here, after the header
+    // diff: both say what the upgrade does to a binding's wire and API.
 
     let _ = writeln!(m, "## Files written\n");
     let stale = u.deps.iter().filter(|d| d.2.is_none()).count();
@@ -217,12 +229,85 @@ pub fn markdown(u: &Upgrade) -> String {
     if u.review.actions().next().is_some() {
         step("Decide the toolchain items under \"Needs a human decision\" and edit pins.toml by hand.".into());
     }
+    if !u.moves.decisions().is_empty() {
+        step("MLIR bindings: move them to the LLVM / StableHLO / Shardy commits above (compare links in \"MLIR toolchain\").".into());
+    }
     if stale > 0 {
         step("Refresh the Bazel dependency hashes: `cargo xtask deps-hash refresh` (or rerun with `--nix`); `cargo xtask pins check` lists the stale ones.".into());
     }
     step("Build the plugins (`nix build .#pjrt-cpu` ...) and run `cargo xtask smoke result/lib/pjrt_c_api_cpu_plugin.so`.".into());
     step("Review `git diff`, then commit pins.toml, the bindings, this report and CHANGELOG.md together.".into());
     m
+}
+
+/// LLVM, StableHLO (commit and version) and Shardy, before and after, with
+/// the range crossed and where the StableHLO version comes from.
+fn toolchain_section(m: &mut String, u: &Upgrade) {
+    let mv = u.moves;
+    let _ = writeln!(m, "## MLIR toolchain: LLVM, StableHLO, Shardy\n");
+    let _ =
+        writeln!(m, "| | before (`{}`) | after (`{}`) | range crossed |\n|---|---|---|---|", short(&u.old.commit), short(&u.new.commit));
+    for p in Project::ALL {
+        let (o, n) = (mv.old.commit(p), mv.new.commit(p));
+        let shown = |c: Option<&str>| c.map(|c| format!("`{}`", short(c))).unwrap_or_else(|| "(not vendored)".into());
+        let crossed = match mv.moved.iter().find(|x| x.project == p) {
+            None => "unchanged".to_string(),
+            Some(x) => {
+                let mut parts = Vec::new();
+                if let Some(n) = x.xla_integrates {
+                    parts.push(format!("{n} XLA commit(s) changed it"));
+                }
+                if let Some(n) = x.upstream_commits {
+                    parts.push(format!("{n} {} commit(s)", p.name()));
+                }
+                if let Some(url) = x.compare_url() {
+                    parts.push(format!("[compare]({url})"));
+                }
+                parts.join("; ")
+            }
+        };
+        let _ = writeln!(m, "| {} commit | {} | {} | {crossed} |", p.name(), shown(o), shown(n));
+    }
+    let version = |a: &Accepted, min: bool| match a {
+        Accepted::Known { current, minimum, .. } => {
+            if min {
+                minimum.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+            } else {
+                current.to_string()
+            }
+        }
+        Accepted::Unknown(_) => "unknown (below)".into(),
+    };
+    let (ov, nv) = (&mv.old.stablehlo_version, &mv.new.stablehlo_version);
+    let changed = if mv.stablehlo_version_changed() { "**changed**" } else { "" };
+    let _ = writeln!(
+        m,
+        "| StableHLO version plugins accept (`stablehlo_current_version`) | {} | {} | {changed} |",
+        version(ov, false),
+        version(nv, false)
+    );
+    let _ = writeln!(
+        m,
+        "| oldest StableHLO version accepted (`stablehlo_minimum_version`) | {} | {} | |\n",
+        version(ov, true),
+        version(nv, true)
+    );
+    for (when, a) in [("before", ov), ("after", nv)] {
+        let source = match a {
+            Accepted::Known { source: VersionSource::XlaPatch, .. } => {
+                "from XLA's own tree: `third_party/stablehlo/temporary.patch` patches `stablehlo/dialect/Version.h`".to_string()
+            }
+            Accepted::Known { source: VersionSource::StablehloRepo, .. } => {
+                "from `stablehlo/dialect/Version.h` at the pinned StableHLO commit (a StableHLO clone, `--stablehlo-repo`)".to_string()
+            }
+            Accepted::Unknown(why) => format!("unknown: {why}"),
+        };
+        let _ = writeln!(m, "- StableHLO version {when}: {source}.");
+    }
+    if let Some(note) = &mv.history_note {
+        let _ = writeln!(m, "- XLA integrates not counted: {note}.");
+    }
+    m.push('\n');
 }
 
 fn dash(s: &str) -> &str {
@@ -267,27 +352,39 @@ pub fn changelog_entry(u: &Upgrade) -> String {
             Verdict::Unchanged => "headers unchanged",
         },
         if protos_break(u.diff) { "; protobuf schemas **BREAKING**" } else { "" },
-        if u.review.actions().next().is_some() { "; toolchain decisions pending (see report)" } else { "" },
+        if u.review.actions().next().is_some() || !u.moves.decisions().is_empty() {
+            "; toolchain decisions pending (see report)"
+        } else {
+            ""
+        },
     )
 }
 
 /// CHANGELOG.md with `entry` as the newest item of `## Unreleased` /
 /// `### XLA`, creating the file, the section or the subsection as needed.
+/// Every existing line keeps its bytes, line ending included (a CRLF file
+/// stays CRLF); new lines take the file's line ending.
 pub fn changelog_with_entry(existing: Option<&str>, entry: &str) -> String {
     let Some(text) = existing.filter(|t| !t.trim().is_empty()) else {
         return format!("# Changelog\n\n## Unreleased\n\n### XLA\n\n{entry}\n");
     };
-    let lines: Vec<&str> = text.lines().collect();
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    if let Some(last) = out.last_mut().filter(|l| !l.ends_with('\n')) {
+        last.push_str(eol);
+    }
+    let lines: Vec<String> = out.iter().map(|l| l.trim_end_matches('\n').trim_end_matches('\r').to_string()).collect();
+    let line = |s: &str| format!("{s}{eol}");
     let is_h2 = |l: &str| l.starts_with("## ");
     let unreleased = lines.iter().position(|l| is_h2(l) && l[3..].trim().to_ascii_lowercase().starts_with("unreleased"));
-    let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     match unreleased {
         None => {
             let at = lines.iter().position(|l| is_h2(l)).unwrap_or(lines.len());
-            let block = ["## Unreleased".to_string(), String::new(), "### XLA".into(), String::new(), entry.into(), String::new()];
+            let block = [line("## Unreleased"), line(""), line("### XLA"), line(""), line(entry), line("")];
             if at == lines.len() && !lines.last().is_some_and(|l| l.trim().is_empty()) {
-                out.push(String::new());
+                out.push(line(""));
             }
+            let at = at.min(out.len());
             out.splice(at..at, block);
         }
         Some(u) => {
@@ -300,27 +397,25 @@ pub fn changelog_with_entry(existing: Option<&str>, entry: &str) -> String {
                         at += 1;
                     }
                     if at == h + 1 {
-                        out.insert(at, String::new());
+                        out.insert(at, line(""));
                         at += 1;
                     }
-                    out.insert(at, entry.to_string());
+                    out.insert(at, line(entry));
                 }
                 None => {
                     let mut at = u + 1;
                     while at < end && lines[at].trim().is_empty() {
                         at += 1;
                     }
-                    out.splice(at..at, ["### XLA".to_string(), String::new(), entry.into(), String::new()]);
+                    out.splice(at..at, [line("### XLA"), line(""), line(entry), line("")]);
                     if at == u + 1 {
-                        out.insert(u + 1, String::new());
+                        out.insert(u + 1, line(""));
                     }
                 }
             }
         }
     }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
+    out.concat()
 }
 
 #[cfg(test)]
@@ -338,6 +433,11 @@ mod tests {
         assert_eq!(other, "# C\n\n## Unreleased\n\n### XLA\n\n- a\n\n### Added\n\n- x\n");
         let bare = changelog_with_entry(Some("# C\n\n## Unreleased\n### XLA\n- x\n"), "- a");
         assert_eq!(bare, "# C\n\n## Unreleased\n### XLA\n\n- a\n- x\n");
+        // Line endings are kept, line by line; new lines take the file's.
+        let crlf = changelog_with_entry(Some("# C\r\n\r\n## 0.1.0\r\n\r\n- old\r\n"), "- a");
+        assert_eq!(crlf, "# C\r\n\r\n## Unreleased\r\n\r\n### XLA\r\n\r\n- a\r\n\r\n## 0.1.0\r\n\r\n- old\r\n");
+        let no_final_newline = changelog_with_entry(Some("# C\n\n## 0.1.0\n\n- old"), "- a");
+        assert_eq!(no_final_newline, "# C\n\n## Unreleased\n\n### XLA\n\n- a\n\n## 0.1.0\n\n- old\n");
     }
 
     #[test]

@@ -166,6 +166,37 @@ build:pjrt_cuda13 --repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES="sm_75,sm_80,sm_
     )
 }
 
+/// `third_party/<name>/workspace.bzl` pinning `commit`, as XLA writes it.
+fn workspace_bzl(var: &str, commit: &str) -> String {
+    format!("def repo():\n    {var}_COMMIT = \"{commit}\"\n    {var}_SHA256 = \"0000\"\n")
+}
+
+/// XLA's `third_party/stablehlo/temporary.patch`, patching Version.h to
+/// `current` (over `upstream`) when given, else touching another file.
+fn stablehlo_patch(version: Option<(&str, &str)>) -> String {
+    let mut p = String::from(
+        "diff --ruN a/stablehlo/BUILD.bazel b/stablehlo/BUILD.bazel\n--- stablehlo/BUILD.bazel\n+++ stablehlo/BUILD.bazel\n@@ -1,1 +1,1 @@\n-a\n+b\n",
+    );
+    if let Some((upstream, current)) = version {
+        p.push_str(&format!(
+            "diff --ruN a/stablehlo/stablehlo/dialect/Version.h b/stablehlo/stablehlo/dialect/Version.h\n\
+             --- stablehlo/stablehlo/dialect/Version.h\n+++ stablehlo/stablehlo/dialect/Version.h\n@@ -38,7 +38,9 @@\n\
+             \x20  /// Return a Version representing the current VHLO dialect version.\n\
+             -  static Version getCurrentVersion() {{ return Version({upstream}); }}\n\
+             +  static Version getCurrentVersion() {{\n+    return Version(/*major=*/{current});\n+  }}\n\
+             \x20\n\x20  static Version getMinimumVersion() {{ return Version(0, 9, 0); }}\n"
+        ));
+    }
+    p
+}
+
+/// LLVM and StableHLO commits of the synthetic history.
+pub const LLVM_BASE: &str = "80aa52d8c5a8a1c26b4114c60c2159c743d236d8";
+pub const LLVM_NEW: &str = "1728a56d0e66c9e64a2e62fa6c5508580ccd28a0";
+pub const STABLEHLO_BASE: &str = "271e8634de184fbfafd677d3876170feb6d08c97";
+pub const STABLEHLO_NEW: &str = "5217297204acb9e5a21e40fa825aa0769fb3c33f";
+pub const SHARDY_NEW: &str = "f1c951d74cf5c67b9e0f776e21fe2316d5c69f37";
+
 const CHANGELOG_01: &str = "# PJRT C API changelog\n\n## 0.1\n* Initial synthetic API.\n";
 const CHANGELOG_02: &str = "## 0.2 (Synthetic)\n* Added ``num_devices`` to ``PJRT_Client_Create_Args``.\n\n";
 const CHANGELOG_03: &str = "## 0.3\n* Removed ``client`` from ``PJRT_Client_Create_Args`` (a mistake: this breaks the ABI).\n\n";
@@ -193,6 +224,9 @@ impl SyntheticXla {
         write(d, "xla/pjrt/c/pjrt_c_api.h", &core_header(&Header { minor: 1, extra_fields: "", keep_client: true }));
         write(d, "xla/pjrt/c/pjrt_c_api_example_extension.h", &extension_header(1, ""));
         write(d, "xla/pjrt/c/CHANGELOG.md", CHANGELOG_01);
+        write(d, "third_party/llvm/workspace.bzl", &workspace_bzl("LLVM", LLVM_BASE));
+        write(d, "third_party/stablehlo/workspace.bzl", &workspace_bzl("STABLEHLO", STABLEHLO_BASE));
+        write(d, "third_party/stablehlo/temporary.patch", &stablehlo_patch(Some(("1, 8, 10", "1, /*minor=*/9, /*patch=*/0"))));
         git(d, &["add", "-A"]);
         git_dated(d, Some("2024-03-29T15:40:47-07:00"), &["commit", "-q", "-m", "base: PJRT 0.1"]);
         let base = git(d, &["rev-parse", "HEAD"]);
@@ -202,6 +236,13 @@ impl SyntheticXla {
         write(d, "xla/pjrt/c/pjrt_c_api.h", &core_header(&Header { minor: 2, extra_fields: "  int num_devices;\n", keep_client: true }));
         write(d, "xla/pjrt/c/pjrt_c_api_example_extension.h", &extension_header(2, "  int extra_value;\n"));
         write(d, "xla/pjrt/c/CHANGELOG.md", &CHANGELOG_01.replace("\n## 0.1", &format!("\n{CHANGELOG_02}## 0.1")));
+        // An LLVM integrate, then a StableHLO one whose patch bumps the version.
+        write(d, "third_party/llvm/workspace.bzl", &workspace_bzl("LLVM", "0123456789abcdef0123456789abcdef01234567"));
+        git(d, &["add", "-A"]);
+        git_dated(d, Some("2024-04-20T10:00:00-07:00"), &["commit", "-q", "-m", "Integrate LLVM"]);
+        write(d, "third_party/llvm/workspace.bzl", &workspace_bzl("LLVM", LLVM_NEW));
+        write(d, "third_party/stablehlo/workspace.bzl", &workspace_bzl("STABLEHLO", STABLEHLO_NEW));
+        write(d, "third_party/stablehlo/temporary.patch", &stablehlo_patch(Some(("1, 9, 8", "1, /*minor=*/10, /*patch=*/0"))));
         git(d, &["add", "-A"]);
         git_dated(d, Some("2024-04-26T13:34:51-07:00"), &["commit", "-q", "-m", "PJRT 0.2: append num_devices"]);
         let compatible = git(d, &["rev-parse", "HEAD"]);
@@ -212,6 +253,9 @@ impl SyntheticXla {
         write(d, "xla/pjrt/c/pjrt_c_api.h", &core_header(&Header { minor: 3, extra_fields: "  int num_devices;\n", keep_client: false }));
         let log = std::fs::read_to_string(d.join("xla/pjrt/c/CHANGELOG.md")).unwrap();
         write(d, "xla/pjrt/c/CHANGELOG.md", &log.replace("\n## 0.2", &format!("\n{CHANGELOG_03}## 0.2")));
+        // Shardy appears; the patch no longer records the StableHLO version.
+        write(d, "third_party/shardy/workspace.bzl", &workspace_bzl("SHARDY", SHARDY_NEW));
+        write(d, "third_party/stablehlo/temporary.patch", &stablehlo_patch(None));
         git(d, &["add", "-A"]);
         git_dated(d, Some("2024-05-28T16:06:45-07:00"), &["commit", "-q", "-m", "PJRT 0.3: remove client (breaking)"]);
         let breaking = git(d, &["rev-parse", "HEAD"]);
@@ -350,17 +394,25 @@ impl Scratch {
 
     /// Runs `cargo xtask upgrade-xla ARGS` on this project.
     pub fn upgrade(&self, xla: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        let mut cmd = self.command(env);
         cmd.arg("upgrade-xla").args(args).arg("--xla-repo").arg(xla);
+        cmd.output().expect("the xtask binary runs")
+    }
+
+    /// The xtask on this project, with its cache and the shared staging
+    /// target directory, and `env` on top.
+    pub fn command(&self, env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(xtask_bin());
         cmd.env("PJRTPKGS_ROOT", self.path())
             .env("PJRTPKGS_CACHE_DIR", self.cache.path())
             .env("PJRTPKGS_UPGRADE_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("upgrade-staging-target"))
             .env_remove("XLA_REPO")
+            .env_remove("STABLEHLO_REPO")
             .env_remove("PJRTPKGS_UPGRADE_FAIL_AT");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().expect("the xtask binary runs")
+        cmd
     }
 
     pub fn read(&self, rel: &str) -> String {
@@ -368,7 +420,7 @@ impl Scratch {
     }
 }
 
-/// Every file (bytes and mode) and directory of a tree, `.git` excluded (git
+/// Every file (bytes and mode), symlink (its target) and directory of a tree, `.git` excluded (git
 /// itself refreshes its index on `git status`).
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     use std::os::unix::fs::PermissionsExt;
@@ -382,7 +434,10 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
                 continue;
             }
             let meta = std::fs::symlink_metadata(e.path()).unwrap();
-            if meta.is_dir() {
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(e.path()).unwrap();
+                out.insert(child, (meta.permissions().mode(), target.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
                 out.insert(child.join(""), (meta.permissions().mode(), Vec::new()));
                 stack.push(child);
             } else {
@@ -391,6 +446,40 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
         }
     }
     out
+}
+
+/// The xtask binary under test: this build's, or `PJRTPKGS_TEST_XTASK`
+/// (to show a regression test failing on another build, e.g. the old code).
+pub fn xtask_bin() -> PathBuf {
+    std::env::var_os("PJRTPKGS_TEST_XTASK").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_xtask")))
+}
+
+/// A clone of openxla/stablehlo (`STABLEHLO_REPO`), for the StableHLO
+/// version plugins accept. Like XLA history: skipped outside CI when unset;
+/// under `CI=true` a failure unless `PJRTPKGS_SKIP_STABLEHLO_HISTORY` gives
+/// the reason it may not run.
+pub fn stablehlo_repo() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STABLEHLO_REPO") {
+        let dir = PathBuf::from(dir);
+        assert!(dir.exists(), "STABLEHLO_REPO={} does not exist: point it at a clone of openxla/stablehlo", dir.display());
+        return Some(dir);
+    }
+    if crate::support::under_ci() {
+        match std::env::var("PJRTPKGS_SKIP_STABLEHLO_HISTORY") {
+            Ok(reason) if !reason.is_empty() => {
+                eprintln!(
+                    "\n!!! SKIPPED (reason: {reason}) !!!\n!!! the StableHLO-history checks did not run: STABLEHLO_REPO is unset !!!\n"
+                );
+                return None;
+            }
+            _ => panic!(
+                "CI=true but STABLEHLO_REPO is unset: point it at a clone of openxla/stablehlo, or set \
+                 PJRTPKGS_SKIP_STABLEHLO_HISTORY to the reason these checks may be skipped"
+            ),
+        }
+    }
+    eprintln!("\n!!! SKIP: STABLEHLO_REPO is unset; the StableHLO-history checks did not run !!!\n");
+    None
 }
 
 pub fn text(out: &Output) -> (String, String) {
