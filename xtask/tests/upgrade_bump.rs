@@ -145,7 +145,11 @@ fn scheduled_bump_opens_then_updates_one_pull_request() {
     let title = create[create.iter().position(|a| *a == "--title").unwrap() + 1];
     assert_eq!(
         title,
-        format!("XLA upgrade {} → {} (PJRT 0.47 → 0.50): BREAKS the PJRT C API (source only, the ABI holds)", &OLD[..12], &NEW[..12])
+        format!(
+            "XLA upgrade {} → {} (PJRT 0.47 → 0.50): BREAKS the PJRT C API (source only, the ABI holds) and protobuf message sources",
+            &OLD[..12],
+            &NEW[..12]
+        )
     );
     let body_file = create[create.iter().position(|a| *a == "--body-file").unwrap() + 1];
     let body = std::fs::read_to_string(body_file).unwrap();
