@@ -31,8 +31,11 @@ impl Env {
         }
         let dir = tempfile::tempdir().unwrap();
         let sandbox_paths: Vec<&str> = ["/bin", "/lib", "/lib64", "/usr"].into_iter().filter(|p| Path::new(p).exists()).collect();
-        let nix_config =
-            format!("experimental-features = nix-command flakes\nsubstituters =\nsandbox-paths = {}\n{}", sandbox_paths.join(" "), support::build_users_setting());
+        let nix_config = format!(
+            "experimental-features = nix-command flakes\nsubstituters =\nsandbox-paths = {}\n{}",
+            sandbox_paths.join(" "),
+            support::build_users_setting()
+        );
         let mut env = Env { flake: dir.path().join("flake"), dir, nix_config };
         env.write_flake();
         Some(env)

@@ -347,6 +347,9 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             }
         }
     }
+    if let Some(release) = &pins.release {
+        super::release::check(release, &mut |key, message| ctx.error(key, message));
+    }
 }
 
 fn list(ctx: &mut Ctx<'_>, key: &str, values: &[String], valid: fn(&str) -> bool, what: &str) {
