@@ -382,6 +382,9 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
     if !problems.is_empty() {
         bail!("refused: {} problem(s), nothing was written:\n  {}", problems.len(), problems.join("\n  "));
     }
+    // Everything downstream in the order of the archive names, whatever the
+    // order of the inputs.
+    planned.sort_by(|a, b| a.name.cmp(&b.name));
 
     // The output directory: staged beside it, moved into place at the end.
     let out = std::path::absolute(&args.out)?;

@@ -186,9 +186,8 @@ fn layout(data: &[u8]) -> Result<Layout> {
     let link = object::SectionIndex(section.sh_link(endian) as usize);
     let strtab = sections.section(link).map_err(bad)?;
     let dynstr = (strtab.sh_offset(endian) as usize, strtab.sh_size(endian) as usize);
-    if dynamic.0.checked_add(dynamic.1 * entry).is_none_or(|end| end > data.len())
-        || dynstr.0.checked_add(dynstr.1).is_none_or(|end| end > data.len())
-    {
+    let within = |(offset, size): (usize, usize)| offset.checked_add(size).is_some_and(|end| end <= data.len());
+    if !within((dynamic.0, dynamic.1 * entry)) || !within(dynstr) {
         bail!("the dynamic section or its string table lies outside the file");
     }
 

@@ -29,15 +29,26 @@ pub fn load_secret_key(path: &Path) -> Result<minisign::SecretKey> {
         .map_err(|_| anyhow!("{} is not a minisign secret key (its second line is not base64)", path.display()))?;
     // Bytes 2..4 name the key derivation: zero for an unencrypted key.
     let encrypted = bytes.get(2..4).is_some_and(|kdf| kdf != [0, 0]);
-    let boxed = minisign::SecretKeyBox::from_string(&text).map_err(|e| anyhow!("{} is not a minisign secret key: {e}", path.display()))?;
     let key = if encrypted {
+        let boxed =
+            minisign::SecretKeyBox::from_string(&text).map_err(|e| anyhow!("{} is not a minisign secret key: {e}", path.display()))?;
         let password =
             std::env::var(PASSWORD_ENV).map_err(|_| anyhow!("{} is encrypted: put its password in ${PASSWORD_ENV}", path.display()))?;
-        boxed.into_secret_key(Some(password))
+        boxed.into_secret_key(Some(password)).map_err(|e| anyhow!("cannot use the signing key {}: {e}", path.display()))?
     } else {
-        boxed.into_unencrypted_secret_key()
+        // minisign 0.11's `-G -W` leaves the checksum of an unencrypted key
+        // zero, which the crate's own loader calls corrupted: read the
+        // bytes, and check the key by what matters, a signature its public
+        // half verifies.
+        let key = minisign::SecretKey::from_bytes(&bytes).map_err(|e| anyhow!("{} is not a minisign secret key: {e}", path.display()))?;
+        let probe = sign(&key, b"pjrtpkgs key check", "key check");
+        let public = minisign::PublicKey::from_secret_key(&key).map_err(|e| anyhow!("{e}"));
+        match (probe, public) {
+            (Ok(sig), Ok(public)) if verify(&public, &sig, b"pjrtpkgs key check").is_ok() => key,
+            _ => bail!("{} is corrupted: its secret and public halves do not match", path.display()),
+        }
     };
-    key.map_err(|e| anyhow!("cannot use the signing key {}: {e}", path.display()))
+    Ok(key)
 }
 
 /// A public key: its base64 line (`RW...`), or a `.pub` file holding it.
