@@ -102,13 +102,14 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// Nix build results and/or names of prebuilt plugins pinned in pins.toml.
+    /// Nix build results and/or names of prebuilt plugins pinned in pins.toml (NAME, or
+    /// NAME@SYSTEM for another system's wheel).
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<String>,
     /// Directory to create for the release; it must not exist or be empty.
     #[arg(long, value_name = "DIR", default_value = "dist")]
     pub out: PathBuf,
-    /// Nix system of the prebuilt wheels (default: this machine's).
+    /// Nix system of the prebuilt wheels named without @SYSTEM (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
     /// minisign secret key that signs SHA256SUMS.
@@ -488,7 +489,10 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         std::fs::remove_dir(&out).with_context(|| format!("cannot replace the empty {}", out.display()))?;
     }
     let staged = staging.keep();
-    std::fs::rename(&staged, &out).with_context(|| format!("cannot move the release to {}", out.display()))?;
+    if let Err(e) = std::fs::rename(&staged, &out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e).with_context(|| format!("cannot move the release to {}", out.display()));
+    }
     for a in &archives {
         eprintln!("{}  {}", a.sha256, a.file);
     }

@@ -29,7 +29,7 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Env> {
-        if !require_command("git") || !require_command("cc") {
+        if !require_command("git") || !require_command("cc") || !require_command("readelf") {
             return None;
         }
         let xla = SyntheticXla::build();

@@ -1,8 +1,9 @@
 //! Bit-for-bit reproducible `.tar.gz` archives: entries sorted by path,
 //! every directory listed, a fixed mtime, owner and group 0 with no names,
 //! modes 0755 (directories, shared libraries) or 0644, ustar headers, and a
-//! gzip stream with no name and no timestamp, compressed at level 6 by the
-//! deflate implementation Cargo.lock pins.
+//! gzip stream with no name and no timestamp, compressed at level 6 by
+//! zlib-rs (flate2's backend, named in xtask/Cargo.toml) at the version
+//! Cargo.lock pins: another deflate implementation gives other bytes.
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -50,8 +50,8 @@ pub fn plugin_lib_name(backend: &str) -> String {
 }
 
 /// Resolves one command-line input: an existing directory is a Nix build
-/// result; anything else names a pinned prebuilt plugin (for `system`, or
-/// this machine's).
+/// result; anything else names a pinned prebuilt plugin, `NAME` (for
+/// `system`, or this machine's) or `NAME@SYSTEM`.
 pub fn resolve(arg: &str, system: Option<&str>, pins: &Pins) -> Result<Input> {
     let path = Path::new(arg);
     if path.is_dir() {
@@ -60,7 +60,14 @@ pub fn resolve(arg: &str, system: Option<&str>, pins: &Pins) -> Result<Input> {
     if path.exists() || arg.contains('/') {
         bail!("`{arg}` is not a directory: give a Nix build result (`nix build .#pjrt-cpu` makes ./result) or the name of a plugin pinned in pins.toml");
     }
-    prebuilt(arg, system, pins)
+    match arg.split_once('@') {
+        Some((name, system)) => {
+            let mut input = prebuilt(name, Some(system), pins)?;
+            input.label = arg.to_owned();
+            Ok(input)
+        }
+        None => prebuilt(arg, system, pins),
+    }
 }
 
 fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {

@@ -80,7 +80,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let text = match &args.public_key {
             Some(k) => k.clone(),
             None => {
-                let pins = crate::pins::Pins::load(&crate::project::pins_toml()?)?;
+                let path = crate::project::pins_toml().context(
+                    "no public key given: pass --public-key KEY, or run inside a pjrtpkgs checkout whose pins.toml has [release] minisign_public_key",
+                )?;
+                let pins = crate::pins::Pins::load(&path)?;
                 pins.release.and_then(|r| r.minisign_public_key).context(
                     "no public key: pins.toml [release] has no minisign_public_key; pass --public-key KEY (or --unsigned for an unsigned release)",
                 )?
