@@ -34,9 +34,8 @@ mtime=$(date -d "$(sed -n 's/^date = "\(.*\)"/\1/p' pins.toml | head -n1)" +%s)
 peer="cd $work/trees && for d in *; do tar --sort=name --mtime=@$mtime --owner=0 --group=0 --numeric-owner -cf - \"\$d\" | gzip -n > $work/peer/\$d.tar.gz; done"
 
 hyperfine --warmup "$warmup" --runs "$runs" --export-json "$work/hyperfine.json" --export-markdown /dev/stdout \
-  --prepare "rm -rf $work/out $work/peer && mkdir $work/peer" \
-  -n "xtask release (3 CPU wheels)" "$xtask release ${plugins[*]} --unsigned --out $work/out" \
-  -n "tar + gzip -n (same files)" "$peer"
+  --prepare "rm -rf $work/out" -n "xtask release (3 CPU wheels)" "$xtask release ${plugins[*]} --unsigned --out $work/out" \
+  --prepare "rm -rf $work/peer && mkdir $work/peer" -n "tar + gzip -n (same files)" "$peer"
 
 # Every timed run wrote the reference's bytes.
 cmp "$work/reference/SHA256SUMS" "$work/out/SHA256SUMS" && echo "the timed release is byte-identical to the reference release"
