@@ -18,7 +18,7 @@ pub const EXIT_ERROR: u8 = 1;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades and the binary cache",
+    about = "pjrtpkgs maintainer tool: pins, Nix-exact hashes, PJRT header diffs, bindings, smoke tests, XLA upgrades, the binary cache and release archives",
     long_about = None,
     after_help = "The project is the checkout you stand in (the nearest directory above holding pins.toml), or --project DIR. \
 The files the xtask owns (pins.toml, the bindings, docs/) are found from there; paths you type are relative to the current directory.\n\n\
@@ -63,6 +63,7 @@ pub enum Command {
     /// Bazel dependency hashes of the source builds: refresh with Nix.
     #[command(subcommand)]
     DepsHash(crate::deps_hash::Command),
+    Release(crate::release::Args),
 }
 
 /// The whole program: parse, run the verb, turn every way it can end into
@@ -162,5 +163,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::UpgradeXla(args) => crate::upgrade::run(args),
         Command::Cache(cmd) => crate::cache::run(cmd),
         Command::DepsHash(cmd) => crate::deps_hash::run(cmd),
+        Command::Release(args) => crate::release::run(args),
     }
 }

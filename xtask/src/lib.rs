@@ -18,5 +18,6 @@ pub mod diff_headers;
 pub mod hash;
 pub mod pins;
 pub mod prebuilt;
+pub mod release;
 pub mod smoke;
 pub mod upgrade;

@@ -9,6 +9,7 @@
 
 mod check;
 mod document;
+mod release;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use check::{check, Finding, Report, Severity};
 pub(crate) use check::{is_hex_sha256, is_member_path, is_project_name, wheel_url_problems};
 pub use document::PinsDocument;
+pub use release::ReleasePin;
 
 /// The placeholder SRI hash meaning "unknown or stale". Nix rejects it with a
 /// hash mismatch that names the real hash.
@@ -63,6 +65,9 @@ pub struct Pins {
     /// Fixed-output Bazel dependency hashes, by backend then Nix system.
     #[serde(default)]
     pub bazel_deps: BTreeMap<String, BTreeMap<String, BazelDepsPin>>,
+    /// Archives for non-Nix consumers (`cargo xtask release`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleasePin>,
 }
 
 /// [xla]: the XLA source every plugin is built from.
@@ -298,6 +303,11 @@ fn summary(pins: &Pins) -> String {
     for (name, p) in &pins.prebuilt {
         let systems: Vec<&str> = p.platforms.keys().map(String::as_str).collect();
         let _ = writeln!(out, "prebuilt   {name} {} ({}), PJRT API {}, {}", p.version, p.backend, p.pjrt_api_version, systems.join(" "));
+    }
+    if let Some(r) = &pins.release {
+        let next = format!("v{}.{}", x.pjrt_api_version, r.build);
+        let key = r.minisign_public_key.as_deref().unwrap_or("no signing key yet");
+        let _ = writeln!(out, "release    next {next}, glibc floor {}, {key}", r.glibc_floor);
     }
     for (backend, systems) in &pins.bazel_deps {
         for (system, deps) in systems {

@@ -361,6 +361,9 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             }
         }
     }
+    if let Some(release) = &pins.release {
+        super::release::check(release, &mut |key, message| ctx.error(key, message));
+    }
 }
 
 /// What is wrong with a prebuilt wheel's URL for `version` on `system`:

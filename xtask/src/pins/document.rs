@@ -128,6 +128,29 @@ impl PinsDocument {
         }
     }
 
+    /// `[release] build`, when the document has one that is an integer.
+    pub fn release_build(&self) -> Option<u32> {
+        self.doc.get("release")?.get("build")?.as_integer().and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// Sets `[release] build` (the build number of the next release).
+    pub fn set_release_build(&mut self, build: u32) {
+        let t = self.table(&["release"], Anchor::Before(&["bazel_deps"]));
+        set_int(t, "build", i64::from(build));
+    }
+
+    /// Called by `upgrade-xla` before it sets the new [xla]: when the PJRT
+    /// API version changes, the release versions start a new series
+    /// (`v0.<new minor>.1`); when it stays, the counter keeps counting, as
+    /// the versions it gave out under the old commit are taken. A document
+    /// without [release] is left alone.
+    pub fn reset_release_build_for(&mut self, new_pjrt_api_version: &str) {
+        let current = self.doc.get("xla").and_then(|x| x.get("pjrt_api_version")).and_then(|v| v.as_str());
+        if current != Some(new_pjrt_api_version) && self.release_build().is_some() {
+            self.set_release_build(1);
+        }
+    }
+
     /// Removes [prebuilt.<name>]; false when it was not pinned.
     pub fn remove_prebuilt(&mut self, name: &str) -> bool {
         match self.doc.get_mut("prebuilt") {
@@ -240,6 +263,21 @@ fn table_exists(mut t: &Table, path: &[&str]) -> bool {
 fn set_str(t: &mut Table, key: &str, value: &str) {
     if let Some(Item::Value(old)) = t.get_mut(key) {
         if old.as_str() == Some(value) {
+            return;
+        }
+        let decor = old.decor().clone();
+        let mut new = Value::from(value);
+        *new.decor_mut() = decor;
+        *old = new;
+        return;
+    }
+    t.insert(key, toml_edit::value(value));
+}
+
+/// Sets `key` to the integer `value` like [`set_str`].
+fn set_int(t: &mut Table, key: &str, value: i64) {
+    if let Some(Item::Value(old)) = t.get_mut(key) {
+        if old.as_integer() == Some(value) {
             return;
         }
         let decor = old.decor().clone();

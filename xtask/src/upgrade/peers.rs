@@ -40,6 +40,7 @@ pub use crate::pins::XlaPin;
 /// hash marked stale. Comments and layout are kept; the result is validated.
 pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> Result<String> {
     let mut doc = crate::pins::PinsDocument::parse(text)?;
+    doc.reset_release_build_for(&xla.pjrt_api_version);
     doc.set_xla(xla);
     if let Some(v) = bazel_toolchain {
         doc.set_bazel_version(v);

@@ -48,6 +48,8 @@ pub fn require_command(cmd: &str) -> bool {
         "nginx" => "Debian's nginx-light",
         "deadnix" => "`cargo install deadnix --version 1.3.1 --locked`",
         "clang" => "Debian's clang",
+        "cc" => "Debian's gcc",
+        "readelf" => "Debian's binutils",
         _ => "the Debian package of that name",
     };
     require(&format!("`{cmd}` (from {source})"), have_command(cmd))
