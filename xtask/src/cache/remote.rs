@@ -131,15 +131,18 @@ impl std::error::Error for FetchError {}
 
 impl BinaryCache {
     /// `None` for a scheme this reader does not speak.
+    /// A local directory read as the cache. The directory itself may be
+    /// reached through symbolic links (the user named it); nothing below it
+    /// may.
+    pub fn open_dir(dir: PathBuf) -> Result<BinaryCache> {
+        let root = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("cannot open the directory {}", dir.display()))?;
+        Ok(BinaryCache::File { dir, root })
+    }
+
     pub fn open(url: &str) -> Result<Option<BinaryCache>> {
         match Location::parse(url)? {
-            Location::File(dir) => {
-                // The directory itself may be reached through symbolic links
-                // (the user named it); nothing below it may.
-                let root = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                    .with_context(|| format!("cannot open the cache directory {}", dir.display()))?;
-                Ok(Some(BinaryCache::File { dir, root }))
-            }
+            Location::File(dir) => Ok(Some(Self::open_dir(dir)?)),
             Location::Http(base) => {
                 let timeout = timeout()?;
                 let config = crate::http::config()

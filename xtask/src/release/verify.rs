@@ -70,7 +70,7 @@ fn open(source: &str) -> Result<BinaryCache> {
     if !dir.is_dir() {
         bail!("{source} is not a directory (give dist/ as `release` wrote it, or a URL)");
     }
-    Ok(BinaryCache::File(dir))
+    BinaryCache::open_dir(dir)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -153,7 +153,7 @@ pub fn verify(source: &str, key: Option<&minisign::PublicKey>) -> Result<Report>
         };
         report.files.push(FileCheck { name: name.clone(), sha256: want.clone(), ok });
     }
-    if let BinaryCache::File(dir) = &release {
+    if let BinaryCache::File { dir, .. } = &release {
         let mut unlisted = Vec::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
             let name = entry?.file_name().to_string_lossy().into_owned();
