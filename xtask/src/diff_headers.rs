@@ -226,6 +226,14 @@ pub fn diff_commits(repo: &Repository, old: Oid, new: Oid) -> Result<Report> {
     diff_snapshots([Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?])
 }
 
+/// Models the PJRT headers of each commit of `repo`, in order; a header
+/// shared by several commits is parsed once. For tools that follow the API
+/// through history (`conform --history`).
+pub fn model_commits(repo: &Repository, commits: &[Oid]) -> Result<Vec<ApiModel>> {
+    let snapshots = commits.iter().map(|&commit| Snapshot::commit(repo, commit)).collect::<Result<Vec<_>>>()?;
+    models(&snapshots)
+}
+
 /// Diffs the PJRT headers of two directories holding XLA source trees.
 pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {
     diff_snapshots([Snapshot::dir(old)?, Snapshot::dir(new)?])
