@@ -254,7 +254,7 @@ fn run_group(
         let mut begun: Option<String> = None;
         let mut making: Option<String> = None;
         let mut info: Vec<serde_json::Value> = Vec::new();
-        let ending = child::run("conform", &argv, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
+        let ending = child::run("conform", &argv, backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
             Some("begin") => {
                 let id = event["id"].as_str().unwrap_or_default().to_string();
                 bar.set_message(id.clone());

@@ -202,7 +202,7 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
     let mut phase = PHASES[0].0.to_string();
     let mut last: Option<Report> = None;
     let text = !args.json;
-    let ending = crate::conform::child::run("smoke", &argv, std::time::Duration::from_secs(args.timeout), |event| {
+    let ending = crate::conform::child::run("smoke", &argv, backend, std::time::Duration::from_secs(args.timeout), |event| {
         if let Some(line) = event.get("say").and_then(|s| s.as_str()) {
             if text {
                 print_stdout(&format!("{line}\n"));

@@ -103,8 +103,8 @@ mod history_table;
 ///
 /// ```
 /// use pjrt_sys::history;
-/// let create = history::field("PJRT_Api", "PJRT_Client_Create").unwrap();
-/// assert!(create.since < 10);
+/// let attributes = history::field("PJRT_Api", "PJRT_Device_GetAttributes").unwrap();
+/// assert_eq!(attributes.since, 92);
 /// assert_eq!(history::enumerator_name("PJRT_Extension_Type", 4), Some("PJRT_Extension_Type_Layouts"));
 /// ```
 pub mod history {

@@ -61,15 +61,28 @@ pub fn signal_name(signal: i32) -> &'static str {
 
 /// Runs this executable as `VERB --events FILE ARGS...`, calling `on_event`
 /// for each line the child writes, as it writes it. Kills the child after
-/// `timeout`.
-pub fn run(verb: &str, args: &[OsString], timeout: Duration, mut on_event: impl FnMut(serde_json::Value)) -> Result<Ending> {
+/// `timeout`. `backend` is the pinned backend of the plugin, if known.
+pub fn run(
+    verb: &str,
+    args: &[OsString],
+    backend: Option<&str>,
+    timeout: Duration,
+    mut on_event: impl FnMut(serde_json::Value),
+) -> Result<Ending> {
     let exe = std::env::current_exe().context("cannot find this executable to run the plugin in a child process")?;
     let events = tempfile::Builder::new()
         .prefix("pjrtpkgs-events-")
         .tempfile()
         .context("cannot create a temporary file for the child process's events")?;
     let stdout = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr for the child process")?;
-    let mut child = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    // Off Google Cloud, libtpu asks the GCE metadata server for each of a
+    // dozen variables, 30 tries each: minutes before GetPjrtApi returns.
+    // TPU_SKIP_MDS_QUERY is libtpu's own switch for running elsewhere.
+    if backend == Some("tpu") && std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
+        command.env("TPU_SKIP_MDS_QUERY", "1");
+    }
+    let mut child = command
         .arg(verb)
         .arg("--events")
         .arg(events.path())

@@ -198,20 +198,28 @@ fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::di
 struct Runs<K: Ord + Clone, C: Ord + Clone> {
     open: BTreeMap<K, u32>,
     closed: Vec<(K, u32, Option<u32>)>,
+    /// What a rename keeps (the slot: struct, offset, type; an
+    /// enumerator's value).
     identity: fn(&K) -> C,
+    /// (owner, name): a key whose name lives on elsewhere in its owner
+    /// moved; only one whose name is gone was renamed.
+    name: fn(&K) -> (String, String),
 }
 
 impl<K: Ord + Clone, C: Ord + Clone> Runs<K, C> {
-    fn new(identity: fn(&K) -> C) -> Self {
-        Runs { open: BTreeMap::new(), closed: Vec::new(), identity }
+    fn new(identity: fn(&K) -> C, name: fn(&K) -> (String, String)) -> Self {
+        Runs { open: BTreeMap::new(), closed: Vec::new(), identity, name }
     }
 
     fn step(&mut self, minor: u32, previous: Option<u32>, present: BTreeSet<K>) {
         let ended: Vec<(K, u32)> = self.open.iter().filter(|(k, _)| !present.contains(k)).map(|(k, s)| (k.clone(), *s)).collect();
+        let names: BTreeSet<(String, String)> = present.iter().map(self.name).collect();
         let mut renamed_from: BTreeMap<C, u32> = BTreeMap::new();
         for (key, since) in ended {
             self.open.remove(&key);
-            renamed_from.insert((self.identity)(&key), since);
+            if !names.contains(&(self.name)(&key)) {
+                renamed_from.insert((self.identity)(&key), since);
+            }
             self.closed.push((key, since, previous));
         }
         for key in present {
@@ -232,7 +240,8 @@ impl<K: Ord + Clone, C: Ord + Clone> Runs<K, C> {
 type FieldKey = (String, u64, String, String, u64);
 
 fn field_runs(minors: &[u32], models: &[ApiModel]) -> Vec<FieldRun> {
-    let mut runs: Runs<FieldKey, (String, u64, String, u64)> = Runs::new(|k| (k.0.clone(), k.1, k.2.clone(), k.4));
+    let mut runs: Runs<FieldKey, (String, u64, String, u64)> =
+        Runs::new(|k| (k.0.clone(), k.1, k.2.clone(), k.4), |k| (k.0.clone(), k.3.clone()));
     for (i, model) in models.iter().enumerate() {
         let mut present = BTreeSet::new();
         for (name, s) in versioned_structs(model) {
@@ -268,7 +277,7 @@ fn field_runs(minors: &[u32], models: &[ApiModel]) -> Vec<FieldRun> {
 type EnumeratorKey = (String, i64, String);
 
 fn enumerator_runs(minors: &[u32], models: &[ApiModel]) -> Vec<EnumeratorRun> {
-    let mut runs: Runs<EnumeratorKey, (String, i64)> = Runs::new(|k| (k.0.clone(), k.1));
+    let mut runs: Runs<EnumeratorKey, (String, i64)> = Runs::new(|k| (k.0.clone(), k.1), |k| (k.0.clone(), k.2.clone()));
     for (i, model) in models.iter().enumerate() {
         let mut present = BTreeSet::new();
         for decl in model.decls.values() {
@@ -352,18 +361,25 @@ mod tests {
 
     #[test]
     fn runs_close_reopen_and_follow_renames() {
-        let mut runs: Runs<(String, u64), u64> = Runs::new(|k| k.1);
+        let mut runs: Runs<(String, u64), u64> = Runs::new(|k| k.1, |k| (String::new(), k.0.clone()));
         let set = |items: &[(&str, u64)]| items.iter().map(|(n, o)| (n.to_string(), *o)).collect::<BTreeSet<_>>();
-        runs.step(1, None, set(&[("a", 0)]));
-        runs.step(2, Some(1), set(&[("a", 0), ("b", 8)]));
-        runs.step(3, Some(2), set(&[("a", 0), ("b2", 8)])); // b renamed at the same offset
-        runs.step(4, Some(3), set(&[("b2", 8)])); // a removed
+        runs.step(1, None, set(&[("a", 0), ("c", 16)]));
+        runs.step(2, Some(1), set(&[("a", 0), ("b", 8), ("c", 16)]));
+        runs.step(3, Some(2), set(&[("a", 0), ("b2", 8), ("d", 16), ("c", 24)])); // b renamed; c moved, d took its slot
+        runs.step(4, Some(3), set(&[("b2", 8), ("d", 16), ("c", 24)])); // a removed
         let mut got = runs.finish();
         got.sort();
         assert_eq!(
             got,
-            vec![(("a".into(), 0), 1, Some(3)), (("b".into(), 8), 2, Some(2)), (("b2".into(), 8), 2, None)],
-            "b2 continues b's run from 0.2"
+            vec![
+                (("a".into(), 0), 1, Some(3)),
+                (("b".into(), 8), 2, Some(2)),
+                (("b2".into(), 8), 2, None),
+                (("c".into(), 16), 1, Some(2)),
+                (("c".into(), 24), 3, None),
+                (("d".into(), 16), 3, None),
+            ],
+            "b2 continues b's run from 0.2; d does not continue c's (c lives on)"
         );
     }
 
