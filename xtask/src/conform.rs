@@ -96,6 +96,10 @@ pub struct Args {
     /// Nix system of a prebuilt plugin to fetch (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
+    /// Groups of checks run side by side, each in its own process (default:
+    /// the number of CPUs; always 1 for GPU and TPU plugins).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Run every pinned plugin that runs here; write docs/compat-matrix.md.
     #[arg(long, conflicts_with_all = ["plugin", "baseline", "json"])]
     pub matrix: bool,
@@ -141,7 +145,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--check goes with --matrix or --history");
     }
     if args.matrix {
-        return matrix::run(args.timeout, args.check);
+        return matrix::run(args.timeout, args.jobs, args.check);
     }
     let plugin = args.plugin.clone().expect("clap requires PLUGIN without --matrix/--history");
     if let Some(group) = &args.child {
@@ -150,7 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
     let (path, backend) = crate::smoke::resolve_plugin(&plugin, args.system.as_deref())?;
     let progress = !args.json;
-    let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), progress)?;
+    let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
     let changes = baseline.as_ref().map(|b| report::compare(b, &report));
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -183,6 +187,7 @@ pub fn conform(
     backend: Option<&str>,
     options: &[ClientOption],
     timeout: Duration,
+    jobs: Option<usize>,
     progress: bool,
 ) -> Result<Report> {
     let start = Instant::now();
@@ -202,15 +207,60 @@ pub fn conform(
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} conform {pos}/{len} {wide_msg}").expect("valid template"));
-    for group in &groups {
-        let ids: Vec<String> = group.checks.iter().map(|c| c.id.clone()).collect();
-        let results = run_group(path, group.name, &ids, backend, options, timeout, &mut report, &bar)?;
-        report.checks.extend(results);
+    let groups: Vec<(&'static str, Vec<String>)> =
+        groups.iter().map(|g| (g.name, g.checks.iter().map(|c| c.id.clone()).collect())).collect();
+    // The API and client groups first, alone: they say what the plugin is
+    // and make its first client; a crash there is not repeated by the
+    // groups that follow (they are told what is broken).
+    let (serial, rest) = groups.split_at(2);
+    for (name, ids) in serial {
+        let run = run_group(path, name, ids, backend, options, timeout, &report.broken, &bar)?;
+        run.merge_into(&mut report);
+    }
+    // An accelerator plugin takes its device once per client: one group at
+    // a time. A CPU plugin's groups run side by side.
+    let accelerator = backend.is_some_and(|b| b != "cpu")
+        || report.extensions.iter().any(|e| matches!(e.name.as_deref(), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")));
+    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
+    let broken = report.broken.clone();
+    let queue = std::sync::Mutex::new((0..rest.len()).collect::<std::collections::VecDeque<usize>>());
+    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..rest.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(rest.len()) {
+            scope.spawn(|| loop {
+                let Some(index) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
+                let (name, ids) = &rest[index];
+                let run = run_group(path, name, ids, backend, options, timeout, &broken, &bar);
+                done.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(run);
+            });
+        }
+    });
+    for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        run.expect("every group ran")?.merge_into(&mut report);
     }
     bar.finish_and_clear();
     report.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     report.count();
     Ok(report)
+}
+
+/// What the children of one group reported.
+struct GroupRun {
+    results: Vec<CheckResult>,
+    info: Vec<serde_json::Value>,
+    crashed: Vec<String>,
+    broken: BTreeMap<String, String>,
+}
+
+impl GroupRun {
+    fn merge_into(self, report: &mut Report) {
+        for info in &self.info {
+            report.absorb_info(info);
+        }
+        report.checks.extend(self.results);
+        report.crashed.extend(self.crashed);
+        report.broken.extend(self.broken);
+    }
 }
 
 /// One event of a child.
@@ -230,9 +280,10 @@ fn run_group(
     backend: Option<&str>,
     options: &[ClientOption],
     timeout: Duration,
-    report: &mut Report,
+    broken: &BTreeMap<String, String>,
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<CheckResult>> {
+) -> Result<GroupRun> {
+    let mut run = GroupRun { results: Vec::new(), info: Vec::new(), crashed: Vec::new(), broken: broken.clone() };
     let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
     let mut resume_after: Option<String> = None;
     while results.len() < ids.len() {
@@ -246,14 +297,14 @@ fn run_group(
         for o in options {
             argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
         }
-        for (what, reason) in report.broken.iter() {
+        for (what, reason) in run.broken.iter() {
             argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
         }
         argv.push("--".into());
         argv.push(path.into());
         let mut begun: Option<String> = None;
         let mut making: Option<String> = None;
-        let mut info: Vec<serde_json::Value> = Vec::new();
+        let info = &mut run.info;
         let ending = child::run("conform", &argv, backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
             Some("begin") => {
                 let id = event["id"].as_str().unwrap_or_default().to_string();
@@ -272,9 +323,6 @@ fn run_group(
             Some("made") => making = None,
             _ => {}
         })?;
-        for i in &info {
-            report.absorb_info(i);
-        }
         if results.len() == ids.len() {
             break;
         }
@@ -290,14 +338,15 @@ fn run_group(
         // A crash while making the plugin or the client would repeat in
         // every check that needs it: later children are told to skip them.
         if let Some(what) = making {
-            report.broken.insert(what.clone(), format!("making the {what} {} (in {culprit})", ending.describe()));
+            run.broken.insert(what.clone(), format!("making the {what} {} (in {culprit})", ending.describe()));
         }
-        report.crashed.push(culprit.clone());
+        run.crashed.push(culprit.clone());
         bar.inc(1);
         results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status: Status::Fail, detail, since: None });
         resume_after = Some(culprit);
     }
-    Ok(ids.iter().filter_map(|id| results.remove(id)).collect())
+    run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
+    Ok(run)
 }
 
 /// Child mode: runs the checks of one group here, emitting events.

@@ -41,7 +41,8 @@ pub fn optional(id: &str, run: impl Fn(&mut Ctx) -> Outcome + 'static) -> Check 
     Check { id: id.to_string(), optional: true, run: Box::new(run) }
 }
 
-/// Every group, in the order they run.
+/// Every group, in the order of the report: `api` then `client` run
+/// first, alone; the others side by side (see `conform::conform`).
 pub fn groups() -> Vec<Group> {
     vec![
         Group { name: "api", checks: api::checks() },

@@ -31,7 +31,7 @@ struct Column {
     outcome: Result<Report, String>,
 }
 
-pub fn run(timeout: u64, check: bool) -> Result<ExitCode> {
+pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
     let root = crate::project::root()?;
     let pins = Pins::load(&crate::project::pins_toml()?)?;
     let system = host_system();
@@ -42,7 +42,7 @@ pub fn run(timeout: u64, check: bool) -> Result<ExitCode> {
         }
         eprintln!("conform --matrix: {name} {} ...", pin.version);
         let outcome = crate::prebuilt::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
-            super::conform(name, &path, Some(&pin.backend), &[], Duration::from_secs(timeout), false).map_err(|e| format!("{e:#}"))
+            super::conform(name, &path, Some(&pin.backend), &[], Duration::from_secs(timeout), jobs, false).map_err(|e| format!("{e:#}"))
         });
         columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome });
     }
