@@ -345,6 +345,13 @@ fn run_group(
         results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status: Status::Fail, detail, since: None });
         resume_after = Some(culprit);
     }
+    // A plugin that does not load, a client that is not created: the
+    // groups that follow are told, instead of trying again.
+    for (id, what) in [("api.load", "plugin"), ("client.create", "client")] {
+        if let Some(r) = results.get(id).filter(|r| r.status == Status::Fail) {
+            run.broken.entry(what.to_string()).or_insert_with(|| format!("{id} failed: {}", r.detail));
+        }
+    }
     run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
     Ok(run)
 }

@@ -502,6 +502,55 @@ impl Ctx {
     }
 }
 
+/// An args struct laid out by the history table, for a `PJRT_Api` member
+/// newer than these bindings: 8-byte fields only (pointers, sizes, ids).
+pub struct TableArgs {
+    strukt: &'static str,
+    words: Vec<u64>,
+}
+
+impl TableArgs {
+    /// Reads an 8-byte field after the call.
+    pub fn get(&self, field: &str) -> Option<u64> {
+        let run = history::FIELDS.iter().find(|f| f.strukt == self.strukt && f.name == field && f.until.is_none())?;
+        (run.size == 8).then(|| self.words[(run.offset / 8) as usize])
+    }
+}
+
+impl Ctx {
+    /// Calls `PJRT_Api` member `member`, which these bindings (PJRT
+    /// 0.{bindings}) predate, with args struct `strukt` as the newest header
+    /// the history knows lays it out; `fields` sets 8-byte fields. Gated like
+    /// every call: past the plugin's struct_size it is UNSUPPORTED.
+    pub fn call_by_table(&self, member: &'static str, strukt: &'static str, fields: &[(&str, u64)]) -> Result<TableArgs, CheckError> {
+        let run = history::FIELDS
+            .iter()
+            .find(|f| f.strukt == "PJRT_Api" && f.name == member && f.until.is_none())
+            .ok_or_else(|| CheckError::Fail(format!("the history table has no PJRT_Api.{member}")))?;
+        self.gate_member("PJRT_Api", member, run.offset as usize, self.plugin_ref().struct_size(), "PJRT_Api")?;
+        let size = history::struct_size_at(strukt, history::NEWEST_MINOR)
+            .ok_or_else(|| CheckError::Fail(format!("the history table has no {strukt}")))?;
+        let mut args = TableArgs { strukt, words: vec![0; size.div_ceil(8) as usize] };
+        args.words[0] = size;
+        for (name, value) in fields {
+            let field = history::FIELDS
+                .iter()
+                .find(|f| f.strukt == strukt && f.name == *name && f.until.is_none() && f.size == 8)
+                .ok_or_else(|| CheckError::Fail(format!("the history table has no 8-byte {strukt}.{name}")))?;
+            args.words[(field.offset / 8) as usize] = *value;
+        }
+        let api = self.plugin_ref().api_up_to(run.offset as usize + 8, member)? as *const u8;
+        // SAFETY: within the plugin's struct_size (gated); a PJRT_Api member
+        // is a function taking its args struct and returning a PJRT_Error*.
+        let f = unsafe { (api.add(run.offset as usize) as *const Option<unsafe extern "C" fn(*mut u64) -> *mut PJRT_Error>).read() };
+        let Some(f) = f else {
+            return Err(CheckError::Unsupported(format!("{member} is null: the plugin does not implement it")));
+        };
+        self.plugin_ref().check(unsafe { f(args.words.as_mut_ptr()) }, member)?;
+        Ok(args)
+    }
+}
+
 /// A `PJRT_Executable` from `PJRT_LoadedExecutable_GetExecutable`, destroyed on drop.
 pub struct ExecutableGuard {
     plugin: &'static Plugin,

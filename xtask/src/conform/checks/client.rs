@@ -35,7 +35,9 @@ pub fn checks() -> Vec<Check> {
         check("device.addressable_memories", device_memories),
         check("device.default_memory", default_memory),
         optional("device.memory_stats", memory_stats),
+        optional("device.clear_memory_stats", clear_memory_stats),
         optional("device.attributes", device_attributes),
+        check("device.coords", coords),
         check("memory.ids_unique", memory_ids_unique),
         check("memory.kind", memory_kind),
         check("memory.kind_id", memory_kind_id),
@@ -370,4 +372,25 @@ fn memory_addressable_by_devices(ctx: &mut Ctx) -> Outcome {
         }
     }
     Ok(format!("{} memory space(s) of the device list it", memories.len()))
+}
+
+/// PJRT 0.106, newer than these bindings: called by the history's layout.
+fn clear_memory_stats(ctx: &mut Ctx) -> Outcome {
+    let device = ctx.device()?;
+    ctx.call_by_table("PJRT_Device_ClearMemoryStats", "PJRT_Device_ClearMemoryStats_Args", &[("device", device as u64)])?;
+    Ok("cleared".into())
+}
+
+/// Where the device sits in its mesh: a `coords` attribute of its
+/// description or of the device (TPU and GPU plugins report one).
+fn coords(ctx: &mut Ctx) -> Outcome {
+    let device = ctx.device()?;
+    let mut a = args!(PJRT_DeviceDescription_Attributes_Args { device_description: description_of(ctx, device)? });
+    pjrt!(ctx, PJRT_DeviceDescription_Attributes, &mut a)?;
+    let attributes = named_values(a.attributes, a.num_attributes).map_err(CheckError::Fail)?;
+    match attributes.get("coords") {
+        Some(serde_json::Value::Array(c)) if !c.is_empty() => Ok(format!("{c:?}")),
+        Some(other) => fail!("coords is {other}, not a list of integers"),
+        None => Err(CheckError::Unsupported("the plugin reports no coords attribute".into())),
+    }
 }

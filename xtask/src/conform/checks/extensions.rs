@@ -220,30 +220,37 @@ macro_rules! profiler_call {
             return Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} lies past its {size} bytes", stringify!($member))));
         }
         match unsafe { (*api).$member } {
-            Some(f) => profiler_error(api, unsafe { f($args) }, stringify!($member)),
+            Some(f) => profiler_error(api, unsafe { f($args) }, concat!("PLUGIN_Profiler_Api.", stringify!($member))),
             None => Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} is null", stringify!($member)))),
         }
     }};
 }
 
 /// A profiler error (its own error type) as a CheckError, destroyed.
-fn profiler_error(api: *const PLUGIN_Profiler_Api, error: *mut PLUGIN_Profiler_Error, what: &str) -> Result<(), CheckError> {
+fn profiler_error(api: *const PLUGIN_Profiler_Api, error: *mut PLUGIN_Profiler_Error, what: &'static str) -> Result<(), CheckError> {
     if error.is_null() {
         return Ok(());
     }
     let mut message = String::from("(no message)");
+    let mut code = PJRT_Error_Code_UNKNOWN;
     unsafe {
         if let Some(f) = (*api).error_message {
             let mut m = args!(PLUGIN_Profiler_Error_Message_Args { error: error });
             f(&mut m);
             message = text(m.message, m.message_size);
         }
+        if let Some(f) = (*api).error_get_code {
+            let mut c = args!(PLUGIN_Profiler_Error_GetCode_Args { error: error });
+            if f(&mut c).is_null() {
+                code = c.code as PJRT_Error_Code;
+            }
+        }
         if let Some(f) = (*api).error_destroy {
             let mut d = args!(PLUGIN_Profiler_Error_Destroy_Args { error: error });
             f(&mut d);
         }
     }
-    Err(CheckError::Fail(format!("PLUGIN_Profiler_Api.{what} failed: {message}")))
+    Err(CheckError::Pjrt { function: what, code, message })
 }
 
 /// Create, start, stop, collect, destroy: a profiling session around one

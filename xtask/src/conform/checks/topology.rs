@@ -15,6 +15,7 @@ pub fn checks() -> Vec<Check> {
         check("topology.platform_version", platform_version),
         check("topology.device_descriptions", device_descriptions),
         optional("topology.attributes", attributes),
+        optional("topology.fingerprint", fingerprint),
         optional("topology.serialize", serialize_check),
         optional("topology.deserialize", deserialize),
         optional("topology.compile_without_client", compile_without_client),
@@ -143,4 +144,21 @@ fn create_by_name(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_TopologyDescription_Create, &mut a)?;
     destroy(ctx, a.topology)?;
     Ok("created and destroyed".into())
+}
+
+/// PJRT 0.101, newer than these bindings: called by the history's layout.
+/// The same topology fingerprints the same twice.
+fn fingerprint(ctx: &mut Ctx) -> Outcome {
+    let t = topology(ctx)?;
+    let call = |ctx: &Ctx| -> Result<u64, CheckError> {
+        let args = ctx.call_by_table(
+            "PJRT_TopologyDescription_Fingerprint",
+            "PJRT_TopologyDescription_Fingerprint_Args",
+            &[("topology", t as u64)],
+        )?;
+        args.get("fingerprint").ok_or_else(|| CheckError::Fail("no fingerprint field".into()))
+    };
+    let (first, second) = (call(ctx)?, call(ctx)?);
+    ensure!(first == second, "two fingerprints of one topology: {first:#x}, {second:#x}");
+    Ok(format!("{first:#x}"))
 }
