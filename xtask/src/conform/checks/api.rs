@@ -161,15 +161,18 @@ fn members_set(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-/// Members the plugin's PJRT_Api does not reach are refused by the loader,
-/// never read.
+/// Members the plugin's PJRT_Api does not reach (of the newest header
+/// known) are refused by the loader, never read.
 fn members_past_struct_size_refused(ctx: &mut Ctx) -> Outcome {
     let plugin = ctx.plugin()?;
     let size = plugin.struct_size();
     let beyond: Vec<&history::FieldRun> =
-        history::fields_at("PJRT_Api", BINDINGS_VERSION.1 as u32).into_iter().filter(|f| f.offset + f.size > size as u64).collect();
+        history::fields_at("PJRT_Api", history::NEWEST_MINOR).into_iter().filter(|f| f.offset + f.size > size as u64).collect();
     let Some(first) = beyond.first() else {
-        return Err(CheckError::Skip(format!("the plugin's PJRT_Api ({size} bytes) has every member of these bindings")));
+        return Err(CheckError::Skip(format!(
+            "the plugin's PJRT_Api ({size} bytes) has every member of PJRT 0.{}, the newest header known",
+            history::NEWEST_MINOR
+        )));
     };
     for member in &beyond {
         let refused = plugin.api_up_to((member.offset + member.size) as usize, "a PJRT_Api member");
@@ -179,12 +182,7 @@ fn members_past_struct_size_refused(ctx: &mut Ctx) -> Outcome {
             member.name
         );
     }
-    Ok(format!(
-        "{} member(s) of these bindings past {size} bytes (from {}, PJRT 0.{}) refused without reading",
-        beyond.len(),
-        first.name,
-        first.since
-    ))
+    Ok(format!("{} member(s) past {size} bytes (from {}, PJRT 0.{}) refused without reading", beyond.len(), first.name, first.since))
 }
 
 fn initialize(ctx: &mut Ctx) -> Outcome {
