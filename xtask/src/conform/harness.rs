@@ -214,15 +214,21 @@ impl Ctx {
         self.plugin_ref().api_version().1.max(0) as u32
     }
 
-    /// `PJRT_Plugin_Initialize` (once).
-    pub fn initialize(&mut self) -> Result<(), CheckError> {
-        let plugin = self.plugin()?;
+    /// `PJRT_Plugin_Initialize`, called once: its outcome.
+    pub fn initialized(&mut self) -> Result<(), String> {
+        let plugin = self.load()?;
         if self.initialized.is_none() {
             self.making("plugin");
             self.initialized = Some(plugin.initialize().map_err(|e| e.to_string()));
             self.made("plugin");
         }
-        self.initialized.clone().expect("set above").map_err(|e| CheckError::Skip(format!("the plugin does not initialize: {e}")))
+        self.initialized.clone().expect("set above")
+    }
+
+    /// `PJRT_Plugin_Initialize` (once), or SKIP.
+    pub fn initialize(&mut self) -> Result<(), CheckError> {
+        self.plugin()?;
+        self.initialized().map_err(|_| CheckError::Skip("the plugin does not initialize (see plugin.initialize)".into()))
     }
 
     /// Creates the client (once) with the resolved options; the error is

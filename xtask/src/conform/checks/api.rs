@@ -185,12 +185,11 @@ fn members_past_struct_size_refused(ctx: &mut Ctx) -> Outcome {
     Ok(format!("{} member(s) past {size} bytes (from {}, PJRT 0.{}) refused without reading", beyond.len(), first.name, first.since))
 }
 
+/// Through ctx, which initializes once: later checks must not do it again.
 fn initialize(ctx: &mut Ctx) -> Outcome {
-    let plugin = ctx.plugin()?;
-    pjrt!(ctx, PJRT_Plugin_Initialize, &mut args!(PJRT_Plugin_Initialize_Args {}))?;
-    // Later checks initialize through ctx, which must not do it twice.
-    let _ = plugin;
-    ctx.initialize()?;
+    ctx.plugin()?;
+    ctx.gate_api("PJRT_Plugin_Initialize", offset_of!(PJRT_Api, PJRT_Plugin_Initialize))?;
+    ctx.initialized().map_err(CheckError::Fail)?;
     Ok("ok".into())
 }
 

@@ -3,7 +3,6 @@
 //! figures, the optimized program, serialization.
 
 use std::ffi::c_char;
-use std::ptr::null_mut;
 
 use pjrt_sys::{args, *};
 
@@ -268,6 +267,5 @@ fn delete(ctx: &mut Ctx) -> Outcome {
     let mut d = args!(PJRT_LoadedExecutable_IsDeleted_Args { executable: exe.raw() });
     pjrt!(ctx, PJRT_LoadedExecutable_IsDeleted, &mut d)?;
     ensure!(d.is_deleted, "IsDeleted is false after Delete");
-    let _ = null_mut::<u8>();
     Ok("deleted".into())
 }
