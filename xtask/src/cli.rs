@@ -56,6 +56,7 @@ pub enum Command {
     DiffHeaders(crate::diff_headers::Args),
     Bindgen(crate::bindgen::Args),
     Smoke(crate::smoke::Args),
+    Conform(crate::conform::Args),
     UpgradeXla(crate::upgrade::Args),
     /// Sign and publish outputs to a Nix binary cache, or check one.
     #[command(subcommand)]
@@ -160,6 +161,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DiffHeaders(args) => crate::diff_headers::run(args),
         Command::Bindgen(args) => crate::bindgen::run(args),
         Command::Smoke(args) => crate::smoke::run(args),
+        Command::Conform(args) => crate::conform::run(args),
         Command::UpgradeXla(args) => crate::upgrade::run(args),
         Command::Cache(cmd) => crate::cache::run(cmd),
         Command::DepsHash(cmd) => crate::deps_hash::run(cmd),

@@ -283,6 +283,14 @@ pub fn diff_commits_with(repo: &Repository, old: Oid, new: Oid, options: Options
     diff_snapshots([Snapshot::commit(repo, old)?, Snapshot::commit(repo, new)?], options)
 }
 
+/// Models the PJRT headers of each commit of `repo`, in order; a header
+/// shared by several commits is parsed once. For tools that follow the API
+/// through history (`conform --history`).
+pub fn model_commits(repo: &Repository, commits: &[Oid]) -> Result<Vec<ApiModel>> {
+    let snapshots = commits.iter().map(|&commit| Snapshot::commit(repo, commit)).collect::<Result<Vec<_>>>()?;
+    models(&snapshots)
+}
+
 /// Diffs the PJRT headers and protobuf schemas of two directories holding
 /// XLA source trees.
 pub fn diff_dirs(old: &Path, new: &Path) -> Result<Report> {

@@ -13,6 +13,7 @@ pub mod xla_repo;
 
 pub mod bindgen;
 pub mod cache;
+pub mod conform;
 pub mod deps_hash;
 pub mod diff_headers;
 pub mod hash;

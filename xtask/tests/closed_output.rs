@@ -3,8 +3,8 @@
 //! when the verb had something to write there, its usual exit status when it
 //! had not; never a panic (101) or a signal.
 //!
-//! The table below holds one row per verb: a verb added later (conform,
-//! release, ...) is one more row. Each row runs three times: normally (what
+//! The table below holds one row per verb: a verb added later (as conform
+//! and release were) is one more row. Each row runs three times: normally (what
 //! it writes and how it exits), with stdout closed, with stderr closed.
 
 mod support;
@@ -68,6 +68,33 @@ const ROWS: &[Row] = &[
     Row { verb: "cache push", needs: &[Need::Nix], args: |c| c.cache_push() },
     Row { verb: "cache verify", needs: &[Need::Nix], args: |c| c.cache_verify() },
     Row { verb: "deps-hash refresh", needs: &[], args: |_| args(["deps-hash", "refresh", "metal", "--system", "x86_64-linux"]) },
+    Row { verb: "conform --json", needs: &[], args: |c| args([OsString::from("conform"), c.not_a_plugin().into(), "--json".into()]) },
+    Row { verb: "conform", needs: &[], args: |c| args([OsString::from("conform"), c.not_a_plugin().into()]) },
+    Row { verb: "release check", needs: &[], args: |c| args([OsString::from("release"), "check".into(), c.not_a_plugin().into()]) },
+    Row {
+        verb: "release check --json",
+        needs: &[],
+        args: |c| args([OsString::from("release"), "check".into(), c.not_a_plugin().into(), "--json".into()]),
+    },
+    Row {
+        verb: "release keygen",
+        needs: &[],
+        args: |c| {
+            args([
+                OsString::from("release"),
+                "keygen".into(),
+                "--name".into(),
+                c.key_name().into(),
+                "--out".into(),
+                c.dir("release-keys").into(),
+            ])
+        },
+    },
+    Row {
+        verb: "release verify",
+        needs: &[],
+        args: |c| args([OsString::from("release"), "verify".into(), c.dir("empty-release").into(), "--unsigned".into()]),
+    },
 ];
 
 #[test]

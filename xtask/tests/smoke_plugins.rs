@@ -95,6 +95,8 @@ fn cuda_plugin_loads_and_reports_its_version() {
     let s = smoke(name);
     let r = &s.report;
     assert_eq!(r["api_version"].as_str(), Some(api.as_str()), "{r:#}\n{}", s.stderr);
+    // A GPU plugin does not reserve most of the GPU's memory by default.
+    assert_eq!(r["client_options"], serde_json::json!(["preallocate=false (GPU default)"]), "{r:#}");
     match s.code {
         Some(0) => assert_eq!(r["ok"], true, "a machine with a GPU: the smoke test must pass"),
         Some(1) => {
@@ -135,4 +137,23 @@ fn members_beyond_an_old_plugins_struct_size_are_an_error() {
     let extensions = plugin.extensions();
     assert!(extensions.iter().any(|e| e.name() == Some("Layouts")), "{extensions:?}");
     assert!(extensions.iter().all(|e| e.struct_size >= std::mem::size_of::<pjrt_sys::PJRT_Extension_Base>()));
+}
+
+/// xla-cpu-pjrt pins an aarch64 wheel too: on x86_64 its library is named
+/// for what it is, from its ELF header, instead of dlopen's raw error.
+#[test]
+fn plugin_for_another_architecture_says_so() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIP: this test runs the aarch64 wheel on an x86_64 machine");
+        return;
+    }
+    if prebuilt("xla-cpu-pjrt").is_none() {
+        return;
+    }
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_xtask")).args(["smoke", "xla-cpu-pjrt", "--system", "aarch64-linux", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("it is built for aarch64, this machine is x86_64: use the plugin's x86_64 build"), "{error}");
 }

@@ -129,6 +129,9 @@ impl Plugin {
     /// version. Does not initialize it: see [`Plugin::initialize`].
     pub fn load(path: &Path) -> Result<Plugin> {
         let load_err = |reason: String| Error::Load { path: path.to_path_buf(), reason };
+        // dlopen's own messages for these are raw ("wrong ELF class",
+        // "cannot read file data: Is a directory"): say what is wrong first.
+        check_file(path).map_err(load_err)?;
         // SAFETY: loading a library runs its initializers; that is what
         // loading a PJRT plugin means.
         let lib = unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
@@ -272,32 +275,66 @@ impl Extension {
     }
 }
 
-/// The name of an extension type, without its `PJRT_Extension_Type_` prefix.
+/// The name of an extension type, without its `PJRT_Extension_Type_`
+/// prefix, as the newest header the history table knows names it (newer
+/// than these bindings: `XlaTransform` is type 24). `None` for a type
+/// newer than that header.
 pub fn extension_type_name(kind: PJRT_Extension_Type) -> Option<&'static str> {
-    Some(match kind {
-        PJRT_Extension_Type_Gpu_Custom_Call => "Gpu_Custom_Call",
-        PJRT_Extension_Type_Profiler => "Profiler",
-        PJRT_Extension_Type_Custom_Partitioner => "Custom_Partitioner",
-        PJRT_Extension_Type_Stream => "Stream",
-        PJRT_Extension_Type_Layouts => "Layouts",
-        PJRT_Extension_Type_FFI => "FFI",
-        PJRT_Extension_Type_MemoryDescriptions => "MemoryDescriptions",
-        PJRT_Extension_Type_Triton => "Triton",
-        PJRT_Extension_Type_RawBuffer => "RawBuffer",
-        PJRT_Extension_Type_PhaseCompile => "PhaseCompile",
-        PJRT_Extension_Type_Example => "Example",
-        PJRT_Extension_Type_Unknown => "Unknown",
-        PJRT_Extension_Type_CrossHostTransfers => "CrossHostTransfers",
-        PJRT_Extension_Type_ExecutableMetadata => "ExecutableMetadata",
-        PJRT_Extension_Type_Callback => "Callback",
-        PJRT_Extension_Type_HostAllocator => "HostAllocator",
-        PJRT_Extension_Type_TpuTopology => "TpuTopology",
-        PJRT_Extension_Type_TpuExecutable => "TpuExecutable",
-        PJRT_Extension_Type_Megascale => "Megascale",
-        PJRT_Extension_Type_Shardings => "Shardings",
-        PJRT_Extension_Type_AbiVersion => "AbiVersion",
-        _ => return None,
-    })
+    crate::history::enumerator_name("PJRT_Extension_Type", kind as i64).map(|n| n.trim_start_matches("PJRT_Extension_Type_"))
+}
+
+/// Refuses what cannot be this machine's plugin before `dlopen` sees it: a
+/// directory, a file that is not ELF, an ELF file for another architecture
+/// (read from its header: `e_ident[EI_CLASS]`, `e_machine`).
+fn check_file(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if meta.is_dir() {
+        return Err("it is a directory, not a shared library: give the plugin's .so file".into());
+    }
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let mut header = [0u8; 20];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(format!("cannot read it: {e}")),
+        }
+    }
+    if read < header.len() || &header[..4] != b"\x7fELF" {
+        return Err("it is not an ELF shared library (no ELF header)".into());
+    }
+    let machine = match header[5] {
+        2 => u16::from_be_bytes([header[18], header[19]]),
+        _ => u16::from_le_bytes([header[18], header[19]]),
+    };
+    let bits = if header[4] == 2 { 64 } else { 32 };
+    let built_for = elf_machine_name(machine, bits);
+    let host = std::env::consts::ARCH;
+    if built_for != host {
+        return Err(format!("it is built for {built_for}, this machine is {host}: use the plugin's {host} build"));
+    }
+    Ok(())
+}
+
+/// `e_machine` (and the ELF class) as Rust names architectures
+/// (`std::env::consts::ARCH`).
+fn elf_machine_name(machine: u16, bits: u32) -> String {
+    match (machine, bits) {
+        (62, 64) => "x86_64".into(),
+        (3, 32) => "x86".into(),
+        (183, 64) => "aarch64".into(),
+        (40, 32) => "arm".into(),
+        (243, 64) => "riscv64".into(),
+        (21, 64) => "powerpc64".into(),
+        (22, 64) => "s390x".into(),
+        (8, _) => "mips".into(),
+        (other, bits) => format!("ELF machine {other} ({bits}-bit)"),
+    }
 }
 
 /// A `(pointer, size)` pair from the plugin as a string (lossy UTF-8).

@@ -8,6 +8,8 @@ use pjrt_sys::loader::{string_from, Plugin, Result};
 use pjrt_sys::*;
 use pjrt_sys::{args, call};
 
+use super::client_options::NamedValues;
+
 /// `impl Drop` for a guard `$ty { plugin, raw }`: calls `$destroy` on `raw`,
 /// reporting a failure as a warning (a destructor cannot return it). With
 /// `skip_null: true`, a null `raw` (nothing was created) is left alone.
@@ -30,7 +32,7 @@ pub struct Client<'p> {
     pub raw: *mut PJRT_Client,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeviceInfo {
     pub id: i32,
     pub kind: String,
@@ -38,8 +40,9 @@ pub struct DeviceInfo {
 }
 
 impl<'p> Client<'p> {
-    pub fn create(plugin: &'p Plugin) -> Result<Client<'p>> {
-        let mut a = args!(PJRT_Client_Create_Args {});
+    /// `PJRT_Client_Create` with `options` (see `client_options`).
+    pub fn create_with(plugin: &'p Plugin, options: &NamedValues) -> Result<Client<'p>> {
+        let mut a = args!(PJRT_Client_Create_Args { create_options: options.as_ptr(), num_options: options.len() });
         call!(plugin, PJRT_Client_Create, &mut a)?;
         Ok(Client { plugin, raw: a.client })
     }
@@ -86,20 +89,7 @@ impl<'p> Client<'p> {
     /// Compiles a program in `format` ("mlir", "hlo") with serialized
     /// `xla.CompileOptionsProto` options.
     pub fn compile(&self, code: &str, format: &str, options: &[u8]) -> Result<LoadedExecutable<'p>> {
-        let program = args!(PJRT_Program {
-            code: code.as_ptr() as *mut _,
-            code_size: code.len(),
-            format: format.as_ptr() as *const _,
-            format_size: format.len(),
-        });
-        let mut a = args!(PJRT_Client_Compile_Args {
-            client: self.raw,
-            program: &program,
-            compile_options: options.as_ptr() as *const _,
-            compile_options_size: options.len(),
-        });
-        call!(self.plugin, PJRT_Client_Compile, &mut a)?;
-        Ok(LoadedExecutable { plugin: self.plugin, raw: a.executable })
+        compile_raw(self.plugin, self.raw, code, format, options)
     }
 
     /// Copies a dense row-major f32 array to `device`, waiting until the
@@ -123,12 +113,46 @@ impl<'p> Client<'p> {
 
 destroy_on_drop!(Client, PJRT_Client_Destroy(PJRT_Client_Destroy_Args { client }), skip_null: false);
 
+/// Compiles a program in `format` ("mlir", "hlo") with serialized
+/// `xla.CompileOptionsProto` options on the raw client `client`.
+pub fn compile_raw<'p>(
+    plugin: &'p Plugin,
+    client: *mut PJRT_Client,
+    code: &str,
+    format: &str,
+    options: &[u8],
+) -> Result<LoadedExecutable<'p>> {
+    let program = args!(PJRT_Program {
+        code: code.as_ptr() as *mut _,
+        code_size: code.len(),
+        format: format.as_ptr() as *const _,
+        format_size: format.len(),
+    });
+    let mut a = args!(PJRT_Client_Compile_Args {
+        client: client,
+        program: &program,
+        compile_options: options.as_ptr() as *const _,
+        compile_options_size: options.len(),
+    });
+    call!(plugin, PJRT_Client_Compile, &mut a)?;
+    Ok(LoadedExecutable { plugin, raw: a.executable })
+}
+
 pub struct LoadedExecutable<'p> {
     plugin: &'p Plugin,
     raw: *mut PJRT_LoadedExecutable,
 }
 
 impl<'p> LoadedExecutable<'p> {
+    /// Takes ownership of an executable the plugin returned.
+    pub fn own(plugin: &'p Plugin, raw: *mut PJRT_LoadedExecutable) -> LoadedExecutable<'p> {
+        LoadedExecutable { plugin, raw }
+    }
+
+    pub fn raw(&self) -> *mut PJRT_LoadedExecutable {
+        self.raw
+    }
+
     pub fn num_outputs(&self) -> Result<usize> {
         let p = self.plugin;
         let mut g = args!(PJRT_LoadedExecutable_GetExecutable_Args { loaded_executable: self.raw });
@@ -173,7 +197,16 @@ pub struct Buffer<'p> {
     raw: *mut PJRT_Buffer,
 }
 
-impl Buffer<'_> {
+impl<'p> Buffer<'p> {
+    /// Takes ownership of a buffer the plugin returned (null: none).
+    pub fn own(plugin: &'p Plugin, raw: *mut PJRT_Buffer) -> Buffer<'p> {
+        Buffer { plugin, raw }
+    }
+
+    pub fn raw(&self) -> *mut PJRT_Buffer {
+        self.raw
+    }
+
     /// Copies the buffer back into host memory as f32s.
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         // A first call without a destination asks for the size.
@@ -190,18 +223,18 @@ impl Buffer<'_> {
 destroy_on_drop!(Buffer, PJRT_Buffer_Destroy(PJRT_Buffer_Destroy_Args { buffer }), skip_null: true);
 
 /// An event the plugin handed us; destroyed when dropped.
-struct Event<'p> {
+pub struct Event<'p> {
     plugin: &'p Plugin,
     raw: *mut PJRT_Event,
 }
 
 impl<'p> Event<'p> {
-    fn own(plugin: &'p Plugin, raw: *mut PJRT_Event) -> Event<'p> {
+    pub fn own(plugin: &'p Plugin, raw: *mut PJRT_Event) -> Event<'p> {
         Event { plugin, raw }
     }
 
     /// Blocks until the event is ready; its error, if any, is the result.
-    fn wait(self) -> Result<()> {
+    pub fn wait(self) -> Result<()> {
         if self.raw.is_null() {
             return Ok(());
         }

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_plugin;
 pub mod hash;
 
 use std::net::{TcpStream, ToSocketAddrs};

@@ -1,0 +1,462 @@
+//! `cargo xtask conform PLUGIN`: a version-aware conformance suite for a
+//! PJRT plugin; `--matrix`: the plugin x API version x check table of every
+//! pinned plugin that runs here; `--history`: the table of the PJRT C API's
+//! history that makes the suite version-aware.
+//!
+//! The parent process never loads the plugin. Each group of checks runs in
+//! a child process (this executable in `--child GROUP` mode) that reports
+//! each check as it begins and ends; when a child crashes or hangs, the
+//! check it was in fails with the signal's name and a new child resumes the
+//! group after it. The report always completes.
+
+// PJRT constants keep their C names, as the header spells them.
+#![allow(non_upper_case_globals)]
+
+pub(crate) mod checks;
+pub(crate) mod child;
+pub(crate) mod harness;
+mod history;
+mod matrix;
+mod report;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use pjrt_sys::history as api_history;
+use pjrt_sys::loader::BINDINGS_VERSION;
+use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
+use serde::Serialize;
+
+use crate::smoke::client_options::{self, ClientOption};
+use crate::xla_repo::XlaRepoArg;
+use harness::{CheckError, Ctx, Status};
+use report::{CheckResult, Report};
+
+pub use history::{recorded_tip, TABLE_PATH as HISTORY_TABLE_PATH};
+pub use matrix::MATRIX_PATH;
+
+/// Exit status when a check failed (with `--baseline`: when a check fails
+/// that did not fail in the baseline).
+pub const EXIT_FAILED: u8 = 2;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Version-aware conformance checks of a PJRT plugin; the plugin x API compatibility matrix",
+    long_about = "Run the conformance suite on a PJRT plugin: the API struct and its version, plugin attributes, \
+the client and platform, devices and their descriptions, memories and their kinds, a host -> device -> host \
+round trip of every element type (bit for bit), shapes and layouts, compiling StableHLO, executable properties, \
+serialization, execution with several arguments and outputs, buffer donation, events and their callbacks, \
+errors (each must be a PJRT_Error with a code, never a crash), the extension chain and the extensions' own \
+entry points.\n\n\
+Version-aware: every PJRT call goes through a gate that knows, from XLA's history \
+(crates/pjrt-sys/src/history_table.rs), which PJRT version introduced it; a member past the plugin's \
+struct_size is UNSUPPORTED and never called. Each group of checks runs in a child process: a check that \
+crashes or hangs the plugin FAILs with the signal's name and the report still completes.\n\n\
+Results: PASS, FAIL, UNSUPPORTED (the plugin does not offer it), SKIP (a prerequisite is missing), each \
+with a reason.\n\n\
+PLUGIN is a path to a plugin shared library, or the name of a prebuilt plugin pinned in pins.toml \
+([prebuilt.NAME]), downloaded and verified first.\n\n\
+--matrix runs every pinned plugin that runs on this machine and writes docs/compat-matrix.md; \
+--history regenerates the history table from an XLA repository. With --check, either fails (exit 2) \
+when the checked-in file is stale.",
+    after_help = "Examples:\n  cargo xtask conform xla-cpu-pjrt\n  cargo xtask conform ./libpjrt_cpu.so --json > report.json\n  \
+cargo xtask conform ./libpjrt_cpu.so --baseline report.json\n  cargo xtask conform jax-cuda12-pjrt --client-option memory_fraction=0.2\n  \
+cargo xtask conform --matrix --check\n  XLA_REPO=~/src/xla cargo xtask conform --history --check\n\n\
+Exit status: 0 no check failed (with --baseline: no check fails that did not fail in the baseline; \
+--matrix/--history: written or up to date), 2 a check failed (with --baseline: a new failure; \
+--check: the file is stale), 1 error (the plugin file is missing, bad arguments, an unreadable baseline)."
+)]
+pub struct Args {
+    /// Path to a plugin `.so`, or the name of a pinned prebuilt plugin.
+    #[arg(value_name = "PLUGIN", required_unless_present_any = ["matrix", "history"])]
+    pub plugin: Option<String>,
+    /// Print the JSON report on stdout (schema in docs/conform.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Compare with an earlier JSON report: print what changed; exit 2 only
+    /// for checks that fail now and did not then.
+    #[arg(long, value_name = "REPORT.json")]
+    pub baseline: Option<PathBuf>,
+    /// A PJRT client option, NAME=VALUE or NAME:TYPE=VALUE (TYPE: bool,
+    /// int64, float, string, int64_list); repeatable. GPU plugins get
+    /// preallocate=false unless set here.
+    #[arg(long = "client-option", value_name = "K=V", value_parser = client_options::parse)]
+    pub client_options: Vec<ClientOption>,
+    /// Print every check, not only those that did not pass.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Seconds a group of checks may run before its process is killed (the
+    /// check it was in fails).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Nix system of a prebuilt plugin to fetch (default: this machine's).
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// Groups of checks run side by side, each in its own process (default:
+    /// the number of CPUs; always 1 for GPU and TPU plugins).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run every pinned plugin that runs here; write docs/compat-matrix.md.
+    #[arg(long, conflicts_with_all = ["plugin", "baseline", "json"])]
+    pub matrix: bool,
+    /// Regenerate crates/pjrt-sys/src/history_table.rs from XLA history.
+    #[arg(long, conflicts_with_all = ["plugin", "matrix", "baseline", "json"])]
+    pub history: bool,
+    /// With --history: the XLA commit whose history to tabulate (default:
+    /// the one the table records).
+    #[arg(long, value_name = "REV", requires = "history")]
+    pub tip: Option<String>,
+    /// With --matrix or --history: write nothing, exit 2 if the file is stale.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub xla_repo: XlaRepoArg,
+    /// Child mode: run the checks of GROUP on PLUGIN (a path) in this process.
+    #[arg(long, value_name = "GROUP", hide = true)]
+    pub child: Option<String>,
+    /// Child mode: skip the group's checks up to and including this one.
+    #[arg(long, value_name = "ID", hide = true)]
+    pub resume_after: Option<String>,
+    /// Child mode: the pinned backend of the plugin (cuda12, cpu...).
+    #[arg(long, hide = true)]
+    pub backend: Option<String>,
+    /// Child mode: where to write events.
+    #[arg(long, hide = true)]
+    pub events: Option<PathBuf>,
+    /// Child mode: WHAT=REASON, a prerequisite ("plugin", "client") whose
+    /// making crashed an earlier child: checks that need it skip.
+    #[arg(long, hide = true, value_parser = parse_broken)]
+    pub broken: Vec<(String, String)>,
+}
+
+fn parse_broken(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| format!("`{s}` is not WHAT=REASON"))
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.history {
+        return history::run(&args.xla_repo, args.tip.as_deref(), args.check);
+    }
+    if args.check && !args.matrix {
+        bail!("--check goes with --matrix or --history");
+    }
+    if args.matrix {
+        return matrix::run(args.timeout, args.jobs, args.check);
+    }
+    let plugin = args.plugin.clone().expect("clap requires PLUGIN without --matrix/--history");
+    if let Some(group) = &args.child {
+        return run_child(group, &args);
+    }
+    let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
+    let (path, backend) = crate::smoke::resolve_plugin(&plugin, args.system.as_deref())?;
+    let progress = !args.json;
+    let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
+    let changes = baseline.as_ref().map(|b| report::compare(b, &report));
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(changes) = &changes {
+            value["baseline"] = serde_json::to_value(changes)?;
+        }
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+    } else {
+        crate::cli::emit(&report.to_text(args.verbose))?;
+        if let (Some(changes), Some(path)) = (&changes, &args.baseline) {
+            crate::cli::emit(&changes.to_text(&format!(
+                "{} ({})",
+                path.display(),
+                baseline.as_ref().map(|b| b.plugin.as_str()).unwrap_or("?")
+            )))?;
+        }
+    }
+    let failed = match &changes {
+        Some(changes) => !changes.regressions.is_empty(),
+        None => report.failed(),
+    };
+    Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+/// Runs every group of checks on the plugin at `path`, each in child
+/// processes, and assembles the report.
+pub fn conform(
+    label: &str,
+    path: &Path,
+    backend: Option<&str>,
+    options: &[ClientOption],
+    timeout: Duration,
+    jobs: Option<usize>,
+    progress: bool,
+) -> Result<Report> {
+    let start = Instant::now();
+    let mut report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        plugin: label.to_string(),
+        path: Some(path.to_path_buf()),
+        bindings_api_version: format!("{}.{}", BINDINGS_VERSION.0, BINDINGS_VERSION.1),
+        history_newest_api_version: format!("0.{}", api_history::NEWEST_MINOR),
+        ..Default::default()
+    };
+    let groups = checks::groups();
+    let total: usize = groups.iter().map(|g| g.checks.len()).sum();
+    let bar = if progress {
+        indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr_with_hz(8))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} conform {pos}/{len} {wide_msg}").expect("valid template"));
+    let groups: Vec<(&'static str, Vec<String>)> =
+        groups.iter().map(|g| (g.name, g.checks.iter().map(|c| c.id.clone()).collect())).collect();
+    // The API and client groups first, alone: they say what the plugin is
+    // and make its first client; a crash there is not repeated by the
+    // groups that follow (they are told what is broken).
+    let (serial, rest) = groups.split_at(2);
+    for (name, ids) in serial {
+        let run = run_group(path, name, ids, backend, options, timeout, &report.broken, &bar)?;
+        run.merge_into(&mut report);
+    }
+    // An accelerator plugin takes its device once per client: one group at
+    // a time. A CPU plugin's groups run side by side.
+    let accelerator = backend.is_some_and(|b| b != "cpu")
+        || report.extensions.iter().any(|e| matches!(e.name.as_deref(), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")));
+    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
+    let broken = report.broken.clone();
+    let queue = std::sync::Mutex::new((0..rest.len()).collect::<std::collections::VecDeque<usize>>());
+    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..rest.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(rest.len()) {
+            scope.spawn(|| loop {
+                let Some(index) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
+                let (name, ids) = &rest[index];
+                let run = run_group(path, name, ids, backend, options, timeout, &broken, &bar);
+                done.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(run);
+            });
+        }
+    });
+    for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        run.expect("every group ran")?.merge_into(&mut report);
+    }
+    bar.finish_and_clear();
+    report.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+    report.count();
+    Ok(report)
+}
+
+/// What the children of one group reported.
+struct GroupRun {
+    results: Vec<CheckResult>,
+    info: Vec<serde_json::Value>,
+    crashed: Vec<String>,
+    broken: BTreeMap<String, String>,
+}
+
+impl GroupRun {
+    fn merge_into(self, report: &mut Report) {
+        for info in &self.info {
+            report.absorb_info(info);
+        }
+        report.checks.extend(self.results);
+        report.crashed.extend(self.crashed);
+        report.broken.extend(self.broken);
+    }
+}
+
+/// One event of a child.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event<'a> {
+    Begin { id: &'a str },
+    Result { id: &'a str, status: Status, detail: &'a str, since: Option<String> },
+    Info { info: serde_json::Value },
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_group(
+    path: &Path,
+    group: &str,
+    ids: &[String],
+    backend: Option<&str>,
+    options: &[ClientOption],
+    timeout: Duration,
+    broken: &BTreeMap<String, String>,
+    bar: &indicatif::ProgressBar,
+) -> Result<GroupRun> {
+    let mut run = GroupRun { results: Vec::new(), info: Vec::new(), crashed: Vec::new(), broken: broken.clone() };
+    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
+    let mut resume_after: Option<String> = None;
+    while results.len() < ids.len() {
+        let mut argv: Vec<OsString> = vec!["--child".into(), group.into()];
+        if let Some(id) = &resume_after {
+            argv.extend(["--resume-after".into(), id.into()]);
+        }
+        if let Some(backend) = backend {
+            argv.extend(["--backend".into(), backend.into()]);
+        }
+        for o in options {
+            argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
+        }
+        for (what, reason) in run.broken.iter() {
+            argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
+        }
+        argv.push("--".into());
+        argv.push(path.into());
+        let mut begun: Option<String> = None;
+        let mut making: Option<String> = None;
+        let info = &mut run.info;
+        let ending = child::run("conform", &argv, backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
+            Some("begin") => {
+                let id = event["id"].as_str().unwrap_or_default().to_string();
+                bar.set_message(id.clone());
+                begun = Some(id);
+            }
+            Some("result") => {
+                if let Some(result) = serde_json::from_value::<CheckResult>(event.clone()).ok().filter(|r| ids.contains(&r.id)) {
+                    bar.inc(1);
+                    begun = None;
+                    results.insert(result.id.clone(), result);
+                }
+            }
+            Some("info") => info.push(event["info"].clone()),
+            Some("making") => making = event["what"].as_str().map(str::to_string),
+            Some("made") => making = None,
+            _ => {}
+        })?;
+        if results.len() == ids.len() {
+            break;
+        }
+        // The child ended before its last check: blame the check it was in,
+        // or the first one it never reached, and resume after it.
+        let (culprit, detail) = match begun {
+            Some(id) => (id, format!("the plugin {} during this check", ending.describe())),
+            None => match ids.iter().find(|id| !results.contains_key(*id)) {
+                Some(first) => (first.clone(), format!("the check's process {} before the check began (see stderr)", ending.describe())),
+                None => break,
+            },
+        };
+        // A crash while making the plugin or the client would repeat in
+        // every check that needs it: later children are told to skip them.
+        if let Some(what) = making {
+            run.broken.insert(what.clone(), format!("making the {what} {} (in {culprit})", ending.describe()));
+        }
+        run.crashed.push(culprit.clone());
+        bar.inc(1);
+        results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status: Status::Fail, detail, since: None });
+        resume_after = Some(culprit);
+    }
+    // A plugin that does not load, a client that is not created: the
+    // groups that follow are told, instead of trying again.
+    for (id, what) in [("api.load", "plugin"), ("client.create", "client")] {
+        if let Some(r) = results.get(id).filter(|r| r.status == Status::Fail) {
+            run.broken.entry(what.to_string()).or_insert_with(|| format!("{id} failed: {}", r.detail));
+        }
+    }
+    run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
+    Ok(run)
+}
+
+/// Child mode: runs the checks of one group here, emitting events.
+fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
+    let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
+    let events = child::Events::open(args.events.as_deref())?;
+    let Some(group) = checks::groups().into_iter().find(|g| g.name == group) else {
+        bail!("no check group named {group}");
+    };
+    let mut ctx = Ctx::new(path, args.backend.clone(), args.client_options.clone(), events);
+    for (what, reason) in &args.broken {
+        ctx.mark_broken(what, reason);
+    }
+    let mut skipping = args.resume_after.is_some();
+    for check in &group.checks {
+        if skipping {
+            skipping = Some(&check.id) != args.resume_after.as_ref();
+            continue;
+        }
+        ctx.events.emit(&Event::Begin { id: &check.id });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)));
+        let since = ctx.take_since();
+        let (status, detail) = judge(outcome, check.optional);
+        let since = (since > 0).then(|| format!("0.{since}"));
+        ctx.events.emit(&Event::Result { id: &check.id, status, detail: &detail, since });
+        if let Some(info) = info_after(&check.id, &mut ctx, status) {
+            ctx.events.emit(&Event::Info { info });
+        }
+    }
+    drop(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A check's outcome as a status and its reason.
+fn judge(outcome: std::thread::Result<harness::Outcome>, optional: bool) -> (Status, String) {
+    match outcome {
+        Ok(Ok(detail)) => (Status::Pass, detail),
+        Ok(Err(CheckError::Fail(m))) => (Status::Fail, m),
+        Ok(Err(CheckError::Unsupported(m))) => (Status::Unsupported, m),
+        Ok(Err(CheckError::Skip(m))) => (Status::Skip, m),
+        Ok(Err(CheckError::Pjrt { function, code, message })) => {
+            let text = format!("{function} failed with {}: {}", pjrt_sys::loader::error_code_name(code), checks_first_line(&message));
+            if code == pjrt_sys::PJRT_Error_Code_UNIMPLEMENTED {
+                (Status::Unsupported, text)
+            } else if optional {
+                (Status::Unsupported, format!("{text} (an optional entry point)"))
+            } else {
+                (Status::Fail, text)
+            }
+        }
+        Err(panic) => {
+            let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            (Status::Fail, format!("the check itself panicked (a bug of pjrtpkgs): {}", message.unwrap_or_default()))
+        }
+    }
+}
+
+fn checks_first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(240).collect()
+}
+
+/// What the parent should learn after a check: the plugin's identity after
+/// `api.load`, the platform and options after `client.create`.
+fn info_after(id: &str, ctx: &mut Ctx, status: Status) -> Option<serde_json::Value> {
+    match (id, status) {
+        ("api.load", Status::Pass) => {
+            let plugin = ctx.plugin().ok()?;
+            let (major, minor) = plugin.api_version();
+            let extensions: Vec<report::ExtensionInfo> = plugin
+                .extensions()
+                .iter()
+                .map(|e| {
+                    let run = api_history::enumerator("PJRT_Extension_Type", e.kind as i64);
+                    report::ExtensionInfo {
+                        kind: e.kind as i64,
+                        name: run.map(|r| r.name.trim_start_matches("PJRT_Extension_Type_").to_string()),
+                        struct_size: e.struct_size as u64,
+                        since: run.map(|r| r.since),
+                    }
+                })
+                .collect();
+            Some(serde_json::json!({
+                "api_version": format!("{major}.{minor}"),
+                "api_struct_size": plugin.struct_size(),
+                "extensions": extensions,
+            }))
+        }
+        ("plugin.attributes", Status::Pass) => {
+            let mut a = pjrt_sys::args!(PJRT_Plugin_Attributes_Args {});
+            pjrt_sys::call!(ctx.plugin_ref(), PJRT_Plugin_Attributes, &mut a).ok()?;
+            let attributes = harness::named_values(a.attributes, a.num_attributes).ok()?;
+            Some(serde_json::json!({ "attributes": attributes }))
+        }
+        ("client.create", _) => {
+            let mut info = serde_json::json!({ "client_options": ctx.options });
+            if let Ok(client) = ctx.client() {
+                let mut a = pjrt_sys::args!(PJRT_Client_PlatformName_Args { client: client });
+                if pjrt_sys::call!(ctx.plugin_ref(), PJRT_Client_PlatformName, &mut a).is_ok() {
+                    info["platform"] = harness::text(a.platform_name, a.platform_name_size).into();
+                }
+            }
+            Some(info)
+        }
+        _ => None,
+    }
+}

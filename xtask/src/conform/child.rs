@@ -1,0 +1,171 @@
+//! Plugins run in a child process (this same executable, a hidden mode of
+//! the verb), so that whatever a plugin does (a segfault in `GetPjrtApi`,
+//! an abort in a check, a hang) the parent survives and writes its report.
+//!
+//! The child appends one JSON value per line to an events file the parent
+//! names; each line is written whole with one `write`, so a crash leaves
+//! every finished line behind. The child's stdout goes to the parent's
+//! stderr: what a plugin prints cannot corrupt the parent's JSON.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal killed it (a crash: SIGSEGV, SIGABRT, ...).
+    Signaled(i32),
+    /// It ran past its time limit and was killed.
+    TimedOut(Duration),
+}
+
+impl Ending {
+    /// "crashed with SIGSEGV (signal 11)", "exited with status 3", ...
+    pub fn describe(self) -> String {
+        match self {
+            Ending::Exited(code) => format!("exited with status {code}"),
+            Ending::Signaled(signal) => format!("crashed with {} (signal {signal})", signal_name(signal)),
+            Ending::TimedOut(limit) => format!("did not finish within {} s and was killed", limit.as_secs()),
+        }
+    }
+}
+
+/// The conventional name of a Linux signal number.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        31 => "SIGSYS",
+        _ => "a signal",
+    }
+}
+
+/// Runs this executable as `VERB --events FILE ARGS...`, calling `on_event`
+/// for each line the child writes, as it writes it. Kills the child after
+/// `timeout`. `backend` is the pinned backend of the plugin, if known.
+pub fn run(
+    verb: &str,
+    args: &[OsString],
+    backend: Option<&str>,
+    timeout: Duration,
+    mut on_event: impl FnMut(serde_json::Value),
+) -> Result<Ending> {
+    let exe = std::env::current_exe().context("cannot find this executable to run the plugin in a child process")?;
+    let events = tempfile::Builder::new()
+        .prefix("pjrtpkgs-events-")
+        .tempfile()
+        .context("cannot create a temporary file for the child process's events")?;
+    let stdout = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr for the child process")?;
+    let mut command = Command::new(&exe);
+    // Off Google Cloud, libtpu asks the GCE metadata server for each of a
+    // dozen variables, 30 tries each: minutes before GetPjrtApi returns.
+    // TPU_SKIP_MDS_QUERY is libtpu's own switch for running elsewhere.
+    if backend == Some("tpu") && std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
+        command.env("TPU_SKIP_MDS_QUERY", "1");
+    }
+    let mut child = command
+        .arg(verb)
+        .arg("--events")
+        .arg(events.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .spawn()
+        .with_context(|| format!("cannot start {} in a child process", exe.display()))?;
+    let mut reader = LineReader::open(events.path())?;
+    let start = Instant::now();
+    let ending = loop {
+        reader.poll(&mut on_event)?;
+        if let Some(status) = child.try_wait().context("cannot wait for the child process")? {
+            use std::os::unix::process::ExitStatusExt;
+            break match (status.code(), status.signal()) {
+                (Some(code), _) => Ending::Exited(code),
+                (None, Some(signal)) => Ending::Signaled(signal),
+                (None, None) => Ending::Exited(-1),
+            };
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Ending::TimedOut(timeout);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    reader.poll(&mut on_event)?;
+    Ok(ending)
+}
+
+/// Reads whole lines appended to a file since the last poll.
+struct LineReader {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl LineReader {
+    fn open(path: &Path) -> Result<Self> {
+        Ok(LineReader { file: File::open(path).with_context(|| format!("cannot read {}", path.display()))?, pending: Vec::new() })
+    }
+
+    fn poll(&mut self, on_event: &mut impl FnMut(serde_json::Value)) -> Result<()> {
+        self.file.read_to_end(&mut self.pending).context("cannot read the child process's events")?;
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            // A line that does not parse can only be the last, cut short by
+            // a crash; it carries nothing to rely on.
+            if let Ok(value) = serde_json::from_slice(&line) {
+                on_event(value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The child's side: appends events to the file the parent named.
+pub struct Events {
+    file: Option<File>,
+}
+
+impl Events {
+    /// Events go to `path`; with `None` (the verb run by hand in child
+    /// mode) they are dropped.
+    pub fn open(path: Option<&Path>) -> Result<Self> {
+        let file = match path {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open the events file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Events { file })
+    }
+
+    /// Writes one event as one line, with one `write`: it is on disk, whole,
+    /// before the next PJRT call can crash the process.
+    pub fn emit(&mut self, event: &impl serde::Serialize) {
+        let Some(file) = &mut self.file else { return };
+        let mut line = serde_json::to_vec(event).unwrap_or_else(|e| format!("{{\"unserializable\":\"{e}\"}}").into_bytes());
+        line.push(b'\n');
+        let _ = file.write_all(&line);
+    }
+}

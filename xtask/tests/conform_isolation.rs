@@ -1,0 +1,203 @@
+//! `conform` and `smoke` on fake plugins that crash or hang where a test
+//! wants (built with the system C compiler): the report is always written,
+//! names the check (or phase) and the signal, and members past a plugin's
+//! `struct_size` are never called. No network needed.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::fake_plugin::{Behaviour, Fake};
+use support::require_command;
+
+use std::mem::offset_of;
+
+use pjrt_sys::PJRT_Api;
+
+struct Run {
+    code: Option<i32>,
+    json: serde_json::Value,
+    stderr: String,
+}
+
+fn xtask(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("run xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("xtask {args:?} printed no JSON ({e}), exit {:?}; stderr:\n{stderr}", out.status.code()));
+    Run { code: out.status.code(), json, stderr }
+}
+
+fn conform(plugin: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["conform", plugin.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    xtask(&args)
+}
+
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no check {id} in the report"))
+}
+
+/// Every check of the suite has a result: the report completed.
+fn assert_complete(report: &serde_json::Value) {
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 63, "only {} checks in the report", checks.len());
+    let total: u64 = report["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total as usize, checks.len());
+}
+
+fn cc() -> Option<tempfile::TempDir> {
+    require_command("cc").then(|| tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn crash_in_get_pjrt_api_is_reported_by_smoke() {
+    let Some(dir) = cc() else { return };
+    let plugin = Fake { get_api: Some(Behaviour::Segfault), ..Fake::new(81) }.build(dir.path(), "crash_get_api");
+    let run = xtask(&["smoke", plugin.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.json["ok"], false);
+    let error = run.json["error"].as_str().unwrap();
+    assert!(error.contains("crashed with SIGSEGV (signal 11)") && error.contains("loading the plugin"), "{error}");
+    assert!(run.stderr.contains("error: smoke test of"), "{}", run.stderr);
+}
+
+#[test]
+fn crash_in_get_pjrt_api_fails_api_load_and_skips_the_rest() {
+    let Some(dir) = cc() else { return };
+    let plugin = Fake { get_api: Some(Behaviour::Segfault), ..Fake::new(81) }.build(dir.path(), "crash_get_api");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_complete(r);
+    let load = check(r, "api.load");
+    assert_eq!(load["status"], "FAIL");
+    assert!(load["detail"].as_str().unwrap().contains("crashed with SIGSEGV"), "{load}");
+    assert_eq!(r["crashed"], serde_json::json!(["api.load"]), "one crash, then nothing tries to load the plugin again");
+    assert!(r["broken"]["plugin"].as_str().unwrap().contains("SIGSEGV"), "{}", r["broken"]);
+    assert_eq!(r["counts"]["FAIL"], 1);
+    assert_eq!(check(r, "execute.smoke")["status"], "SKIP");
+}
+
+#[test]
+fn crash_in_one_member_fails_that_check_and_the_group_resumes() {
+    let Some(dir) = cc() else { return };
+    let fake = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_PlatformVersion), Behaviour::Abort)], ..Fake::new(81) };
+    let plugin = fake.build(dir.path(), "crash_platform_version");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_complete(r);
+    let crashed = check(r, "client.platform_version");
+    assert_eq!(crashed["status"], "FAIL");
+    assert!(crashed["detail"].as_str().unwrap().contains("crashed with SIGABRT (signal 6) during this check"), "{crashed}");
+    assert_eq!(r["crashed"], serde_json::json!(["client.platform_version"]));
+    // The checks after it in the same group ran in a new process.
+    assert_eq!(check(r, "client.process_index")["status"], "PASS");
+    assert_eq!(check(r, "client.create")["status"], "PASS");
+
+    // smoke calls it too: the crash is reported with its phase.
+    let run = xtask(&["smoke", plugin.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let error = run.json["error"].as_str().unwrap();
+    assert!(error.contains("crashed with SIGABRT") && error.contains("listing the devices"), "{error}");
+    assert_eq!(run.json["api_version"], "0.81", "what was learnt before the crash is kept");
+}
+
+#[test]
+fn crash_making_the_client_skips_what_needs_one() {
+    let Some(dir) = cc() else { return };
+    let fake = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_Create), Behaviour::Segfault)], ..Fake::new(81) };
+    let plugin = fake.build(dir.path(), "crash_client_create");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_complete(r);
+    assert_eq!(check(r, "client.create")["status"], "FAIL");
+    assert!(r["broken"]["client"].as_str().unwrap().contains("SIGSEGV"), "{}", r["broken"]);
+    assert_eq!(r["crashed"].as_array().unwrap().len(), 1, "no other check crashes on the client again: {}", r["crashed"]);
+    let skipped = check(r, "buffer.roundtrip_f32");
+    assert_eq!(skipped["status"], "SKIP");
+    assert!(skipped["detail"].as_str().unwrap().contains("no client"), "{skipped}");
+}
+
+#[test]
+fn a_hanging_member_is_killed_after_the_timeout() {
+    let Some(dir) = cc() else { return };
+    let fake = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_PlatformName), Behaviour::Hang)], ..Fake::new(81) };
+    let plugin = fake.build(dir.path(), "hang_platform_name");
+    let run = conform(&plugin, &["--timeout", "3"]);
+    let r = &run.json;
+    assert_complete(r);
+    let hung = check(r, "client.platform_name");
+    assert_eq!(hung["status"], "FAIL");
+    assert!(hung["detail"].as_str().unwrap().contains("did not finish within 3 s"), "{hung}");
+    assert_eq!(check(r, "client.platform_version")["status"], "PASS");
+}
+
+/// Every member past the fake's struct_size crashes when called; so does
+/// every Layouts member past its extension's struct_size (an API 0.81
+/// plugin's Layouts ends before GetParameterLayouts: pypjrt's conform
+/// reads past it and crashes). The suite must call none of them.
+#[test]
+fn members_past_struct_size_are_unsupported_and_never_called() {
+    let Some(dir) = cc() else { return };
+    let fake = Fake { layouts_extension: Some(72), ..Fake::new(81) };
+    let plugin = fake.build(dir.path(), "old_plugin");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_complete(r);
+    assert_eq!(r["crashed"], serde_json::json!([]), "a member past struct_size was called: {}", r["crashed"]);
+    assert_eq!(r["api_version"], "0.81");
+    for (id, member) in [
+        ("executable.compile_options", "PJRT_Executable_GetCompileOptions"),
+        ("event.create_and_set", "PJRT_Event_Create"),
+        ("event.set_error", "PJRT_Event_Create"),
+        ("buffer.roundtrip_s1", "S1 arrived in PJRT 0.94"),
+    ] {
+        let c = check(r, id);
+        assert_eq!(c["status"], "UNSUPPORTED", "{c}");
+        assert!(c["detail"].as_str().unwrap().contains(member), "{c}");
+    }
+    let c = check(r, "layouts.executable_parameter_layouts");
+    assert_eq!(c["status"], "UNSUPPORTED", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(detail.contains("lies past the end of the plugin's PJRT_Layouts_Extension (72 bytes"), "{c}");
+    assert_eq!(check(r, "layouts.executable_output_layouts")["status"], "FAIL", "within 72 bytes: called (the fake answers 0 layouts)");
+    assert_eq!(check(r, "api.members_past_struct_size_refused")["status"], "PASS");
+    assert!(r["extensions"][0]["name"] == "Layouts", "{}", r["extensions"]);
+}
+
+#[test]
+fn a_directory_is_not_a_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("lib/libpjrt_cpu.so"), b"").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["smoke", dir.path().to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("is a directory, not a plugin") && stderr.contains("libpjrt_cpu.so"), "{stderr}");
+    assert!(!stderr.contains("does not exist"), "{stderr}");
+}
+
+/// An ELF library for another architecture: the loader reads its header
+/// and says so, instead of dlopen's "wrong ELF class" or "cannot open".
+#[test]
+fn a_plugin_for_another_architecture_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = if std::env::consts::ARCH == "aarch64" { 62u16 } else { 183u16 };
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // little-endian
+    elf[6] = 1; // EV_CURRENT
+    elf[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+    elf[18..20].copy_from_slice(&foreign.to_le_bytes());
+    let path = dir.path().join("libpjrt_foreign.so");
+    std::fs::write(&path, &elf).unwrap();
+    let run = xtask(&["smoke", path.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, Some(1));
+    let error = run.json["error"].as_str().unwrap();
+    let built_for = if foreign == 183 { "aarch64" } else { "x86_64" };
+    assert!(error.contains(&format!("it is built for {built_for}, this machine is {}", std::env::consts::ARCH)), "{error}");
+}
