@@ -135,6 +135,10 @@ pub struct PrebuiltPin {
     /// read on every platform).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pjrt_api_version_note: Option<String>,
+    /// The XLA commit the wheel was built from, when known (written by hand;
+    /// nix/pins.nix reads it: the package then ships that commit's headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xla_commit: Option<String>,
     /// By Nix system.
     pub platforms: BTreeMap<String, PrebuiltPlatform>,
 }

@@ -350,5 +350,8 @@ fn pin_release(
     } else {
         (UNKNOWN.to_owned(), Some(format!("no wheel for {host}, the system it was pinned on; run `prebuilt update` on one it supports")))
     };
-    Ok(PrebuiltPin { version: release.version, backend, pjrt_api_version: api, pjrt_api_version_note: note, platforms })
+    // The XLA commit a wheel was built from is known only to whoever pinned
+    // it by hand: kept while the release stays the same.
+    let xla_commit = existing.filter(|e| e.version == release.version).and_then(|e| e.xla_commit.clone());
+    Ok(PrebuiltPin { version: release.version, backend, pjrt_api_version: api, pjrt_api_version_note: note, xla_commit, platforms })
 }

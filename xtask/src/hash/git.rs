@@ -37,10 +37,11 @@ const MODE_GITLINK: i32 = 0o160000;
 /// Fails, naming the object and its path, when an object the tree needs is
 /// missing (partial or damaged clones): never a hash of an incomplete tree.
 pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
-    let commit_obj = repo.find_commit(commit).map_err(|e| missing_or(e, commit, "commit", "", repo))?;
+    let commit_obj = repo.find_commit(commit).map_err(|e| missing_or(e, commit, "commit", "", repo, commit))?;
     let tree_id = commit_obj.tree_id();
     let mut walk = TreeWalk {
         repo,
+        commit,
         sink: NarSink::new(HashWriter::default())?,
         path: Vec::new(),
         progress: crate::progress::bytes_spinner(format!("hashing the tree of {commit}")),
@@ -53,6 +54,8 @@ pub fn hash_commit(repo: &Repository, commit: Oid) -> Result<NarHash> {
 
 struct TreeWalk<'r> {
     repo: &'r Repository,
+    /// The commit being hashed, for the fetch command an error suggests.
+    commit: Oid,
     sink: NarSink<HashWriter>,
     /// Path of the tree being walked, for error messages.
     path: Vec<u8>,
@@ -68,7 +71,7 @@ struct Child {
 
 impl<'r> TreeWalk<'r> {
     fn tree(&mut self, id: Oid) -> Result<()> {
-        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
+        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo, self.commit))?;
         let mut children: Vec<Child> =
             tree.iter().map(|e| Child { name: e.name_bytes().to_vec(), id: e.id(), mode: e.filemode_raw() }).collect();
         drop(tree);
@@ -126,7 +129,7 @@ impl<'r> TreeWalk<'r> {
         if let Some(&known) = self.content_memo.get(&id) {
             return Ok(known);
         }
-        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo))?;
+        let tree = self.repo.find_tree(id).map_err(|e| missing_or(e, id, "tree", &self.display_path(), self.repo, self.commit))?;
         let mut subtrees = Vec::new();
         let mut found = false;
         for entry in tree.iter() {
@@ -151,7 +154,7 @@ impl<'r> TreeWalk<'r> {
     }
 
     fn blob(&self, id: Oid) -> Result<git2::Blob<'r>> {
-        self.repo.find_blob(id).map_err(|e| missing_or(e, id, "blob", &self.display_path(), self.repo))
+        self.repo.find_blob(id).map_err(|e| missing_or(e, id, "blob", &self.display_path(), self.repo, self.commit))
     }
 
     fn display_path(&self) -> String {
@@ -165,12 +168,12 @@ impl<'r> TreeWalk<'r> {
 
 /// The error for an object that cannot be read: a precise "missing" one
 /// when git says so, else git's own message with the same context.
-fn missing_or(err: git2::Error, id: Oid, kind: &str, path: &str, repo: &Repository) -> anyhow::Error {
+fn missing_or(err: git2::Error, id: Oid, kind: &str, path: &str, repo: &Repository, commit: Oid) -> anyhow::Error {
     let at = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
     if err.code() == ErrorCode::NotFound {
         anyhow::anyhow!(
             "{kind} {id}{at} is missing from the repository {}: it is incomplete (a partial, shallow or damaged clone), \
-             so its hash would be wrong. Fetch the commit fully (e.g. `git fetch --refetch origin <commit>`) or use a complete clone",
+             so its hash would be wrong. Fetch the commit fully (in that repository: `git fetch --refetch origin {commit}`) or use a complete clone",
             repo.path().display()
         )
     } else {

@@ -304,6 +304,9 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             );
         }
         ctx.format(&format!("{key}.version"), &p.version, is_pep440ish, "a version");
+        if let Some(commit) = &p.xla_commit {
+            ctx.format(&format!("{key}.xla_commit"), commit, is_commit, "a full commit id (40 lowercase hex digits)");
+        }
         if !PREBUILT_BACKENDS.contains(&p.backend.as_str()) {
             ctx.error(&format!("{key}.backend"), format!("`{}` is not one of {}", p.backend, PREBUILT_BACKENDS.join(", ")));
         }

@@ -113,6 +113,12 @@ impl PinsDocument {
                 t.remove("pjrt_api_version_note");
             }
         }
+        match &pin.xla_commit {
+            Some(commit) => set_str(t, "xla_commit", commit),
+            None => {
+                t.remove("xla_commit");
+            }
+        }
         // Platforms: drop those no longer pinned, then set each.
         if let Some(Item::Table(platforms)) = t.get_mut("platforms") {
             let gone: Vec<String> = platforms.iter().map(|(k, _)| k.to_owned()).filter(|k| !pin.platforms.contains_key(k)).collect();

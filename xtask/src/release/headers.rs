@@ -65,6 +65,7 @@ pub fn own(dir: &Path, want: ApiVersion) -> Result<Option<HeaderSet>> {
 pub struct History {
     commits: Vec<(String, ApiVersion)>,
     tip: String,
+    tip_id: Oid,
 }
 
 impl History {
@@ -92,13 +93,35 @@ impl History {
                 commits.push((line.trim().to_owned(), v));
             }
         }
-        Ok(History { commits, tip: tip.to_owned() })
+        Ok(History { commits, tip: tip.to_owned(), tip_id })
+    }
+
+    /// The newest commit whose headers are those of `commits[i]`: the tip
+    /// when no newer commit touched `pjrt_c_api.h`, else the parent of the
+    /// next newer commit that did (later commits may still have changed the
+    /// extension headers within the same version).
+    fn last_commit_declaring(&self, repo: &Repository, i: usize) -> Result<String> {
+        let (touched, want) = &self.commits[i];
+        let candidate = match i.checked_sub(1) {
+            None => Some(self.tip_id),
+            Some(newer) => repo.find_commit(Oid::from_str(&self.commits[newer].0)?)?.parent_id(0).ok(),
+        };
+        if let Some(candidate) = candidate {
+            let tree = crate::xla_repo::commit_tree(repo, candidate)?;
+            if let Some(header) = crate::xla_repo::read_path(repo, &tree, CORE_HEADER)? {
+                if parse_api_version(&String::from_utf8_lossy(&header)).is_ok_and(|v| v == *want) {
+                    return Ok(candidate.to_string());
+                }
+            }
+        }
+        Ok(touched.clone())
     }
 
     /// Headers for a plugin of version `want` (rules 3 and 4 of the module).
     pub fn headers_for(&self, repo: &Repository, want: ApiVersion) -> Result<HeaderSet> {
-        if let Some((commit, _)) = self.commits.iter().find(|(_, v)| *v == want) {
-            let mut set = of_commit(repo, commit)?;
+        if let Some(i) = self.commits.iter().position(|(_, v)| *v == want) {
+            let commit = self.last_commit_declaring(repo, i)?;
+            let mut set = of_commit(repo, &commit)?;
             set.info["note"] = format!(
                 "the plugin does not record its XLA commit; these are the headers of the newest commit on {} declaring PJRT API {want}",
                 self.tip
