@@ -307,7 +307,7 @@ fn pin_release(
             );
         }
         let unchanged =
-            existing.and_then(|e| e.platforms.get(*system)).filter(|p| p.sha256 == file.sha256 && library.map_or(true, |l| l == p.library));
+            existing.and_then(|e| e.platforms.get(*system)).filter(|p| p.sha256 == file.sha256 && library.is_none_or(|l| l == p.library));
         let library = match (unchanged, library) {
             (Some(p), _) => p.library.clone(),
             (None, Some(l)) => l.to_owned(),

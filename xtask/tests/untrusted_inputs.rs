@@ -235,7 +235,7 @@ proptest! {
         let report = xtask::pins::check(&text, "fuzz.toml");
         let lines = text.lines().count().max(1);
         for f in &report.findings {
-            prop_assert!(f.line.map_or(true, |l| l >= 1 && l <= lines + 1), "{}", f);
+            prop_assert!(f.line.is_none_or(|l| l >= 1 && l <= lines + 1), "{}", f);
         }
         let _ = xtask::pins::PinsDocument::parse(&text);
         if let (Some(pins), false) = (&report.pins, report.has_errors()) {

@@ -132,7 +132,7 @@ pub mod history {
         /// plugin newer than the table keeps what the newest version has
         /// (fields are only appended within a MAJOR version).
         pub fn covers(&self, minor: u32) -> bool {
-            minor >= self.since && self.until.map_or(true, |until| minor <= until)
+            minor >= self.since && self.until.is_none_or(|until| minor <= until)
         }
     }
 

@@ -157,7 +157,7 @@ pub fn versions(repo: &Repository, tip: Oid) -> Result<Vec<Version>> {
             continue;
         }
         // A revert that lowers the version is not a new version.
-        if out.last().map_or(true, |last| version.minor > last.minor) {
+        if out.last().is_none_or(|last| version.minor > last.minor) {
             out.push(Version { minor: version.minor, commit });
         }
     }

@@ -283,7 +283,7 @@ pub fn normalize_type(spelling: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s.as_str();
     'scan: while !rest.is_empty() {
-        let at_word_start = out.chars().last().map_or(true, |c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let at_word_start = out.chars().last().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
         if at_word_start {
             for keyword in ["struct ", "enum ", "union "] {
                 if let Some(after) = rest.strip_prefix(keyword) {

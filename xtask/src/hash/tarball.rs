@@ -226,7 +226,7 @@ fn read_tar_entries(reader: impl Read, what: &str) -> Result<Tree> {
             _ if kind.is_dir() || kind.as_byte() == b'D' => tree.directory(&path).with_context(entry_error)?,
             // A link without a target is a regular (empty) file to
             // libarchive, with the entry's mode (checked against Nix).
-            EntryType::Symlink | EntryType::Link if link.as_ref().map_or(true, |l| l.is_empty()) => {
+            EntryType::Symlink | EntryType::Link if link.as_ref().is_none_or(|l| l.is_empty()) => {
                 tree.file(&path, mode & 0o100 != 0, size, &mut entry).with_context(entry_error)?
             }
             EntryType::Symlink => tree.symlink(&path, link.as_deref().unwrap_or_default()).with_context(entry_error)?,

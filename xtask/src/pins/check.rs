@@ -547,7 +547,7 @@ fn key_at(table: &toml_edit::Table, offset: usize) -> String {
             for span in spans.into_iter().flatten() {
                 if span.contains(&offset) || span.start == offset {
                     let width = span.end - span.start;
-                    if best.as_ref().map_or(true, |(w, _)| width <= *w) {
+                    if best.as_ref().is_none_or(|(w, _)| width <= *w) {
                         *best = Some((width, path.clone()));
                     }
                 }

@@ -335,7 +335,7 @@ fn first_positioned_mut(t: &mut Table) -> Option<&mut Table> {
         }
     }
     for (p, path) in all {
-        if best.as_ref().map_or(true, |(b, _)| p < *b) {
+        if best.as_ref().is_none_or(|(b, _)| p < *b) {
             best = Some((p, path));
         }
     }
