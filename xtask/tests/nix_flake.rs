@@ -384,8 +384,18 @@ fn prebuilt_packages_fetch_the_pinned_url_and_hash() {
         for (system, pin) in entry["platforms"].as_table().unwrap() {
             let drv = &packages[system][&attr];
             let closure = show_derivation(dir.path(), drv);
-            let fixed: Vec<&Value> = closure.values().filter(|d| is_fixed_output(d)).collect();
-            assert_eq!(fixed.len(), 1, "{attr} on {system}: one download expected, got {fixed:?}");
+            // The wheel, and for a CUDA plugin NVIDIA's NVSHMEM wheel as pinned.
+            let nvshmem = entry["backend"]
+                .as_str()
+                .filter(|b| b.starts_with("cuda"))
+                .and_then(|b| toml.get(b)?.get("nvshmem_wheel")?.get(system.as_str()))
+                .map(|w| w["url"].as_str().unwrap().to_owned());
+            let fixed: Vec<&Value> =
+                closure.values().filter(|d| is_fixed_output(d) && nvshmem.as_deref() != d["env"]["url"].as_str()).collect();
+            assert_eq!(fixed.len(), 1, "{attr} on {system}: one download expected besides NVSHMEM, got {fixed:?}");
+            if let Some(url) = &nvshmem {
+                assert!(closure.values().any(|d| is_fixed_output(d) && d["env"]["url"] == url.as_str()), "{attr}: no NVSHMEM wheel");
+            }
             let fetch = fixed[0];
             assert_eq!(fetch["env"]["url"], pin["url"].as_str().unwrap(), "{attr} on {system}");
             assert_eq!(fetch["outputs"]["out"]["hash"], pin["sha256"].as_str().unwrap(), "{attr} on {system}");
@@ -836,11 +846,12 @@ fn audit4_local_cuda_trees_hold_headers_static_stubs_and_tools() {
         };
         let cuda = tree("LOCAL_CUDA_PATH");
         let has = |pname: &str, output: &str| cuda.iter().any(|(p, o)| p == pname && o == output);
-        for pname in ["cuda_cudart", "cuda_nvcc", "cuda_cupti", "cuda_nvrtc", "cuda_nvml_dev", "libcublas", "libcusparse", "libnvjitlink"] {
+        for pname in ["cuda_cudart", "cuda_cupti", "cuda_nvrtc", "cuda_nvml_dev", "libcublas", "libcusparse", "libnvjitlink"] {
             assert!(has(pname, "include"), "{attr}: LOCAL_CUDA_PATH has no headers of {pname}: {cuda:?}");
         }
         assert!(has("cuda_cudart", "static") && has("cuda_nvml_dev", "stubs"), "{attr}: {cuda:?}");
-        assert!(has("cuda_nvdisasm", "bin") && has("cuda_nvprune", "bin") && has("cuda_nvcc", "bin"), "{attr}: {cuda:?}");
+        // nixpkgs keeps NVCC (headers, bin/, nvvm/) in its single `out`.
+        assert!(has("cuda_nvdisasm", "bin") && has("cuda_nvprune", "bin") && has("cuda_nvcc", "out"), "{attr}: {cuda:?}");
         assert_eq!(has("cuda_crt", "include"), backend == "cuda13", "{attr}: cuda_crt: {cuda:?}");
         let cudnn = tree("LOCAL_CUDNN_PATH");
         assert!(cudnn.contains(&("cudnn".to_owned(), "include".to_owned())), "{attr}: {cudnn:?}");
