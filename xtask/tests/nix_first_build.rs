@@ -309,7 +309,11 @@ fn hostile_pins_stop_evaluation_and_flags_reach_bazel_whole() {
                 d["cuda13"]["compute_capabilities"].as_array_mut().unwrap().push(format!("compute_120;{hostile}"));
             }),
         ),
-        ("cuda13.nvshmem_version", "packages.x86_64-linux.pjrt-cuda13", Box::new(move |d| d["cuda13"]["nvshmem_version"] = toml_edit::value(format!("3.3.20 {hostile}")))),
+        (
+            "cuda13.nvshmem_version",
+            "packages.x86_64-linux.pjrt-cuda13",
+            Box::new(move |d| d["cuda13"]["nvshmem_version"] = toml_edit::value(format!("3.3.20 {hostile}"))),
+        ),
         (
             "rules_ml_toolchain.nvshmem_libraries",
             "packages.x86_64-linux.pjrt-cuda12",
