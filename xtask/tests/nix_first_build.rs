@@ -290,6 +290,9 @@ fn local_cuda_view_refuses_cccl_headers() {
     }
 }
 
+/// An edit of a scratch pins.toml.
+type PinsEdit = Box<dyn Fn(&mut toml_edit::DocumentMut)>;
+
 /// Item 8: a pins.toml value that would run as shell in a builder (nixpkgs'
 /// buildBazelPackage splices bazelBuildFlags into its build phase; install
 /// scripts use library names) stops evaluation, naming the key; and valid
@@ -301,7 +304,7 @@ fn hostile_pins_stop_evaluation_and_flags_reach_bazel_whole() {
         return;
     }
     let hostile = "$(touch${IFS}/tmp/pjrtpkgs-pwned)";
-    let cases: [(&str, &str, Box<dyn Fn(&mut toml_edit::DocumentMut)>); 5] = [
+    let cases: [(&str, &str, PinsEdit); 5] = [
         (
             "cuda13.compute_capabilities",
             "packages.x86_64-linux.pjrt-cuda13",

@@ -316,6 +316,17 @@ fn b_nvshmem_installed_is_what_xla_rules_import() {
         let run = run_install(build, work.path(), &[("bazelOut", &base), ("out", &drift.path().join("out"))]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success() && stderr.contains("[rules_ml_toolchain] nvshmem_libraries"), "{attr}: {stderr}");
+        // A BUILD whose imports rules_ml_toolchain commented out (no NVSHMEM found): refused.
+        let commented = tempfile::tempdir().unwrap();
+        let quoted = if template.contains("%{multiline_comment}") {
+            template.replace("%{multiline_comment}", "\'\'\'").replace("%{comment}", "#")
+        } else {
+            format!("\'\'\'\n{template}\'\'\'\n")
+        };
+        let base = nvshmem_output_base(commented.path(), &quoted);
+        let run = run_install(build, work.path(), &[("bazelOut", &base), ("out", &commented.path().join("out"))]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && stderr.contains("commented out"), "{attr}: {stderr}");
         // An imported library missing from the archive: refused, never silently skipped.
         let missing = tempfile::tempdir().unwrap();
         let base = nvshmem_output_base(missing.path(), &template);
