@@ -5,16 +5,15 @@
 //! `nix store sign`); the check (`verify`) is done here, independently of
 //! Nix, so a cache is judged by a second implementation of the format.
 
-pub mod decode;
 mod keygen;
-pub mod narinfo;
 mod push;
-pub mod remote;
 pub mod verify;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+
+use crate::binary_cache::narinfo;
 
 /// Exit status of `cache verify` when the cache lacks or spoils some path.
 pub const EXIT_PROBLEMS: u8 = 2;

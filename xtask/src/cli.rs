@@ -46,15 +46,15 @@ pub enum Command {
     // a variant's doc comment would replace the module's long description.
     /// Validate or print pins.toml, the single source of truth.
     #[command(subcommand)]
-    Pins(crate::pins::Command),
+    Pins(crate::pinfile::Command),
     /// Nix-exact hashes of a tree, an archive or a git commit.
     #[command(subcommand)]
-    Hash(crate::hash::Command),
+    Hash(crate::hashing::Command),
     /// Pin binary PJRT plugins from PyPI, or download and verify one.
     #[command(subcommand)]
     Prebuilt(crate::prebuilt::Command),
-    DiffHeaders(crate::diff_headers::Args),
-    Bindgen(crate::bindgen::Args),
+    DiffHeaders(crate::header_diff::Args),
+    Bindgen(crate::bindings::Args),
     Smoke(crate::smoke::Args),
     Conform(crate::conform::Args),
     UpgradeXla(crate::upgrade::Args),
@@ -63,7 +63,7 @@ pub enum Command {
     Cache(crate::cache::Command),
     /// Bazel dependency hashes of the source builds: refresh with Nix.
     #[command(subcommand)]
-    DepsHash(crate::deps_hash::Command),
+    DepsHash(crate::bazel_deps::Command),
     Release(crate::release::Args),
 }
 
@@ -155,16 +155,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         None => crate::http::timeout_from_env()?,
     });
     match cli.command {
-        Command::Pins(cmd) => crate::pins::run(cmd),
-        Command::Hash(cmd) => crate::hash::run(cmd),
+        Command::Pins(cmd) => crate::pinfile::run(cmd),
+        Command::Hash(cmd) => crate::hashing::run(cmd),
         Command::Prebuilt(cmd) => crate::prebuilt::run(cmd),
-        Command::DiffHeaders(args) => crate::diff_headers::run(args),
-        Command::Bindgen(args) => crate::bindgen::run(args),
+        Command::DiffHeaders(args) => crate::header_diff::run(args),
+        Command::Bindgen(args) => crate::bindings::run(args),
         Command::Smoke(args) => crate::smoke::run(args),
         Command::Conform(args) => crate::conform::run(args),
         Command::UpgradeXla(args) => crate::upgrade::run(args),
         Command::Cache(cmd) => crate::cache::run(cmd),
-        Command::DepsHash(cmd) => crate::deps_hash::run(cmd),
+        Command::DepsHash(cmd) => crate::bazel_deps::run(cmd),
         Command::Release(args) => crate::release::run(args),
     }
 }

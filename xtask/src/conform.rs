@@ -13,7 +13,6 @@
 #![allow(non_upper_case_globals)]
 
 pub(crate) mod checks;
-pub(crate) mod child;
 pub(crate) mod harness;
 mod history;
 mod matrix;
@@ -31,7 +30,8 @@ use pjrt_sys::loader::BINDINGS_VERSION;
 use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
 use serde::Serialize;
 
-use crate::smoke::client_options::{self, ClientOption};
+use crate::plugin::child;
+use crate::plugin::client_options::{self, ClientOption};
 use crate::xla_repo::XlaRepoArg;
 use harness::{CheckError, Ctx, Status};
 use report::{CheckResult, Report};

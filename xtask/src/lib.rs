@@ -11,13 +11,18 @@ pub mod tools;
 pub mod xla_headers;
 pub mod xla_repo;
 
-pub mod bindgen;
+pub mod bazel_deps;
+pub mod binary_cache;
+pub mod bindings;
+pub mod glibc_floor;
+pub mod hashing;
+pub mod header_diff;
+pub mod pinfile;
+pub mod plugin;
+pub mod wheels;
+
 pub mod cache;
 pub mod conform;
-pub mod deps_hash;
-pub mod diff_headers;
-pub mod hash;
-pub mod pins;
 pub mod prebuilt;
 pub mod release;
 pub mod smoke;

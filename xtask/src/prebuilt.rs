@@ -17,18 +17,16 @@
 //! keeps the first one's (checked) result. Files are created with the
 //! usual permissions (0666/0777 less the umask), so a shared cache works.
 
-mod download;
-mod pjrt_api;
-mod pypi;
-mod wheel;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
+use crate::pinfile::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
+
+use crate::plugin::probe as pjrt_api;
+use crate::wheels::{download, pypi, wheel};
 
 pub use download::sha256_file;
 pub use pjrt_api::{
@@ -108,7 +106,7 @@ pub fn fetch_plugin(name: &str, system: Option<&str>) -> Result<PathBuf> {
 /// Where the wheel `file_name` pinned with `sha256` is kept (see the
 /// module comment).
 fn wheel_cache_path(file_name: &str, sha256: &str) -> Result<PathBuf> {
-    if !crate::pins::is_hex_sha256(sha256) {
+    if !crate::pinfile::is_hex_sha256(sha256) {
         bail!("`{sha256}` is not a sha256 in lowercase hex (64 digits)");
     }
     let file_name = crate::fsutil::single_component(file_name, "the wheel file name")?;
@@ -124,13 +122,13 @@ fn fetch_pinned(name: &str, version: &str, system: &str, platform: &PrebuiltPlat
     let cache = crate::project::cache_dir()?.join("prebuilt");
     let sha = &platform.sha256;
     // pins.toml is checked on load, but this is where names become paths.
-    if !crate::pins::is_project_name(name) {
+    if !crate::pinfile::is_project_name(name) {
         bail!("`{}` is not a PyPI project name; fix pins.toml (`cargo xtask pins check`)", name.escape_debug());
     }
     let version = crate::fsutil::single_component(version, "the version")?;
     let system = crate::fsutil::single_component(system, "the system")?;
     let wheel = wheel_cache_path(wheel_file_name(&platform.url)?, sha)?;
-    if !crate::pins::is_member_path(&platform.library) {
+    if !crate::pinfile::is_member_path(&platform.library) {
         bail!("the library `{}` of `{name}` is not a relative path inside the wheel", platform.library.escape_debug());
     }
     let lib_name = platform.library.rsplit('/').next().unwrap_or(&platform.library);
@@ -239,7 +237,7 @@ pub fn update(name: Option<&str>, version: Option<&str>, backend: Option<&str>, 
     let pins = Pins::load(&path)?;
     let mut doc = PinsDocument::read(&path)?;
     let names: Vec<String> = match name {
-        Some(n) if !crate::pins::is_project_name(n) => bail!(
+        Some(n) if !crate::pinfile::is_project_name(n) => bail!(
             "`{}` is not a PyPI project name (letters, digits, `.`, `_`, `-`; starting and ending with a letter or digit)",
             n.escape_debug()
         ),
@@ -278,10 +276,10 @@ fn pin_release(
         (None, None, Some(g)) => g.to_owned(),
         (None, None, None) => bail!("cannot tell the backend of `{name}` from its name; pass --backend (cpu, cuda12, cuda13, rocm7, tpu)"),
     };
-    if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
-        bail!("unknown backend `{backend}`: use one of {}", crate::pins::PREBUILT_BACKENDS.join(", "));
+    if !crate::pinfile::PREBUILT_BACKENDS.contains(&backend.as_str()) {
+        bail!("unknown backend `{backend}`: use one of {}", crate::pinfile::PREBUILT_BACKENDS.join(", "));
     }
-    if let Some(library) = library.filter(|l| !crate::pins::is_member_path(l)) {
+    if let Some(library) = library.filter(|l| !crate::pinfile::is_member_path(l)) {
         bail!("--library `{}` is not a relative path inside the wheel", library.escape_debug());
     }
     let release = pypi::release(name, version)?;
@@ -297,7 +295,7 @@ fn pin_release(
         // Refused before anything is downloaded (let alone loaded): a pin
         // pins.toml would not take (a plain http:// URL from a mirror, a
         // wheel of another version).
-        let problems = crate::pins::wheel_url_problems(&file.url, &release.version, system);
+        let problems = crate::pinfile::wheel_url_problems(&file.url, &release.version, system);
         if !problems.is_empty() {
             bail!(
                 "cannot pin {} for {system}: {}; nothing was downloaded (PyPI mirror: {})",

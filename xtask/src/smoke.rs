@@ -1,10 +1,6 @@
 //! `cargo xtask smoke PLUGIN`: load a PJRT plugin, run a real computation
 //! on it and check the numbers.
 
-pub(crate) mod client_options;
-pub mod compile_options;
-pub(crate) mod session;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -13,7 +9,8 @@ use anyhow::Result;
 use pjrt_sys::loader::{Plugin, BINDINGS_VERSION};
 use serde::Serialize;
 
-use session::{Client, DeviceInfo};
+use crate::plugin::session::{Client, DeviceInfo};
+use crate::plugin::{client_options, compile_options};
 
 /// Exit status when the plugin ran but computed wrong numbers.
 pub const EXIT_MISMATCH: u8 = 2;
@@ -204,7 +201,7 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
     let text = !args.json;
     // A closed stdout ends the run with the error once the child is done.
     let mut write_error: Option<anyhow::Error> = None;
-    let ending = crate::conform::child::run("smoke", &argv, backend, std::time::Duration::from_secs(args.timeout), |event| {
+    let ending = crate::plugin::child::run("smoke", &argv, backend, std::time::Duration::from_secs(args.timeout), |event| {
         if let Some(line) = event.get("say").and_then(|s| s.as_str()) {
             if text && write_error.is_none() {
                 write_error = crate::cli::emit_line(line).err();
@@ -228,9 +225,9 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
         report.plugin = plugin;
     }
     match ending {
-        crate::conform::child::Ending::Exited(0) if report.ok => Ok(ExitCode::SUCCESS),
-        crate::conform::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => Ok(ExitCode::from(EXIT_MISMATCH)),
-        crate::conform::child::Ending::Exited(_) if report.error.is_some() => Ok(ExitCode::from(crate::cli::EXIT_ERROR)),
+        crate::plugin::child::Ending::Exited(0) if report.ok => Ok(ExitCode::SUCCESS),
+        crate::plugin::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => Ok(ExitCode::from(EXIT_MISMATCH)),
+        crate::plugin::child::Ending::Exited(_) if report.error.is_some() => Ok(ExitCode::from(crate::cli::EXIT_ERROR)),
         ending => {
             let during = PHASES.iter().find(|(p, _)| *p == phase).map_or(phase.as_str(), |(_, what)| what);
             report.ok = false;
@@ -242,7 +239,7 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
 
 /// Child mode: the smoke test itself, writing its progress as events.
 fn run_child(args: &Args) -> Result<ExitCode> {
-    let mut events = crate::conform::child::Events::open(args.events.as_deref())?;
+    let mut events = crate::plugin::child::Events::open(args.events.as_deref())?;
     let path = PathBuf::from(&args.plugin);
     let mut report = Report {
         plugin: args.plugin.clone(),
@@ -292,7 +289,7 @@ pub(crate) fn resolve_plugin(plugin: &str, system: Option<&str>) -> Result<(Path
         return Ok((path.to_path_buf(), None));
     }
     let lib = crate::prebuilt::fetch_plugin(plugin, system)?;
-    let backend = crate::pins::Pins::load(&crate::project::pins_toml()?)?.prebuilt(plugin).ok().map(|p| p.backend.clone());
+    let backend = crate::pinfile::Pins::load(&crate::project::pins_toml()?)?.prebuilt(plugin).ok().map(|p| p.backend.clone());
     Ok((lib, backend))
 }
 
@@ -327,7 +324,7 @@ fn smoke(
     backend: Option<&str>,
     user_options: &[client_options::ClientOption],
     report: &mut Report,
-    events: &mut crate::conform::child::Events,
+    events: &mut crate::plugin::child::Events,
 ) -> Result<(), Failure> {
     // Each phase is announced before it starts, with what is known so far:
     // a crash in it leaves both behind.

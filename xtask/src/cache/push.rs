@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::decode::COMPRESSIONS;
-use super::narinfo::{public_of_secret, shown, NarInfo, PublicKey};
-use super::remote::{redacted, BinaryCache, Location};
+use crate::binary_cache::decode::COMPRESSIONS;
+use crate::binary_cache::narinfo::{public_of_secret, shown, NarInfo, PublicKey};
+use crate::binary_cache::remote::{redacted, BinaryCache, Location};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::decode::{self, Failure};
-use super::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
-use super::remote::{redacted, BinaryCache, FetchError};
+use crate::binary_cache::decode::{self, Failure};
+use crate::binary_cache::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
+use crate::binary_cache::remote::{redacted, BinaryCache, FetchError};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,7 @@ use pjrt_sys::history;
 
 use super::harness::Status;
 use super::report::Report;
-use crate::pins::{host_system, Pins};
+use crate::pinfile::{host_system, Pins};
 
 /// The generated page, relative to the project root.
 pub const MATRIX_PATH: &str = "docs/compat-matrix.md";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::pins::{host_system, Pins, UNKNOWN};
+use crate::pinfile::{host_system, Pins, UNKNOWN};
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {
     let info: Map<String, Value> = serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", info_path.display()))?;
     let field = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_owned);
     let Some(backend) = field("backend") else { bail!("{} has no `backend`", info_path.display()) };
-    if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
+    if !crate::pinfile::PREBUILT_BACKENDS.contains(&backend.as_str()) {
         bail!("{}: unknown backend `{backend}`", info_path.display());
     }
     let origin = match field("origin").as_deref() {

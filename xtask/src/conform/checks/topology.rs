@@ -115,7 +115,7 @@ fn compile_without_client(ctx: &mut Ctx) -> Outcome {
     let code = crate::smoke::PROGRAM;
     let program =
         args!(PJRT_Program { code: code.as_ptr() as *mut _, code_size: code.len(), format: "mlir".as_ptr() as *const _, format_size: 4 });
-    let options = crate::smoke::compile_options::single_device();
+    let options = crate::plugin::compile_options::single_device();
     let mut a = args!(PJRT_Compile_Args {
         topology: t,
         program: &program,

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 pub use parse::parse_hash_mismatch;
 
 use crate::nix::Nix;
-use crate::pins::{PinsDocument, SOURCE_BACKENDS};
+use crate::pinfile::{PinsDocument, SOURCE_BACKENDS};
 use crate::project;
 
 #[derive(Debug, clap::Subcommand)]
@@ -91,7 +91,7 @@ pub fn refresh_in(root: &Path, backend: &str, system: &str) -> Result<String> {
     }
     let pins_path = root.join("pins.toml");
     // Checked before the (long) Nix build, which would only fail on it later.
-    crate::pins::Pins::load(&pins_path).with_context(|| {
+    crate::pinfile::Pins::load(&pins_path).with_context(|| {
         format!("{} must be valid before its Bazel dependencies are hashed: fix it first (`cargo xtask pins check`)", pins_path.display())
     })?;
 
@@ -153,7 +153,7 @@ the declared hash is already right, or this Nix reports mismatches differently:\
 /// `[bazel_deps.<backend>.<system>]` table, which the flake requires for
 /// every source build it exposes (ROCm, for one, is x86_64 only).
 fn pinned_backends(system: &str) -> Result<Vec<String>> {
-    let pins = crate::pins::Pins::load(&project::pins_toml()?)?;
+    let pins = crate::pinfile::Pins::load(&project::pins_toml()?)?;
     let backends: Vec<String> =
         pins.bazel_deps.iter().filter(|(_, systems)| systems.contains_key(system)).map(|(backend, _)| backend.clone()).collect();
     if backends.is_empty() {

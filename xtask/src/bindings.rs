@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// `[xla] commit` of pins.toml.
 pub fn pinned_xla_commit(pins_toml: &Path) -> Result<String> {
-    Ok(crate::pins::Pins::load(pins_toml)?.xla.commit)
+    Ok(crate::pinfile::Pins::load(pins_toml)?.xla.commit)
 }
 
 /// "bindgen X.Y.Z" as `root`'s Cargo.lock pins it: the version is what

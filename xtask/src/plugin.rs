@@ -1,0 +1,8 @@
+//! Everything about PJRT plugins, below the verbs.
+
+pub(crate) mod child;
+pub(crate) mod client_options;
+pub mod compile_options;
+pub mod elf;
+pub mod probe;
+pub(crate) mod session;
