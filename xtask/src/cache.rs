@@ -13,8 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::binary_cache::narinfo;
-
 /// Exit status of `cache verify` when the cache lacks or spoils some path.
 pub const EXIT_PROBLEMS: u8 = 2;
 
@@ -33,13 +31,6 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Push(args) => push::run(args),
         Command::Verify(args) => verify::run(args),
     }
-}
-
-/// `<hash>.narinfo` for a store path `/nix/store/<hash>-<name>`.
-pub fn narinfo_name(path: &str) -> Result<String> {
-    let (_, base) = narinfo::split_store_path(path)
-        .with_context(|| format!("`{}` is not a store path (/nix/store/<32-char hash>-<name>)", narinfo::shown(path)))?;
-    Ok(format!("{}.narinfo", &base[..32]))
 }
 
 /// A key file (`--key`, `--trusted-key-file`): a regular file of at most

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return run_child(group, &args);
     }
     let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
-    let (path, backend) = crate::smoke::resolve_plugin(&plugin, args.system.as_deref())?;
+    let (path, backend) = crate::plugin::locate::resolve(&plugin, args.system.as_deref())?;
     let progress = !args.json;
     let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
     let changes = baseline.as_ref().map(|b| report::compare(b, &report));
@@ -161,11 +161,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(changes) = &changes {
             value["baseline"] = serde_json::to_value(changes)?;
         }
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
-        crate::cli::emit(&report.to_text(args.verbose))?;
+        crate::output::emit(&report.to_text(args.verbose))?;
         if let (Some(changes), Some(path)) = (&changes, &args.baseline) {
-            crate::cli::emit(&changes.to_text(&format!(
+            crate::output::emit(&changes.to_text(&format!(
                 "{} ({})",
                 path.display(),
                 baseline.as_ref().map(|b| b.plugin.as_str()).unwrap_or("?")

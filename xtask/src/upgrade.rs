@@ -40,7 +40,7 @@ pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
 pub const STEPS: &[&str] = &["resolve", "versions", "diff", "bindings", "compile", "hash", "pins", "nix", "report", "commit"];
 
 /// Exit status of a run that stopped, and of a dry run whose real run would.
-pub const EXIT_STOPPED: u8 = crate::cli::EXIT_ERROR;
+pub const EXIT_STOPPED: u8 = crate::output::EXIT_ERROR;
 
 #[derive(Debug, clap::Args)]
 #[command(

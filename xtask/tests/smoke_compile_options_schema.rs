@@ -1,5 +1,5 @@
 //! `smoke` hand-encodes the `CompileOptionsProto` it hands to
-//! `PJRT_Client_Compile` (xtask/src/smoke/compile_options.rs). Here those
+//! `PJRT_Client_Compile` (xtask/src/plugin/compile_options.rs). Here those
 //! bytes are decoded against the schema protoc compiles from the pinned XLA
 //! commit (pins.toml): every field number must exist in its message, be
 //! sent with the wire type its declared type uses, and mean what smoke

@@ -5,7 +5,7 @@
 //! off) and random member names. Properties: no panic, ever; an error or a
 //! result; extraction never writes outside its directory; a pins.toml that
 //! passes holds only names that are safe file names.
-//! (PyPI's JSON is fuzzed by a unit test in src/prebuilt/pypi.rs.)
+//! (PyPI's JSON is fuzzed by a unit test in src/wheels/pypi.rs.)
 //!
 //! `PJRTPKGS_FUZZ_CASES=N` sets the number of cases per property (default
 //! 256, enough for CI; run with 20000 or more to hunt).

@@ -554,7 +554,7 @@ mod tests {
                     prop_assert!(split_store_path(&info.store_path).is_ok());
                     for r in info.reference_paths() {
                         prop_assert!(split_store_path(&r).is_ok(), "{r}");
-                        prop_assert!(crate::cache::narinfo_name(&r).is_ok());
+                        prop_assert!(crate::binary_cache::narinfo_name(&r).is_ok());
                     }
                     prop_assert!(!info.url.starts_with('/'));
                     let normal = |c: std::path::Component| matches!(c, std::path::Component::Normal(_));

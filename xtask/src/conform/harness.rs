@@ -21,7 +21,7 @@ use pjrt_sys::{args, call, history, *};
 use serde::Serialize;
 
 use crate::plugin::client_options::{self, ClientOption, NamedValues};
-use crate::plugin::session::{Buffer, Client, Event, LoadedExecutable};
+use crate::plugin::session::{extension_name, Buffer, Client, Event, LoadedExecutable};
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
@@ -289,7 +289,7 @@ impl Ctx {
             let result = crate::plugin::session::compile_raw(
                 self.plugin_ref(),
                 client,
-                crate::smoke::PROGRAM,
+                crate::plugin::program::PROGRAM,
                 "mlir",
                 &crate::plugin::compile_options::single_device(),
             )
@@ -593,13 +593,6 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-/// "Layouts", or "unknown type 25 (newer than PJRT 0.114)".
-pub fn extension_name(kind: PJRT_Extension_Type) -> String {
-    pjrt_sys::loader::extension_type_name(kind)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("unknown type {kind} (newer than PJRT 0.{}, the newest header pjrtpkgs knows)", history::NEWEST_MINOR))
 }
 
 /// Reads PJRT named values (attributes) into JSON.

@@ -41,7 +41,7 @@ pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
             continue;
         }
         eprintln!("conform --matrix: {name} {} ...", pin.version);
-        let outcome = crate::prebuilt::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
+        let outcome = crate::plugin::locate::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
             super::conform(name, &path, Some(&pin.backend), &[], Duration::from_secs(timeout), jobs, false).map_err(|e| format!("{e:#}"))
         });
         columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome });

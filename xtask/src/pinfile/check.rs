@@ -84,7 +84,7 @@ impl Report {
         match self.counts() {
             (0, 0) => 0,
             (0, _) => super::EXIT_STALE,
-            _ => crate::cli::EXIT_ERROR,
+            _ => crate::output::EXIT_ERROR,
         }
     }
 

@@ -47,12 +47,12 @@ pub fn checks() -> Vec<Check> {
 }
 
 fn mlir_without_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::smoke::PROGRAM, &[])?;
+    ctx.compile(crate::plugin::program::PROGRAM, &[])?;
     Ok("(a + b) * a, empty CompileOptionsProto".into())
 }
 
 fn mlir_with_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::smoke::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
     Ok("(a + b) * a, 1 replica x 1 partition".into())
 }
 
@@ -221,7 +221,7 @@ fn deserialize_and_load(ctx: &mut Ctx) -> Outcome {
     let out = ctx.execute(reloaded.raw(), &[x.raw(), y.raw()], &mut args!(PJRT_ExecuteOptions {}))?;
     let [out] = out.as_slice() else { fail!("{} outputs, the program has 1", out.len()) };
     let got = f32_values(&ctx.to_host(out.raw())?);
-    ensure!(got == crate::smoke::expected(), "the reloaded executable computed {got:?}");
+    ensure!(got == crate::plugin::program::expected(), "the reloaded executable computed {got:?}");
     Ok(format!("{} bytes reloaded, same numbers", bytes.len()))
 }
 
@@ -262,7 +262,7 @@ fn device_assignment(ctx: &mut Ctx) -> Outcome {
 }
 
 fn delete(ctx: &mut Ctx) -> Outcome {
-    let exe = ctx.compile(crate::smoke::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    let exe = ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
     pjrt!(ctx, PJRT_LoadedExecutable_Delete, &mut args!(PJRT_LoadedExecutable_Delete_Args { executable: exe.raw() }))?;
     let mut d = args!(PJRT_LoadedExecutable_IsDeleted_Args { executable: exe.raw() });
     pjrt!(ctx, PJRT_LoadedExecutable_IsDeleted, &mut d)?;

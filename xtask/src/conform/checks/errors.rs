@@ -72,7 +72,7 @@ fn invalid_program(ctx: &mut Ctx) -> Outcome {
 }
 
 fn unknown_program_format(ctx: &mut Ctx) -> Outcome {
-    let outcome = compile_text(ctx, crate::smoke::PROGRAM, "pjrtpkgs-no-such-format");
+    let outcome = compile_text(ctx, crate::plugin::program::PROGRAM, "pjrtpkgs-no-such-format");
     expect_error("compiling a program in format \"pjrtpkgs-no-such-format\"", outcome)
 }
 

@@ -50,7 +50,7 @@ fn run_smoke(ctx: &mut Ctx, options: &mut PJRT_ExecuteOptions) -> Outcome {
     let outputs = ctx.execute(exe, &[a.raw(), b.raw()], options)?;
     let [out] = outputs.as_slice() else { fail!("{} outputs, the program has 1", outputs.len()) };
     let got = f32_out(ctx, out)?;
-    let expected = crate::smoke::expected();
+    let expected = crate::plugin::program::expected();
     ensure!(got == expected, "(a + b) * a: got {got:?}, expected {expected:?}");
     Ok(format!("{got:?}"))
 }
