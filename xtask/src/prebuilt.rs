@@ -53,7 +53,13 @@ pub enum Command {
     },
     /// Load a plugin library and print the PJRT API version it reports.
     #[command(hide = true)]
-    ApiVersion { library: PathBuf },
+    ApiVersion {
+        library: PathBuf,
+        /// Write the answer as JSON to this file and end at once (the
+        /// probe's child mode, see plugin::probe).
+        #[arg(long, hide = true)]
+        answer: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: Command) -> Result<ExitCode> {
@@ -65,7 +71,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             let path = fetch_plugin(&name, system.as_deref())?;
             crate::output::emit_line(&path.display().to_string())?;
         }
-        Command::ApiVersion { library } => {
+        Command::ApiVersion { library, answer: Some(answer) } => match pjrt_api::answer_in_child(&library, &answer)? {},
+        Command::ApiVersion { library, answer: None } => {
             crate::output::emit_line(&pjrt_api::read_in_process(&library)?)?;
         }
     }
