@@ -9,6 +9,7 @@ pub(crate) mod client_options;
 pub mod compile_options;
 pub mod elf;
 pub mod environment;
+pub mod isolation;
 pub mod locate;
 pub mod probe;
 pub mod program;

@@ -108,7 +108,7 @@ pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result
         .tempfile()
         .context("cannot create a temporary file for the plugin loader's answer")?;
     let mut command = std::process::Command::new(xtask);
-    super::child::isolate(&mut command, None);
+    super::isolation::isolate(&mut command, None);
     command
         .args(["prebuilt", "api-version", "--answer"])
         .arg(answer.path())
@@ -116,12 +116,12 @@ pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result
         .arg(library)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = super::child::Isolated::spawn(&mut command).context("cannot run the xtask to load the plugin")?;
+    let mut child = super::isolation::Isolated::spawn(&mut command).context("cannot run the xtask to load the plugin")?;
     let (stdout, stderr) = child.take_pipes();
     // Both pipes are read (and all but their ends dropped) on threads, so a
     // chatty plugin neither blocks on a full pipe nor fills memory.
-    let _stdout = super::child::Capture::start(stdout);
-    let stderr = super::child::Capture::start(stderr);
+    let _stdout = super::isolation::Capture::start(stdout);
+    let stderr = super::isolation::Capture::start(stderr);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().context("cannot wait for the plugin loader")? {
@@ -154,6 +154,6 @@ pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result
         bail!("{error}");
     }
     let ending = super::child::Ending::of(status).describe();
-    let said = super::child::tail_of(&stderr.finish(Duration::from_secs(2)), "stderr");
+    let said = super::isolation::tail_of(&stderr.finish(Duration::from_secs(2)), "stderr");
     bail!("the plugin loader {ending} without an answer (in the plugin's initialisers or GetPjrtApi){said}")
 }
