@@ -88,14 +88,14 @@ fn bazel_patch_release_of_nixpkgs_only_warns() {
     let with = |v: &str| {
         let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
         doc["toolchains"]["bazel"]["version"] = toml_edit::value(v);
-        xtask::pins::check(&doc.to_string(), "pins.toml")
+        xtask::pinfile::check(&doc.to_string(), "pins.toml")
     };
     let xla = pins(&support::project_root())["xla"]["bazel_version"].as_str().unwrap().to_owned();
     let other = format!("{}.99.0", xla.split('.').next().unwrap());
     let report = with(&other);
     assert!(!report.has_errors(), "{:?}", report.findings);
     assert!(
-        report.findings.iter().any(|f| f.key == "toolchains.bazel.version" && f.severity == xtask::pins::Severity::Warning),
+        report.findings.iter().any(|f| f.key == "toolchains.bazel.version" && f.severity == xtask::pinfile::Severity::Warning),
         "{:?}",
         report.findings
     );
