@@ -32,7 +32,8 @@ fn zizmor_finds_nothing_of_medium_or_high_severity() {
         .current_dir(project_root())
         .output()
         .expect("zizmor runs");
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("zizmor printed no JSON ({e}): {}", text(&out)));
+    let findings: Vec<Value> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("zizmor printed no JSON ({e}): {}", text(&out)));
     let serious: Vec<String> = findings
         .iter()
         .filter(|f| f["ignored"] != true)
@@ -82,7 +83,11 @@ impl BumpScript {
         std::fs::create_dir_all(c.join(".ci")).unwrap();
         std::fs::copy(project_root().join(".ci/upgrade-xla-bump"), c.join(".ci/upgrade-xla-bump")).unwrap();
         std::fs::write(c.join("pins.toml"), "commit = \"old\"\n").unwrap();
-        for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base"]] {
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "-A"],
+            &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base"],
+        ] {
             let out = Command::new("git").args(args).current_dir(c).env("GIT_CONFIG_GLOBAL", "/dev/null").output().unwrap();
             assert!(out.status.success(), "git {args:?}: {}", text(&out));
         }
@@ -197,7 +202,11 @@ fn bump_publishes_in_a_second_step_without_persisting_the_token() {
     git(origin.path(), &["init", "-q", "--bare"]);
     git(b.checkout.path(), &["remote", "add", "origin", origin.path().to_str().unwrap()]);
     let gh = b.tools.path().join("gh");
-    std::fs::write(&gh, "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$GH_LOG\"\ncase \"$1 $2\" in \"pr create\") echo https://github.example/pull/1 ;; esac\n").unwrap();
+    std::fs::write(
+        &gh,
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$GH_LOG\"\ncase \"$1 $2\" in \"pr create\") echo https://github.example/pull/1 ;; esac\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let step = |args: &[&str], token: bool| {
         let mut cmd = Command::new("bash");
@@ -225,7 +234,11 @@ fn bump_publishes_in_a_second_step_without_persisting_the_token() {
     assert!(!b.tools.path().join("gh-log").exists(), "--prepare called gh");
     let out = step(&["--publish"], true);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(git(origin.path(), &["rev-parse", "upgrade-xla/bump^"]), git(b.checkout.path(), &["rev-parse", "main"]), "one commit on main, pushed");
+    assert_eq!(
+        git(origin.path(), &["rev-parse", "upgrade-xla/bump^"]),
+        git(b.checkout.path(), &["rev-parse", "main"]),
+        "one commit on main, pushed"
+    );
     let gh_log = std::fs::read_to_string(b.tools.path().join("gh-log")).unwrap();
     assert!(gh_log.contains("pr create --head upgrade-xla/bump --base main"), "{gh_log}");
     let config = std::fs::read_to_string(b.checkout.path().join(".git/config")).unwrap();
