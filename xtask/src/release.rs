@@ -26,6 +26,7 @@ pub mod floor;
 mod headers;
 mod input;
 mod input_tree;
+pub mod loader;
 mod notes;
 pub mod portability;
 mod probe;
@@ -260,7 +261,8 @@ type LibFile = (String, Vec<u8>, Portability, Vec<String>, elf::ElfInfo);
 
 fn lib_files(input: &Input, floor: &Floor, extra: &[String]) -> Result<Vec<LibFile>> {
     let bundled: Vec<String> = input.bundled.iter().map(|p| file_name(p)).collect();
-    let mut out = Vec::new();
+    // Every file read and rewritten first: each is judged beside the others.
+    let mut rewritten = Vec::new();
     let files = std::iter::once((&input.plugin, true)).chain(input.bundled.iter().map(|p| (p, false)));
     for (path, is_plugin) in files {
         let mut data = input.read_library(path)?;
@@ -268,11 +270,15 @@ fn lib_files(input: &Input, floor: &Floor, extra: &[String]) -> Result<Vec<LibFi
         let wanted = portability::wanted_search_path(&info, &bundled);
         elf::set_search_path(&mut data, wanted).with_context(|| format!("cannot rewrite the RUNPATH of {}", input.describe(path)))?;
         let info = elf::read(&data)?;
-        let (report, problems) = portability::check(&info, floor, is_plugin, &bundled, extra);
         let name = if is_plugin { plugin_lib_name(&input.backend) } else { file_name(path) };
-        out.push((name, data, report, problems, info));
+        rewritten.push((name, data, info, is_plugin));
     }
-    Ok(out)
+    let neighbors: Vec<portability::Neighbor> =
+        rewritten.iter().filter(|f| !f.3).map(|(name, _, info, _)| portability::Neighbor { name, elf: Some(info) }).collect();
+    let judged: Vec<(Portability, Vec<String>)> =
+        rewritten.iter().map(|(_, _, info, is_plugin)| portability::check(info, floor, *is_plugin, &neighbors, extra)).collect();
+    drop(neighbors);
+    Ok(rewritten.into_iter().zip(judged).map(|((name, data, info, _), (report, problems))| (name, data, report, problems, info)).collect())
 }
 
 fn file_name(path: &Path) -> String {
@@ -834,11 +840,30 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     let mut refused = false;
     for path in &args.files {
-        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data = read_capped(path)?;
         let info = elf::read(&data).with_context(|| format!("{}", path.display()))?;
+        // What the loader would find next to it: only through $ORIGIN, and
+        // only plain names (a path is opened as itself).
         let dir = path.parent().unwrap_or(Path::new("."));
-        let bundled: Vec<String> = info.needed.iter().filter(|n| dir.join(n).is_file()).cloned().collect();
-        let (portability, problems) = portability::check(&info, &floor, true, &bundled, &extra);
+        let origin = info.search_path().iter().any(|e| *e == "$ORIGIN" || *e == "${ORIGIN}");
+        let mut found: Vec<(String, Option<elf::ElfInfo>)> = Vec::new();
+        let mut problems = Vec::new();
+        for name in info.needed.iter().filter(|n| origin && !n.contains('/')) {
+            let candidate = dir.join(name);
+            if !candidate.is_file() {
+                continue;
+            }
+            match read_capped(&candidate).and_then(|d| elf::read(&d)) {
+                Ok(neighbor) => found.push((name.clone(), Some(neighbor))),
+                Err(e) => {
+                    problems.push(format!("{} is not a shared library the loader can open: {e:#}", candidate.display()));
+                    found.push((name.clone(), None));
+                }
+            }
+        }
+        let neighbors: Vec<portability::Neighbor> = found.iter().map(|(name, e)| portability::Neighbor { name, elf: e.as_ref() }).collect();
+        let (portability, more) = portability::check(&info, &floor, true, &neighbors, &extra);
+        problems.extend(more);
         refused |= !problems.is_empty();
         if !args.json {
             for p in &problems {
@@ -856,9 +881,26 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
         reports.push(json!({ "file": path, "ok": problems.is_empty(), "problems": problems, "portability": portability }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?);
+        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?))?;
     }
     Ok(if refused { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
+}
+
+/// A shared library named on the command line, refused when larger than
+/// any plugin can be.
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if meta.len() > input::MAX_LIBRARY_BYTES {
+        bail!("{} is {} bytes, larger than any plugin: refused unread", path.display(), meta.len());
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(input::MAX_LIBRARY_BYTES + 1).read_to_end(&mut data).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(data)
 }
 
 /// `release bump`: see the command's long help.
