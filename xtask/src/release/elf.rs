@@ -46,6 +46,9 @@ pub struct Requirement {
     pub version: String,
     /// `VER_FLG_WEAK`: the loader only warns when it is missing.
     pub weak: bool,
+    /// Its `vna_hash` is not the ELF hash of its name: the loader, which
+    /// compares both, finds it in no library.
+    pub bad_hash: bool,
     /// The undefined symbols bound to this version, sorted.
     pub symbols: Vec<String>,
 }
@@ -135,23 +138,23 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
             _ => {}
         }
     }
-    let tls = header
-        .program_headers(endian, data)
-        .map_err(bad)?
-        .iter()
-        .find(|ph| ph.p_type(endian) == elf::PT_TLS)
-        .map(|ph| ph.p_memsz(endian));
+    let tls =
+        header.program_headers(endian, data).map_err(bad)?.iter().find(|ph| ph.p_type(endian) == elf::PT_TLS).map(|ph| ph.p_memsz(endian));
 
     // Every version the file requires, even one no symbol uses: the loader
     // checks them all when it opens the file.
-    let mut required: BTreeMap<(String, String), (bool, Vec<String>)> = BTreeMap::new();
+    let mut required: BTreeMap<(String, String), (bool, Vec<String>, bool)> = BTreeMap::new();
     if let Some((mut needs, link)) = sections.gnu_verneed(endian, data).map_err(bad)? {
         let strings = sections.strings(endian, data, link).map_err(bad)?;
         while let Some((need, mut auxes)) = needs.next().map_err(bad)? {
             let file = text(need.file(endian, strings).map_err(bad)?);
             while let Some(aux) = auxes.next().map_err(bad)? {
                 let weak = aux.vna_flags.get(endian).0 & elf::VER_FLG_WEAK.0 != 0;
-                required.entry((file.clone(), text(aux.name(endian, strings).map_err(bad)?))).or_default().0 |= weak;
+                let name = aux.name(endian, strings).map_err(bad)?;
+                let bad_hash = aux.vna_hash.get(endian) != elf_hash(name);
+                let entry = required.entry((file.clone(), text(name))).or_default();
+                entry.0 |= weak;
+                entry.2 |= bad_hash;
             }
         }
     }
@@ -163,7 +166,11 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
                 continue;
             }
             if let Some(aux) = auxes.next().map_err(bad)? {
-                defined_versions.push(text(aux.name(endian, strings).map_err(bad)?));
+                let name = aux.name(endian, strings).map_err(bad)?;
+                // A definition whose hash is not its name's matches no requirement.
+                if def.vd_hash.get(endian) == elf_hash(name) {
+                    defined_versions.push(text(name));
+                }
             }
         }
     }
@@ -186,10 +193,10 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
     }
     let requirements = required
         .into_iter()
-        .map(|((library, version), (weak, mut symbols))| {
+        .map(|((library, version), (weak, mut symbols, bad_hash))| {
             symbols.sort();
             symbols.dedup();
-            Requirement { library, version, weak, symbols }
+            Requirement { library, version, weak, bad_hash, symbols }
         })
         .collect();
     let ident = &header.e_ident;
@@ -207,6 +214,21 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
         no_dlopen: flags_1 & elf::DF_1_NOOPEN.0 != 0,
         static_tls: (flags & elf::DF_STATIC_TLS.0 != 0).then(|| tls.unwrap_or(0)),
     })
+}
+
+/// The System V ELF hash of a name, as `.gnu.version_r` / `.gnu.version_d`
+/// record it.
+pub fn elf_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0;
+    for &c in name {
+        h = (h << 4).wrapping_add(u32::from(c));
+        let g = h & 0xf000_0000;
+        if g != 0 {
+            h ^= g >> 24;
+        }
+        h &= !g;
+    }
+    h
 }
 
 /// The byte ranges the rewrite may touch, and every string the rest of the
@@ -381,4 +403,14 @@ pub fn set_search_path(data: &mut [u8], new: Option<&str>) -> Result<bool> {
         bail!("the rewrite did not give the intended dynamic section (RUNPATH {:?}, RPATH {:?})", after.runpath, after.rpath);
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn elf_hash_of_version_names() {
+        // The value glibc itself records for the x86_64 base version.
+        assert_eq!(super::elf_hash(b"GLIBC_2.2.5"), 0x0969_1a75);
+        assert_eq!(super::elf_hash(b""), 0);
+    }
 }

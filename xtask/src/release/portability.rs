@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::elf::ElfInfo;
-use super::loader;
 use super::floor::{compare_versions, split_version, Floor, SYSTEM_LIBRARIES};
+use super::loader;
 
 /// How many symbols a refusal names per version before summarising.
 const SYMBOLS_NAMED: usize = 8;
@@ -149,8 +149,19 @@ pub fn check(elf: &ElfInfo, floor: &Floor, is_plugin: bool, bundled: &[Neighbor]
                 format!("for {text}")
             }
         };
+        if req.bad_hash {
+            problems.push(format!(
+                "its version table is corrupt: the hash recorded for {} (from {lib}) is not that name's, so the loader finds it nowhere",
+                req.version
+            ));
+            continue;
+        }
         if !elf.needed.iter().any(|n| n == lib) && !loader::preloaded(lib) {
-            problems.push(format!("requires {} from {lib} ({}), a library it does not load: the loader refuses it", req.version, symbols()));
+            problems.push(format!(
+                "requires {} from {lib} ({}), a library it does not load: the loader refuses it",
+                req.version,
+                symbols()
+            ));
             continue;
         }
         if from_archive(lib) {
