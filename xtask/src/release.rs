@@ -85,10 +85,15 @@ provided by every system of the glibc floor ([release] glibc_floor, manylinux_2_
 / GCC symbol version it needs must exist there. A plugin over the floor is refused, with the versions and the symbols \
 that need them; nothing is written.\n\n\
 The archives are bit-for-bit reproducible: sorted entries, the [xla] commit date as every mtime, owner 0, fixed modes, \
-gzip without name or timestamp. The signature is not (minisign signs with a fresh nonce); it verifies the same.",
-    after_help = "Examples:\n  cargo xtask release xla-cpu-pjrt fastatomstruct-xla-cpu lammps-jax-pjrt-cpu --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n  \
-nix build .#pjrt-cpu && cargo xtask release ./result --out dist --tag v0.93.1\n  \
-cargo xtask release xla-cpu-pjrt --unsigned --dev --out /tmp/dist\n  cargo xtask release verify dist\n  \
+gzip without name or timestamp. The signature is not (minisign signs with a fresh nonce); it verifies the same.\n\n\
+Beside the archives: a CycloneDX 1.6 SBOM per archive (<archive>.cdx.json) and compat.json, the compatibility feed \
+(PJRT API version and struct size, extensions, StableHLO versions, conform counts and failing checks, what each plugin \
+needs to load; conform runs on each plugin as archived, in a child process, unless --no-conform). SHA256SUMS lists \
+every file, the notes included; the signature's trusted comment names the tag.",
+    after_help = "Examples:\n  cargo xtask release xla-cpu-pjrt fastatomstruct-xla-cpu lammps-jax-pjrt-cpu --unsigned --tag v0.93.1\n  \
+cargo xtask release sign dist --tag v0.93.1 --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n  \
+nix build .#pjrt-cpu && cargo xtask release ./result --out dist --tag v0.93.1 --unsigned\n  \
+cargo xtask release xla-cpu-pjrt --unsigned --dev --out /tmp/dist\n  cargo xtask release verify dist --tag v0.93.1\n  \
 cargo xtask release check ./result/lib/pjrt_c_api_cpu_plugin.so\n  cargo xtask release keygen\n  cargo xtask release bump\n\n\
 Environment: PJRTPKGS_RELEASE_KEY_FILE is --key; PJRTPKGS_RELEASE_KEY_PASSWORD decrypts an encrypted key; \
 SOURCE_DATE_EPOCH sets the --dev date.\n\n\
@@ -123,7 +128,8 @@ pub struct BuildArgs {
     /// Nix system of the prebuilt wheels named without @SYSTEM (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// minisign secret key that signs SHA256SUMS.
+    /// minisign secret key that signs SHA256SUMS. Plugins are loaded (their version, conform) as your user:
+    /// for real releases make the release --unsigned and sign it elsewhere with `release sign`.
     #[arg(long, value_name = "FILE", env = KEY_ENV)]
     pub key: Option<PathBuf>,
     /// Make an unsigned release (for trying things out; `release verify --unsigned` checks it).

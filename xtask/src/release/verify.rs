@@ -89,6 +89,18 @@ pub struct FileCheck {
     pub ok: bool,
 }
 
+/// The most files a `SHA256SUMS` may list (a release has a few dozen).
+pub const MAX_LISTED: usize = 1000;
+
+/// Whether `name` is one a release can have: letters, digits, `.`, `_`,
+/// `-`, `+`, not starting with `.`.
+pub fn is_release_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
 /// What the release URL says about the tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlTag {
@@ -207,9 +219,18 @@ pub fn verify(source: &str, key: Option<&minisign::PublicKey>, tag: Option<&str>
             return done(report);
         }
     };
+    if listed.len() > MAX_LISTED {
+        report.problems.push(format!("{} lists {} files; a release has at most {MAX_LISTED}: refused", sums::FILE, listed.len()));
+        return done(report);
+    }
     let listed_map: BTreeMap<String, String> = listed.iter().cloned().collect();
     if listed_map.len() != listed.len() {
         report.problems.push(format!("{} lists a file twice", sums::FILE));
+    }
+    // Names become URLs and paths: only the characters release names use.
+    let (listed, odd): (Vec<_>, Vec<_>) = listed.into_iter().partition(|(name, _)| is_release_name(name));
+    for (name, _) in odd {
+        report.problems.push(format!("{} lists `{}`, which is not a release file name", sums::FILE, super::fetch::shown(&name)));
     }
 
     // The signature, and the tag it binds.
@@ -376,6 +397,10 @@ mod tests {
         assert_eq!(url_tag(&seg("mirror/v0.93.2.dev20260301")), UrlTag::Tag("v0.93.2.dev20260301".into()));
         assert_eq!(url_tag(&seg("mirror/files")), UrlTag::None);
         assert_eq!(signed_tag("pjrtpkgs v0.93.1 SHA256SUMS").as_deref(), Some("v0.93.1"));
+        assert!(is_release_name("pjrt-cpu-linux-x86_64-v0.93.1.tar.gz") && is_release_name("compat.json"));
+        for bad in ["", ".hidden", "a?b", "a#b", "a%2e", "a b", "a\nb", "ä"] {
+            assert!(!is_release_name(bad), "{bad:?}");
+        }
         for bad in ["pjrtpkgs v0.93.1 SHA256SUMS extra", "other v0.93.1 SHA256SUMS", "pjrtpkgs 0.93.1 SHA256SUMS", "timestamp:1 file:x"] {
             assert_eq!(signed_tag(bad), None, "{bad}");
         }
