@@ -20,9 +20,7 @@
 
 mod archive;
 pub mod compat;
-pub mod elf;
 pub mod fetch;
-pub mod floor;
 mod headers;
 mod input;
 mod input_tree;
@@ -46,10 +44,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::pins::{Pins, PinsDocument};
+use crate::glibc_floor::{self, Floor};
+use crate::pinfile::{Pins, PinsDocument};
+use crate::plugin::elf;
 use crate::xla_headers::{parse_api_version, ApiVersion, CORE_HEADER};
 use crate::xla_repo::XlaRepoArg;
-use floor::Floor;
 use input::{Input, Origin};
 use portability::Portability;
 use version::ReleaseVersion;
@@ -209,7 +208,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {
             let summary = build(&args.build)?;
             if args.build.json {
-                crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+                crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -334,7 +333,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
     let Some(release) = pins.release.clone() else {
         bail!(
             "pins.toml has no [release] table: add one with `build = 1` and `glibc_floor = \"{}\"` (docs/release.md)",
-            floor::DEFAULT_FLOOR
+            glibc_floor::DEFAULT_FLOOR
         );
     };
     let floor = Floor::named(&release.glibc_floor).map_err(anyhow::Error::msg)?;
@@ -494,8 +493,8 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
     for ((a, p), w) in archives.iter().zip(&planned).zip(&written) {
         let conform = if args.no_conform {
             Err("not run: `release --no-conform`".to_owned())
-        } else if p.system != crate::pins::host_system() {
-            Err(format!("not run: a {} plugin cannot run on this {} machine", p.system, crate::pins::host_system()))
+        } else if p.system != crate::pinfile::host_system() {
+            Err(format!("not run: a {} plugin cannot run on this {} machine", p.system, crate::pinfile::host_system()))
         } else {
             eprintln!("conform {} ...", a.file);
             probe_archived(p, &floor, &release.system_libraries, staging.path())
@@ -526,7 +525,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         Some(old) if old != pins.xla.commit => {
             eprintln!("diffing the PJRT headers since {} ...", previous.as_ref().map_or("", |p| p.tag.as_str()));
             let repo = crate::xla_repo::open_for(&args.xla, &[&old, &pins.xla.commit])?;
-            let report = crate::diff_headers::diff_commits(&repo, git2::Oid::from_str(&old)?, pinned_oid)?;
+            let report = crate::header_diff::diff_commits(&repo, git2::Oid::from_str(&old)?, pinned_oid)?;
             Some(notes::HeaderDiff {
                 old_commit: old,
                 verdict: report.verdict().as_str().to_ascii_uppercase(),
@@ -817,7 +816,7 @@ fn write_archive(p: &Planned, info: &Value, floor: &Floor, extra: &[String], mti
 
     let path = dir.join(format!("{}.tar.gz", p.name));
     let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let hashing = crate::hash::Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    let hashing = crate::hashing::Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let hashing = archive::write_tar_gz(&entries, mtime, hashing).with_context(|| format!("cannot write {}", path.display()))?;
     let (sha, size) = {
         use std::io::Write as _;
@@ -838,8 +837,8 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
             (release.glibc_floor, release.system_libraries)
         }
         (None, Err(_)) => {
-            eprintln!("note: not inside a pjrtpkgs checkout: checking against the default floor {}", floor::DEFAULT_FLOOR);
-            (floor::DEFAULT_FLOOR.to_owned(), Vec::new())
+            eprintln!("note: not inside a pjrtpkgs checkout: checking against the default floor {}", glibc_floor::DEFAULT_FLOOR);
+            (glibc_floor::DEFAULT_FLOOR.to_owned(), Vec::new())
         }
     };
     let floor = Floor::named(&floor_tag).map_err(anyhow::Error::msg)?;
@@ -887,7 +886,7 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
         reports.push(json!({ "file": path, "ok": problems.is_empty(), "problems": problems, "portability": portability }));
     }
     if args.json {
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?))?;
     }
     Ok(if refused { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 /// shows that copy is enough to evaluate the flake.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    xtask::deps_hash::copy_flake_inputs(&support::project_root(), dir.path()).unwrap();
+    xtask::bazel_deps::copy_flake_inputs(&support::project_root(), dir.path()).unwrap();
     dir
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xtask::pins::{check, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, Severity, STALE_HASH};
+use xtask::pinfile::{check, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, Severity, STALE_HASH};
 
 fn project_pins() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("pins.toml")

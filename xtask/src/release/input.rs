@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use super::input_tree::{InputDir, Kind};
-use crate::pins::{host_system, Pins, UNKNOWN};
+use crate::pinfile::{host_system, Pins, UNKNOWN};
 
 /// The most a shared library of an input may weigh (the largest PJRT plugin
 /// known, libtpu 0.0.52, is 467 MB).
@@ -108,7 +108,7 @@ fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {
     let info: Map<String, Value> = serde_json::from_slice(&text).with_context(|| format!("{info_path} is not a JSON object"))?;
     let field = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_owned);
     let Some(backend) = field("backend") else { bail!("{info_path} has no `backend`") };
-    if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
+    if !crate::pinfile::PREBUILT_BACKENDS.contains(&backend.as_str()) {
         bail!("{info_path}: unknown backend `{}`", super::fetch::shown(&backend));
     }
     let origin = match field("origin").as_deref() {
@@ -140,7 +140,7 @@ fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {
     let api_version = match (origin, field("pjrt_api_version")) {
         (_, Some(v)) => v,
         (Origin::Source, None) => bail!("{info_path}: a source build without `pjrt_api_version`"),
-        (Origin::Prebuilt, None) => crate::prebuilt::probe_api_version(&dir.join(&plugin))
+        (Origin::Prebuilt, None) => crate::plugin::probe::probe(&dir.join(&plugin))
             .with_context(|| format!("{info_path} records no PJRT API version and the plugin cannot be loaded here to read it"))?,
     };
     if api_version.parse::<crate::xla_headers::ApiVersion>().is_err() {
@@ -196,13 +196,13 @@ fn prebuilt(name: &str, system: Option<&str>, pins: &Pins) -> Result<Input> {
         let have: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
         bail!("`{name}` {} has no wheel pinned for {system} (pinned: {})", pin.version, have.join(", "));
     };
-    let plugin = crate::prebuilt::fetch_plugin(name, Some(&system))?;
+    let plugin = crate::plugin::locate::fetch_plugin(name, Some(&system))?;
     // The version the plugin reports, read by loading it where it can run;
     // elsewhere, the one `prebuilt update` recorded the same way.
     let pinned = (pin.pjrt_api_version != UNKNOWN).then(|| pin.pjrt_api_version.clone());
     let api_version = if system == host_system() {
         let reported =
-            crate::prebuilt::probe_api_version(&plugin).with_context(|| format!("cannot load `{name}` to read its PJRT API version"))?;
+            crate::plugin::probe::probe(&plugin).with_context(|| format!("cannot load `{name}` to read its PJRT API version"))?;
         if let Some(p) = pinned.as_ref().filter(|p| **p != reported) {
             bail!("`{name}` reports PJRT API {reported} but pins.toml records {p}: re-pin it with `cargo xtask prebuilt update {name}`");
         }
@@ -248,12 +248,7 @@ fn prebuilt(name: &str, system: Option<&str>, pins: &Pins) -> Result<Input> {
 /// `prebuilt fetch` keeps in the cache; `None` when it declares none or the
 /// wheel is not there.
 fn wheel_license(url: &str, sha256: &str) -> Option<String> {
-    let file = url.rsplit('/').next()?;
-    crate::fsutil::single_component(file, "the wheel file name").ok()?;
-    if !crate::pins::is_hex_sha256(sha256) {
-        return None;
-    }
-    let wheel = crate::project::cache_dir().ok()?.join("prebuilt").join("wheels").join(sha256).join(file);
+    let wheel = crate::plugin::locate::wheel_cache_path(url.rsplit('/').next()?, sha256).ok()?;
     let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).ok()?).ok()?;
     let name = zip.file_names().find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)?.to_owned();
     let mut text = String::new();

@@ -65,7 +65,7 @@ pub struct SignArgs {
 pub fn sign_release(args: SignArgs) -> Result<ExitCode> {
     let key = load_secret_key(&args.key)?;
     let pinned = match crate::project::pins_toml() {
-        Ok(path) => crate::pins::Pins::load(&path)?.release.and_then(|r| r.minisign_public_key),
+        Ok(path) => crate::pinfile::Pins::load(&path)?.release.and_then(|r| r.minisign_public_key),
         Err(_) => None,
     };
     let public = check_pinned(&key, pinned.as_deref())?;

@@ -29,7 +29,7 @@ pub fn of_directory(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String
             bail!("{} is not a regular file: a release holds files only", entry.path().display());
         }
         let mut file = std::fs::File::open(entry.path()).with_context(|| format!("cannot read {}", entry.path().display()))?;
-        let mut hashing = crate::hash::Hashing::new(std::io::sink());
+        let mut hashing = crate::hashing::Hashing::new(std::io::sink());
         std::io::copy(&mut file, &mut hashing).with_context(|| format!("cannot read {}", entry.path().display()))?;
         out.push((name, hashing.finish().0.to_hex()));
     }

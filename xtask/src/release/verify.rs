@@ -145,7 +145,7 @@ pub fn public_key(given: Option<&str>) -> Result<minisign::PublicKey> {
             let path = crate::project::pins_toml().context(
                 "no public key given: pass --public-key KEY, or run inside a pjrtpkgs checkout whose pins.toml has [release] minisign_public_key",
             )?;
-            let pins = crate::pins::Pins::load(&path)?;
+            let pins = crate::pinfile::Pins::load(&path)?;
             pins.release.and_then(|r| r.minisign_public_key).context(
                 "no public key: pins.toml [release] has no minisign_public_key; pass --public-key KEY (or --unsigned for an unsigned release)",
             )?
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let key = if args.unsigned { None } else { Some(public_key(args.public_key.as_deref())?) };
     let report = verify(&args.source, key.as_ref(), args.tag.as_deref())?;
     if args.json {
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
         if let Some(comment) = &report.trusted_comment {
             eprintln!("signature: good, key {} ({comment})", report.key_id.as_deref().unwrap_or("?"));
@@ -371,14 +371,14 @@ type Hashed = (String, Option<Vec<u8>>);
 fn hash_file(release: &Release, name: &str, compat: Option<&Compat>) -> Result<Option<Hashed>, FetchError> {
     if !name.ends_with(".tar.gz") {
         let Some(bytes) = release.read_small(name, MAX_DOCUMENT_BYTES)? else { return Ok(None) };
-        let mut hashing = crate::hash::Hashing::new(std::io::sink());
+        let mut hashing = crate::hashing::Hashing::new(std::io::sink());
         std::io::Write::write_all(&mut hashing, &bytes).expect("a sink does not fail");
         return Ok(Some((hashing.finish().0.to_hex(), Some(bytes))));
     }
     let cap = compat.and_then(|c| c.archives.iter().find(|a| a.file == name)).map_or(MAX_ARCHIVE_BYTES, |a| a.size);
     let Some(mut reader) = release.stream(name, cap)? else { return Ok(None) };
     let bar = crate::progress::bytes_bar(format!("checking {name}"), None);
-    let mut hashing = crate::hash::Hashing::new(std::io::sink());
+    let mut hashing = crate::hashing::Hashing::new(std::io::sink());
     let copied = std::io::copy(&mut bar.wrap_read(&mut reader), &mut hashing);
     bar.finish_and_clear();
     copied.map_err(|e| release.read_failure(name, e, false))?;

@@ -9,7 +9,7 @@ use super::peers::{AbiVerdict, HeaderDiff, Verdict, XlaPin};
 use super::review::{Level, Review};
 use super::toolchain::{Accepted, Moves, Project, VersionSource};
 use super::versions::{ApiVersion, XlaVersions};
-use crate::diff_headers::proto::Wire;
+use crate::header_diff::proto::Wire;
 
 /// Where reports go, relative to the project root.
 pub const REPORT_DIR: &str = "docs/upgrades";

@@ -10,7 +10,7 @@
 //! changing (and checking) the provider would make pins.toml lie.
 
 use super::versions::{CudaConfig, XlaVersions, CUDA_SECTIONS};
-use crate::pins::{version_major as major, version_major_minor as major_minor, CudaPin, Pins};
+use crate::pinfile::{version_major as major, version_major_minor as major_minor, CudaPin, Pins};
 
 /// How loud a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

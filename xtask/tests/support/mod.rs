@@ -77,7 +77,7 @@ pub fn build_users_setting() -> &'static str {
 
 /// libclang, loaded at run time by diff-headers and bindgen.
 pub fn require_libclang() -> bool {
-    match xtask::diff_headers::libclang_available() {
+    match xtask::header_diff::libclang_available() {
         Ok(()) => true,
         Err(e) => require(&format!("libclang (from Debian's libclang-dev: {e:#})"), false),
     }

@@ -84,7 +84,7 @@ impl Report {
         match self.counts() {
             (0, 0) => 0,
             (0, _) => super::EXIT_STALE,
-            _ => crate::cli::EXIT_ERROR,
+            _ => crate::output::EXIT_ERROR,
         }
     }
 
@@ -378,7 +378,7 @@ pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<
         return vec![format!("`{url}` is not an https URL")];
     }
     let file = url.rsplit('/').next().unwrap_or("");
-    let Some(tags) = crate::prebuilt::wheel_tags(file) else {
+    let Some(tags) = crate::wheels::wheel_tags(file) else {
         return vec![format!("`{file}` is not a wheel file name")];
     };
     let mut problems = Vec::new();
@@ -388,7 +388,7 @@ pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<
     if tags.version != version {
         problems.push(format!("the wheel `{file}` is version {}, not the pinned {version}", tags.version));
     }
-    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system)) {
+    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::wheels::platform_tag_fits(t, system)) {
         problems.push(format!("the wheel `{file}` is not built for {system}"));
     }
     problems
@@ -442,7 +442,7 @@ pub(crate) fn is_hex_sha256(s: &str) -> bool {
 
 /// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.
 pub(crate) fn is_sri_sha256(s: &str) -> bool {
-    crate::hash::NarHash::from_sri(s).is_ok()
+    crate::hashing::NarHash::from_sri(s).is_ok()
 }
 
 /// Dotted numeric version: 7.7.0, 12.9.1, 2.27.7 (at least two parts).
