@@ -109,7 +109,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     Verify(verify::Args),
-    Sign(sign::SignArgs),
+    Sign(SignArgs),
     Check(CheckArgs),
     Keygen(sign::KeygenArgs),
     Bump(BumpArgs),
@@ -201,7 +201,7 @@ pub struct BumpArgs {}
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Some(Command::Verify(a)) => verify::run(a),
-        Some(Command::Sign(a)) => sign::sign_release(a),
+        Some(Command::Sign(a)) => sign_release(a),
         Some(Command::Check(a)) => check_files(a),
         Some(Command::Keygen(a)) => sign::keygen(a),
         Some(Command::Bump(_)) => bump(),
@@ -889,6 +889,64 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
         crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?))?;
     }
     Ok(if refused { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Sign a release made with --unsigned, after checking it",
+    long_about = "Sign the SHA256SUMS of a release directory made by `release --unsigned` (the release workflow makes it in a job that holds no secret, and signs it here, in a job that runs nothing else). Nothing is signed unless the directory verifies first, as `release verify --unsigned --tag TAG` checks it: every file listed and matching, nothing else, compat.json describing release TAG. The signature's trusted comment is `pjrtpkgs TAG SHA256SUMS`.",
+    after_help = "Examples:\n  cargo xtask release sign dist --tag v0.93.1 --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n\n\
+Environment: PJRTPKGS_RELEASE_KEY_FILE is --key; PJRTPKGS_RELEASE_KEY_PASSWORD decrypts an encrypted key.\n\n\
+Exit status: 0 signed; 1 error or refusal (the directory does not verify, it is signed already, the key is not the pinned one)."
+)]
+pub struct SignArgs {
+    /// The release directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The tag being released (the workflow passes the pushed tag).
+    #[arg(long, value_name = "TAG", required = true)]
+    pub tag: String,
+    /// minisign secret key.
+    #[arg(long, value_name = "FILE", env = KEY_ENV, required = true)]
+    pub key: PathBuf,
+}
+
+/// `release sign`: see the command's long help.
+pub fn sign_release(args: SignArgs) -> Result<ExitCode> {
+    let key = sign::load_secret_key(&args.key)?;
+    let pinned = match crate::project::pins_toml() {
+        Ok(path) => crate::pinfile::Pins::load(&path)?.release.and_then(|r| r.minisign_public_key),
+        Err(_) => None,
+    };
+    let public = sign::check_pinned(&key, pinned.as_deref())?;
+    let sig_path = args.dir.join(sign::signature_name(sums::FILE));
+    if std::fs::symlink_metadata(&sig_path).is_ok() {
+        bail!("{} exists: the release is signed already", sig_path.display());
+    }
+    let dir = args.dir.to_str().with_context(|| format!("{} is not a UTF-8 path", args.dir.display()))?;
+    let report = verify::verify(dir, None, Some(&args.tag))?;
+    if !report.ok {
+        bail!("{} does not verify as release {}, so it is not signed:\n  {}", args.dir.display(), args.tag, report.problems.join("\n  "));
+    }
+    // Sign the very bytes just verified.
+    let sums_path = args.dir.join(sums::FILE);
+    let sums = std::fs::read(&sums_path).with_context(|| format!("cannot read {}", sums_path.display()))?;
+    let listed = sums::parse(&String::from_utf8_lossy(&sums))?;
+    let checked: Vec<(String, String)> = report.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    if listed_sorted != checked {
+        bail!("{} changed while it was being verified; nothing signed", sums_path.display());
+    }
+    let signature = sign::sign(&key, &sums, &sign::trusted_comment(&args.tag))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&sig_path)
+        .with_context(|| format!("cannot create {}", sig_path.display()))?;
+    std::io::Write::write_all(&mut f, signature.as_bytes()).with_context(|| format!("cannot write {}", sig_path.display()))?;
+    eprintln!("signed {} as {} with key {}", sums_path.display(), args.tag, sign::key_id(&public));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A shared library named on the command line, refused when larger than

@@ -38,8 +38,8 @@ use std::sync::Mutex;
 
 use proptest::prelude::*;
 use support::require_command;
-use xtask::release::elf::{self, ElfInfo};
-use xtask::release::floor::Floor;
+use xtask::glibc_floor::Floor;
+use xtask::plugin::elf::{self, ElfInfo};
 use xtask::release::portability::{self, Neighbor};
 
 /// A stub library: the SONAME it claims, and the version nodes it defines
@@ -313,8 +313,8 @@ fn this_machine_floor() -> Floor {
             .defined_versions
             .iter()
             .filter_map(|v| v.strip_prefix(&prefix))
-            .filter(|n| xtask::release::floor::parse_dotted(n).is_some())
-            .max_by(|a, b| xtask::release::floor::compare_versions(a, b))
+            .filter(|n| xtask::glibc_floor::parse_dotted(n).is_some())
+            .max_by(|a, b| xtask::glibc_floor::compare_versions(a, b))
             .unwrap_or_else(|| panic!("{lib} defines no {family} version"))
             .to_owned();
         Box::leak(best.into_boxed_str())

@@ -33,10 +33,14 @@ pub fn conform(plugin: &Path) -> Result<Probed, String> {
     let Some(exe) = exe else {
         return Err("not run: the release was not made by the xtask binary".to_owned());
     };
+    // The xtask itself, which isolates the plugin in children of its own;
+    // the signing key's settings are no business of it either way.
     let out = Command::new(exe)
         .arg("conform")
         .arg(plugin)
         .arg("--json")
+        .env_remove(super::KEY_ENV)
+        .env_remove(super::sign::PASSWORD_ENV)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("not run: cannot start conform: {e}"))?;
