@@ -466,3 +466,42 @@ fn mutated_dynamic_sections_never_panic_and_rewrites_read_back() {
     eprintln!("{} mutated plugins: {outcomes:?}", outcomes.values().sum::<usize>());
     assert!(outcomes.len() >= 2, "{outcomes:?}");
 }
+
+/// The loader model's table of version nodes (x86_64) against this
+/// machine's own libraries: every node the table lists exists here, and
+/// every node here up to the newest the table knows of its family is in
+/// the table (a newer machine has more, never fewer).
+#[test]
+fn the_node_table_matches_this_machines_libraries() {
+    if !require_command("cc") || std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let mut checked = 0;
+    for (arch, soname, nodes) in xtask::release::loader::NODES {
+        if *arch != "x86_64" {
+            continue;
+        }
+        let path = String::from_utf8(Command::new("cc").arg(format!("-print-file-name={soname}")).output().unwrap().stdout).unwrap();
+        let Ok(path) = std::fs::canonicalize(path.trim()) else {
+            eprintln!("{soname}: not on this machine");
+            continue;
+        };
+        let here = elf::read(&std::fs::read(&path).unwrap()).unwrap().defined_versions;
+        for node in *nodes {
+            assert!(here.contains(&node.to_string()), "{soname}: the table lists {node}, which {} does not define", path.display());
+        }
+        let family = |v: &str| v.rsplit_once('_').map(|(f, _)| f.to_owned()).unwrap_or_default();
+        for node in &here {
+            let newest = nodes
+                .iter()
+                .filter(|n| family(n) == family(node))
+                .filter_map(|n| n.rsplit_once('_').map(|(_, v)| v))
+                .max_by(|a, b| xtask::glibc_floor::compare_versions(a, b));
+            let number = node.rsplit_once('_').map(|(_, v)| v).unwrap_or("");
+            let known = newest.is_some_and(|n| xtask::glibc_floor::compare_versions(number, n).is_le());
+            assert!(!known || nodes.contains(&node.as_str()), "{soname}: {} defines {node}, missing from the table", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} libraries found");
+}

@@ -190,17 +190,14 @@ pub fn check(elf: &ElfInfo, floor: &Floor, is_plugin: bool, bundled: &[Neighbor]
             ));
             continue;
         }
-        match loader::node_exists(arch, lib, &req.version) {
-            Some(false) => {
-                let why = if allowed == Some(true) {
-                    format!("no {floor} {arch} system has that version of it")
-                } else {
-                    format!("{lib} has no such version")
-                };
-                problems.push(format!("needs {} from {lib} ({}): {why}", req.version, symbols()));
-                continue;
-            }
-            Some(true) | None => {}
+        if loader::node_exists(arch, lib, &req.version) == Some(false) {
+            let why = if allowed == Some(true) {
+                format!("no {floor} {arch} system has that version of it")
+            } else {
+                format!("{lib} has no such version")
+            };
+            problems.push(format!("needs {} from {lib} ({}): {why}", req.version, symbols()));
+            continue;
         }
         let Some((family, number)) = split else { continue };
         match allowed {
