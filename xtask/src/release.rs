@@ -563,7 +563,9 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         api_version: &pins.xla.pjrt_api_version,
         floor: floor.tag,
         archives: &lines,
-        signed_by: public.as_ref().map(|p| p.to_base64()),
+        // The key that signs, or will: `release --unsigned` then `release
+        // sign` (the workflow) signs with the pinned key.
+        signed_by: public.as_ref().map(|p| p.to_base64()).or_else(|| release.minisign_public_key.clone()),
         previous: previous.as_ref(),
         header_diff,
         changes: notes::new_entries(&changelog, previous.as_ref().map(|p| p.changelog.as_str())),

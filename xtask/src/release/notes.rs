@@ -228,7 +228,8 @@ pub fn render(n: &Notes) -> String {
     let _ = writeln!(md, "```sh\nsha256sum -c SHA256SUMS");
     match &n.signed_by {
         Some(key) => {
-            let _ = writeln!(md, "minisign -Vm SHA256SUMS -P {key}");
+            let _ = writeln!(md, "minisign -Vm SHA256SUMS -P {key} | grep -Fx 'Trusted comment: pjrtpkgs {tag} SHA256SUMS'");
+            let _ = writeln!(md, "gh attestation verify <archive> --repo <owner>/pjrtpkgs   # build provenance");
         }
         None => {
             let _ = writeln!(md, "# this release is not signed");
