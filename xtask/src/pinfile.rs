@@ -59,6 +59,9 @@ pub struct Pins {
     pub cuda13: Option<CudaPin>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rocm7: Option<RocmPin>,
+    /// What XLA's rules_ml_toolchain says the Nix layer must follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_ml_toolchain: Option<RulesMlToolchainPin>,
     /// Binary plugins from PyPI, by PyPI project name.
     #[serde(default)]
     pub prebuilt: BTreeMap<String, PrebuiltPin>,
@@ -111,6 +114,33 @@ pub struct CudaPin {
     pub nixpkgs_attribute: String,
     /// `sm_XX` / `compute_XX`, never probed from the build host.
     pub compute_capabilities: Vec<String>,
+    /// XLA settings (`HERMETIC_*` --repo_env names of its pjrt_cudaNN
+    /// config) the source build deliberately gives differently -> why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    /// NVIDIA's NVSHMEM wheel at `nvshmem_version`, by Nix system, for the
+    /// prebuilt plugins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nvshmem_wheel: BTreeMap<String, WheelPin>,
+}
+
+/// One pinned wheel file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WheelPin {
+    pub url: String,
+    /// Lowercase hex, as PyPI gives it.
+    pub sha256: String,
+}
+
+/// [rules_ml_toolchain]: the commit XLA's WORKSPACE pins, and what its
+/// rules at that commit say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesMlToolchainPin {
+    pub commit: String,
+    /// The shared libraries `gpu/nvshmem/nvidia_nvshmem.BUILD.tpl` imports.
+    pub nvshmem_libraries: Vec<String>,
 }
 
 /// [rocm7].

@@ -85,7 +85,14 @@ fn summary(pins: &Pins) -> String {
                 c.nixpkgs_attribute,
                 c.compute_capabilities.join(" ")
             );
+            if !c.overrides.is_empty() {
+                let _ =
+                    writeln!(out, "           given differently than XLA: {}", c.overrides.keys().cloned().collect::<Vec<_>>().join(" "));
+            }
         }
+    }
+    if let Some(r) = &pins.rules_ml_toolchain {
+        let _ = writeln!(out, "rules_ml_toolchain {} (NVSHMEM: {})", r.commit, r.nvshmem_libraries.join(" "));
     }
     if let Some(r) = &pins.rocm7 {
         let _ = writeln!(out, "rocm7      {} (nixpkgs {}), {}", r.distro_version, r.nixpkgs_attribute, r.gpu_targets.join(" "));

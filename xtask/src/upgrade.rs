@@ -9,7 +9,7 @@
 //! recoverable), so a failure anywhere leaves the project as it was.
 //! A dry run goes through every step even past a refusal ([`steps`]).
 
-mod bazelrc;
+pub mod bazelrc;
 mod compile;
 mod interrupt;
 mod peers;
@@ -18,7 +18,7 @@ mod review;
 mod staging;
 mod steps;
 mod toolchain;
-mod versions;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
