@@ -78,6 +78,29 @@ pub fn single_component<'a>(name: &'a str, what: &str) -> anyhow::Result<&'a str
     }
 }
 
+/// Creates `dir` and the directories missing above it with mode 0700,
+/// whatever the umask (a key directory is nobody else's to list).
+/// Directories that exist are left as they are.
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()) {
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", d.display())),
+        }
+        // The mode given to mkdir(2) is masked by the umask; 0700 must hold.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot restrict {}", d.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -155,7 +155,7 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
             bail!("{} already exists; keys are never overwritten: pick another --name or move it away", f.display());
         }
     }
-    create_private_dirs(&dir)?;
+    crate::fsutil::create_private_dirs(&dir)?;
     let pair = match std::env::var(PASSWORD_ENV) {
         Ok(password) => minisign::KeyPair::generate_encrypted_keypair(Some(password)),
         Err(_) => minisign::KeyPair::generate_unencrypted_keypair(),
@@ -192,27 +192,4 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
         println!("{public}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Creates `dir` and the directories missing above it with mode 0700,
-/// whatever the umask (a key directory is nobody else's to list).
-/// Directories that exist are left as they are.
-fn create_private_dirs(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()) {
-        missing.push(d.to_path_buf());
-        at = d.parent();
-    }
-    for d in missing.iter().rev() {
-        match std::fs::DirBuilder::new().mode(0o700).create(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", d.display())),
-        }
-        // The mode given to mkdir(2) is masked by the umask; 0700 must hold.
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot restrict {}", d.display()))?;
-    }
-    Ok(())
 }
