@@ -5,6 +5,7 @@ pub mod cli;
 pub mod fsutil;
 pub mod http;
 pub mod nix;
+pub mod plugin;
 mod progress;
 pub mod project;
 pub mod tools;
