@@ -113,6 +113,9 @@ pub struct Diagnosis {
     pub static_ms: f64,
 }
 
+/// Asks the libcuda at a path for its version and devices.
+pub type DriverQuery<'a> = dyn Fn(&Path) -> anyhow::Result<DriverReport> + 'a;
+
 /// What the caller knows about the plugin, and what it lets the diagnosis
 /// do.
 #[derive(Default)]
@@ -127,7 +130,7 @@ pub struct Options<'a> {
     pub rocm_nixpkgs_set: Option<String>,
     /// Asks libcuda (at the path given) for its version and devices; run
     /// in a child by the caller. `None`: the driver is not asked.
-    pub query_cuda_driver: Option<&'a dyn Fn(&Path) -> anyhow::Result<DriverReport>>,
+    pub query_cuda_driver: Option<&'a DriverQuery<'a>>,
     /// Where amdgpu's KFD topology is (default: [`gpu::kfd::TOPOLOGY`]).
     pub kfd_topology: Option<PathBuf>,
 }
@@ -297,9 +300,8 @@ pub fn diagnose_in(path: &Path, options: &Options<'_>, env: &Environment) -> Dia
     // every non-system library they bring, until nothing new turns up.
     let mut guesses: Vec<(String, String)> = Vec::new();
     for stub in &strings.xla_cuda_stubs {
-        match cuda_major.and_then(|m| providers::cuda_soname(stub, m)) {
-            Some(name) => guesses.push((name, format!("XLA's {stub} stub (xla/tsl/cuda/{stub}_stub.cc) is linked in and opens it"))),
-            None => {}
+        if let Some(name) = cuda_major.and_then(|m| providers::cuda_soname(stub, m)) {
+            guesses.push((name, format!("XLA's {stub} stub (xla/tsl/cuda/{stub}_stub.cc) is linked in and opens it")));
         }
     }
     for name in without_unversioned_twins(&strings.sonames) {

@@ -20,6 +20,7 @@
 //!   interval) and how it is spread: baseline code is everywhere, a
 //!   library of kernels built for one extension sits in a few runs of
 //!   neighbouring functions.
+//!
 //! The verdict says how sure it is: witnesses are sure; the level and the
 //! share are less so.
 //!
@@ -473,7 +474,7 @@ pub fn measure(object: &ObjectFile, flags: Option<&HashSet<String>>) -> Option<I
             on_this_cpu: flags.map(|f| f.contains(known.flag)),
         });
     }
-    uses.sort_by(|a, b| b.functions.cmp(&a.functions));
+    uses.sort_by_key(|u| std::cmp::Reverse(u.functions));
     let baseline = |name: &str| uses.iter().any(|u| u.extension == name && u.role == Role::Baseline);
     let compiled_for = if uses.iter().any(|u| u.role == Role::Baseline && u.level == Some(4)) {
         "x86-64-v4".to_owned()

@@ -261,8 +261,10 @@ const ROCM: &[(&str, &str, &str, &str)] = &[
     ("librocrand", "rocRAND", "rocrand", "rocrand"),
 ];
 
-/// (stem, what, when it is used) for libraries only some features use.
-const OPTIONAL: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
+/// (stem, what, when it is used, Debian package, nixpkgs attribute) for
+/// libraries only some features use.
+type OptionalLibrary = (&'static str, &'static str, &'static str, Option<&'static str>, Option<&'static str>);
+const OPTIONAL: &[OptionalLibrary] = &[
     ("libittnotify", "Intel's ITT instrumentation", "running under Intel VTune", None, None),
     ("libibverbs", "RDMA verbs", "collectives over InfiniBand/RoCE between machines", Some("libibverbs1"), Some("rdma-core")),
     (

@@ -163,7 +163,7 @@ mod tests {
         c.extend_from_slice(&16u16.to_le_bytes());
         c.extend_from_slice(&(body.len() as u64).to_le_bytes());
         c.extend_from_slice(&body);
-        while c.len() % 8 != 0 {
+        while !c.len().is_multiple_of(8) {
             c.push(0);
         }
         c

@@ -217,7 +217,7 @@ mod tests {
             table.extend_from_slice(&hwcap.to_le_bytes());
         }
         let names: Vec<u32> = subdirs.iter().map(|s| offset(s, &mut strings)).collect();
-        while (base + strings.len()) % 8 != 0 {
+        while !(base + strings.len()).is_multiple_of(8) {
             strings.push(0);
         }
         let extension = base + strings.len();

@@ -284,7 +284,7 @@ impl ObjectFile {
                 elf::DT_SONAME => self.soname = Some(value()?),
                 elf::DT_RUNPATH => self.runpath = Some(value()?),
                 elf::DT_RPATH => self.rpath = Some(value()?),
-                elf::DT_FLAGS_1 => self.nodeflib = d.val & u64::from(elf::DF_1_NODEFLIB.0) != 0,
+                elf::DT_FLAGS_1 => self.nodeflib = d.val & elf::DF_1_NODEFLIB.0 != 0,
                 _ => {}
             }
         }
