@@ -101,7 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some("load") => return load::child(Path::new(&args.plugin), args.backend.as_deref(), args.events.as_deref()),
         Some("cuda-driver") => {
             let report = cuda_driver::query(Path::new(&args.plugin));
-            crate::conform::child::Events::open(args.events.as_deref())?.emit(&serde_json::json!({ "driver": report }));
+            crate::plugin::child::Events::open(args.events.as_deref())?.emit(&serde_json::json!({ "driver": report }));
             return Ok(ExitCode::SUCCESS);
         }
         Some(other) => anyhow::bail!("unknown child mode `{other}`"),
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (path, pinned) = locate(&args.plugin, args.system.as_deref())?;
     // Outside a checkout a path still gets its diagnosis, without the
     // nixpkgs attributes pins.toml names.
-    let pins = crate::project::pins_toml().ok().and_then(|p| crate::pins::Pins::load(&p).ok());
+    let pins = crate::project::pins_toml().ok().and_then(|p| crate::pinfile::Pins::load(&p).ok());
     let mut options = diagnosis::Options {
         pinned_name: pinned.as_ref().map(|p| p.name.clone()),
         backend: pinned.as_ref().map(|p| p.backend.clone()),
@@ -139,21 +139,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let exit_code = if status == Status::Fail { EXIT_FAIL } else { 0 };
     let report = Report { plugin: args.plugin.clone(), pinned, status, exit_code, diagnosis, load };
     if args.json {
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        crate::cli::emit(&render::text(&report))?;
+        crate::output::emit(&render::text(&report))?;
     }
     Ok(ExitCode::from(exit_code))
 }
 
 /// PLUGIN as a path, or a pinned name fetched and verified.
 fn locate(plugin: &str, system: Option<&str>) -> Result<(PathBuf, Option<Pinned>)> {
-    let (path, _) = crate::smoke::resolve_plugin(plugin, system)?;
+    let (path, _) = crate::plugin::locate::resolve(plugin, system)?;
     let path_given = plugin.contains('/') || plugin.ends_with(".so") || Path::new(plugin).is_file();
     if path_given {
         return Ok((path, None));
     }
-    let pins = crate::pins::Pins::load(&crate::project::pins_toml()?)?;
+    let pins = crate::pinfile::Pins::load(&crate::project::pins_toml()?)?;
     let pin = pins.prebuilt(plugin)?;
     Ok((path, Some(Pinned { name: plugin.to_owned(), version: pin.version.clone(), backend: pin.backend.clone() })))
 }
@@ -163,7 +163,7 @@ fn locate(plugin: &str, system: Option<&str>) -> Result<(PathBuf, Option<Pinned>
 fn query_driver(libcuda: &Path, timeout: Duration) -> Result<DriverReport> {
     let argv: Vec<std::ffi::OsString> = vec!["--child".into(), "cuda-driver".into(), "--".into(), libcuda.into()];
     let mut report: Option<DriverReport> = None;
-    let ending = crate::conform::child::run("doctor", &argv, None, timeout, |event| {
+    let ending = crate::plugin::child::run("doctor", &argv, None, timeout, |event| {
         if let Some(value) = event.get("driver") {
             report = serde_json::from_value(value.clone()).ok();
         }

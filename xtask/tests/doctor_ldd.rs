@@ -100,7 +100,7 @@ fn same_paths_as_glibc_on_a_sample_of_this_machines_libraries() {
 fn pinned_plugins() -> Vec<(String, PathBuf)> {
     let root = xtask::project::root().unwrap();
     let pins: toml::Table = std::fs::read_to_string(root.join("pins.toml")).unwrap().parse().unwrap();
-    let system = xtask::pins::host_system();
+    let system = xtask::pinfile::host_system();
     let mut found = Vec::new();
     for (name, pin) in pins["prebuilt"].as_table().unwrap() {
         if pin.get("platforms").and_then(|p| p.get(&system)).is_none() {

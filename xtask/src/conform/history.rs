@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository, Sort};
 
-use crate::diff_headers::model::{ApiModel, DeclKind};
+use crate::header_diff::model::{ApiModel, DeclKind};
 use crate::xla_headers::{parse_api_version, CORE_HEADER};
 use crate::xla_repo::{self, XlaRepoArg};
 
@@ -171,7 +171,7 @@ pub fn versions(repo: &Repository, tip: Oid) -> Result<Vec<Version>> {
 pub fn build(repo: &Repository, tip: Oid) -> Result<History> {
     let versions = versions(repo, tip)?;
     let commits: Vec<Oid> = versions.iter().map(|v| v.commit).collect();
-    let models = crate::diff_headers::model_commits(repo, &commits)?;
+    let models = crate::header_diff::model_commits(repo, &commits)?;
     let minors: Vec<u32> = versions.iter().map(|v| v.minor).collect();
     Ok(History { tip, fields: field_runs(&minors, &models), enumerators: enumerator_runs(&minors, &models), versions })
 }
@@ -179,7 +179,7 @@ pub fn build(repo: &Repository, tip: Oid) -> Result<History> {
 /// Structs whose layout a caller of the C API depends on: `PJRT_Api`, and
 /// every struct that starts with `struct_size` (args structs, versioned
 /// tables) or with a `PJRT_Extension_Base` (extensions).
-fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::diff_headers::model::Struct)> {
+fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::header_diff::model::Struct)> {
     model.decls.values().filter_map(|decl| match &decl.kind {
         DeclKind::Struct(s) if !s.union => {
             let first = s.fields.first()?;

@@ -11,10 +11,10 @@ use anyhow::Result;
 use pjrt_sys::loader::Plugin;
 use serde::Serialize;
 
-use crate::conform::child::{self, Ending, Events};
+use crate::plugin::child::{self, Ending, Events};
 use crate::plugin::diagnosis::{Diagnosis, Finding, Status};
-use crate::smoke::client_options;
-use crate::smoke::session::Client;
+use crate::plugin::client_options;
+use crate::plugin::session::Client;
 
 /// What the child got to.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -69,7 +69,7 @@ pub fn child(path: &Path, backend: Option<&str>, events: Option<&Path>) -> Resul
     let mut events = Events::open(events)?;
     let fail = |events: &mut Events, message: String| {
         events.emit(&serde_json::json!({ "error": message }));
-        Ok(ExitCode::from(crate::cli::EXIT_ERROR))
+        Ok(ExitCode::from(crate::output::EXIT_ERROR))
     };
     events.emit(&serde_json::json!({ "phase": "load" }));
     let plugin = match Plugin::load(path) {
