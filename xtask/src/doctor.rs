@@ -108,21 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {}
     }
     let (path, pinned) = locate(&args.plugin, args.system.as_deref())?;
-    // Outside a checkout a path still gets its diagnosis, without the
-    // nixpkgs attributes pins.toml names.
-    let pins = crate::project::pins_toml().ok().and_then(|p| crate::pinfile::Pins::load(&p).ok());
-    let mut options = diagnosis::Options {
-        pinned_name: pinned.as_ref().map(|p| p.name.clone()),
-        backend: pinned.as_ref().map(|p| p.backend.clone()),
-        ..Default::default()
-    };
-    if let Some(pins) = &pins {
-        options.cuda_nixpkgs_sets = [(12, &pins.cuda12), (13, &pins.cuda13)]
-            .into_iter()
-            .filter_map(|(major, pin)| pin.as_ref().map(|p| (major, p.nixpkgs_attribute.clone())))
-            .collect();
-        options.rocm_nixpkgs_set = pins.rocm7.as_ref().map(|p| p.nixpkgs_attribute.clone());
-    }
+    let mut options = diagnosis::Options::from_pins(pinned.as_ref().map(|p| p.name.as_str()), pinned.as_ref().map(|p| p.backend.as_str()));
     let timeout = Duration::from_secs(args.timeout);
     let query = |libcuda: &Path| query_driver(libcuda, timeout);
     options.query_cuda_driver = Some(&query);

@@ -294,3 +294,30 @@ fn doctor_errors_are_exit_1_with_a_reason() {
 fn to_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// `smoke` and `conform` say why a plugin does not load, as the doctor
+/// finds it, instead of only the loader's words (which still follow).
+#[test]
+fn smoke_and_conform_carry_the_diagnosis_of_a_plugin_that_does_not_load() {
+    if !cc_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lib = build(dir.path(), "libgone.so", DEP, &[]);
+    let plugin = build(dir.path(), "plugin.so", PLUGIN_CALLING_DEP, &["-L", dir.path().to_str().unwrap(), "-lgone"]);
+    std::fs::remove_file(lib).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("smoke").arg(&plugin).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("`cargo xtask doctor` finds: not found here: libgone.so"), "{error}");
+    assert!(error.contains("raw error:") && error.contains("libgone.so: cannot open shared object file"), "{error}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("conform").arg(&plugin).arg("--json").output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let load = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "api.load").unwrap();
+    assert_eq!(load["status"], "FAIL");
+    let detail = load["detail"].as_str().unwrap();
+    assert!(detail.contains("`cargo xtask doctor` finds: not found here: libgone.so"), "{detail}");
+}

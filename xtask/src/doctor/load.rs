@@ -12,8 +12,8 @@ use pjrt_sys::loader::Plugin;
 use serde::Serialize;
 
 use crate::plugin::child::{self, Ending, Events};
-use crate::plugin::diagnosis::{Diagnosis, Finding, Status};
 use crate::plugin::client_options;
+use crate::plugin::diagnosis::{Diagnosis, Finding, Status};
 use crate::plugin::session::Client;
 
 /// What the child got to.
@@ -40,29 +40,6 @@ const PHASES: &[(&str, &str)] = &[
     ("client", "creating a client (PJRT_Client_Create)"),
     ("done", "finishing"),
 ];
-
-/// What a signal means for a plugin, and what to do about it.
-pub fn explain_signal(signal: i32) -> (&'static str, &'static str) {
-    match signal {
-        4 => (
-            "an illegal instruction: code for a CPU extension this CPU lacks (see the cpu finding), or a deliberate trap (ud2) the code reached",
-            "run it on a CPU with the extensions it was compiled for, or use a build for an older CPU level",
-        ),
-        11 => (
-            "an invalid memory access: a bug in the plugin, or a library it uses that is not the version it was built against",
-            "check that the libraries found are the ones the plugin expects; report it to the plugin's authors with the phase",
-        ),
-        6 => (
-            "the plugin aborted itself: a failed check or an uncaught C++ exception (its message is on stderr above)",
-            "read the message on stderr; it usually names what is missing or wrong",
-        ),
-        7 => ("a bus error: memory the plugin mapped is gone (a file truncated under it) or misaligned", "check the plugin file is complete (fetch it again)"),
-        8 => ("an arithmetic fault (division by zero) in the plugin", "report it to the plugin's authors with the phase"),
-        5 => ("a trap: a debugger breakpoint or __builtin_trap in the plugin", "report it to the plugin's authors with the phase"),
-        9 => ("killed from outside, often by the kernel's out-of-memory killer", "check `dmesg` for the OOM killer; free memory or lower the plugin's allocation"),
-        _ => ("a signal the plugin did not handle", "report it to the plugin's authors with the phase"),
-    }
-}
 
 /// Child mode: loads the plugin at `path` and reports each step as an event.
 pub fn child(path: &Path, backend: Option<&str>, events: Option<&Path>) -> Result<ExitCode> {
@@ -148,7 +125,7 @@ impl Outcome {
             found.push(finding("load", Status::Ok, format!("loaded; GetPjrtApi reports PJRT API {version}"), ""));
         }
         if let Some(signal) = self.signal {
-            let (what, todo) = explain_signal(signal);
+            let (what, todo) = crate::plugin::diagnosis::explain_signal(signal);
             found.push(finding(
                 self.phase_check(),
                 Status::Fail,

@@ -135,6 +135,28 @@ pub struct Options<'a> {
     pub kfd_topology: Option<PathBuf>,
 }
 
+impl Options<'_> {
+    /// Options for a plugin, pinned as `pinned_name` when it is, with the
+    /// nixpkgs attribute sets of pins.toml when there is a checkout (a
+    /// plugin given by path outside one is diagnosed without them).
+    pub fn from_pins(pinned_name: Option<&str>, backend: Option<&str>) -> Options<'static> {
+        let pins = crate::project::pins_toml().ok().and_then(|p| crate::pinfile::Pins::load(&p).ok());
+        let mut options =
+            Options { pinned_name: pinned_name.map(str::to_owned), backend: backend.map(str::to_owned), ..Default::default() };
+        if let Some(pins) = pins {
+            if options.backend.is_none() {
+                options.backend = pinned_name.and_then(|n| pins.prebuilt.get(n)).map(|p| p.backend.clone());
+            }
+            options.cuda_nixpkgs_sets = [(12, &pins.cuda12), (13, &pins.cuda13)]
+                .into_iter()
+                .filter_map(|(major, pin)| pin.as_ref().map(|p| (major, p.nixpkgs_attribute.clone())))
+                .collect();
+            options.rocm_nixpkgs_set = pins.rocm7.as_ref().map(|p| p.nixpkgs_attribute.clone());
+        }
+        options
+    }
+}
+
 impl Diagnosis {
     /// The worst status of all findings.
     pub fn status(&self) -> Status {
@@ -142,22 +164,46 @@ impl Diagnosis {
     }
 
     /// The failed findings as one message, for a verb whose plugin did not
-    /// load or could not make a client: "why; to do" per failure. `None`
-    /// when the diagnosis found nothing wrong.
+    /// load or could not make a client: the libraries not found, with who
+    /// provides them, then every other failure, then what to do first.
+    /// `None` when the diagnosis found nothing wrong.
     pub fn explain(&self) -> Option<String> {
-        let failures: Vec<String> =
+        let failures: Vec<&Finding> = self.findings.iter().filter(|f| f.status == Status::Fail).collect();
+        // What to do first: what stops the load, then the CPU, then the GPU
+        // driver, then the libraries opened later.
+        let needed = |name: &str| self.libraries.iter().any(|l| l.name == name && l.reason == Reason::Needed);
+        let rank = |f: &&Finding| match f.check.as_str() {
+            "elf" => 0,
+            c if c.strip_prefix("library ").is_some_and(needed) => 1,
+            c if c.starts_with("symbol") => 2,
+            "cpu" => 3,
+            c if c.starts_with("gpu") || c == "tpu" => 4,
+            _ => 5,
+        };
+        let first = failures.iter().copied().min_by_key(rank)?;
+        let mut parts = Vec::new();
+        let needs = self.needs();
+        if !needs.is_empty() {
+            parts.push(format!("not found here: {}", needs.join(", ")));
+        }
+        parts.extend(failures.iter().filter(|f| !f.check.starts_with("library ")).map(|f| format!("{}: {}", f.check, f.why)));
+        let todo = if first.todo.is_empty() { String::new() } else { format!("; to do: {}", first.todo) };
+        Some(format!("`cargo xtask doctor` finds: {}{todo}", parts.join("; ")))
+    }
+
+    /// What stops the plugin from loading here: each library not found
+    /// (with who provides it), then each other failure that is not about
+    /// the GPU ("check: why"). What the compatibility matrix lists for a
+    /// plugin that does not load.
+    pub fn blockers(&self) -> Vec<String> {
+        let mut out = self.needs();
+        out.extend(
             self.findings
                 .iter()
-                .filter(|f| f.status == Status::Fail)
-                .map(|f| {
-                    if f.todo.is_empty() {
-                        format!("{}: {}", f.check, f.why)
-                    } else {
-                        format!("{}: {} (to do: {})", f.check, f.why, f.todo)
-                    }
-                })
-                .collect();
-        (!failures.is_empty()).then(|| format!("`cargo xtask doctor` finds: {}", failures.join("; ")))
+                .filter(|f| f.status == Status::Fail && !f.check.starts_with("library ") && !f.check.starts_with("gpu") && f.check != "tpu")
+                .map(|f| format!("{}: {}", f.check, f.why)),
+        );
+        out
     }
 
     /// Missing libraries that stop the plugin from loading or running, by
@@ -187,6 +233,51 @@ impl Diagnosis {
                 None => l.name.clone(),
             })
             .collect()
+    }
+}
+
+/// The message for a plugin that did not load (or could not make a client)
+/// at `path`: the static diagnosis's failures in place of the loader's raw
+/// words, which follow. Without a failure to show, the raw message.
+pub fn explain_failure(path: &Path, pinned_name: Option<&str>, backend: Option<&str>, raw: &str) -> String {
+    let pinned_name = pinned_name.map(str::to_owned).or_else(|| pinned_name_of(path));
+    match diagnose(path, &Options::from_pins(pinned_name.as_deref(), backend)).explain() {
+        Some(why) => format!("{why} (raw error: {raw})"),
+        None => raw.to_owned(),
+    }
+}
+
+/// The pinned name of a plugin fetched into the cache
+/// (`<cache>/prebuilt/<name>/<version>-<system>-<sha>/<library>`, the layout
+/// of [`super::locate`]), for a verb that was handed only its path.
+pub fn pinned_name_of(path: &Path) -> Option<String> {
+    let prebuilt = crate::project::cache_dir().ok()?.join("prebuilt");
+    let rest = path.strip_prefix(&prebuilt).ok()?;
+    let mut parts = rest.components();
+    let name = parts.next()?.as_os_str().to_str()?.to_owned();
+    (name != "wheels" && parts.count() == 2).then_some(name)
+}
+
+/// What a signal that killed a plugin's process means, and what to do.
+pub fn explain_signal(signal: i32) -> (&'static str, &'static str) {
+    match signal {
+        4 => (
+            "an illegal instruction: code for a CPU extension this CPU lacks, or a deliberate trap (ud2) the code reached",
+            "run it on a CPU with the extensions it was compiled for (`cargo xtask doctor` measures them), or use a build for an older CPU level",
+        ),
+        11 => (
+            "an invalid memory access: a bug in the plugin, or a library it uses that is not the version it was built against",
+            "check that the libraries found are the ones the plugin expects (`cargo xtask doctor`); report it to the plugin's authors with the phase",
+        ),
+        6 => (
+            "the plugin aborted itself: a failed check or an uncaught C++ exception (its message is on stderr)",
+            "read the message on stderr; it usually names what is missing or wrong",
+        ),
+        7 => ("a bus error: memory the plugin mapped is gone (a file truncated under it) or misaligned", "check the plugin file is complete (fetch it again)"),
+        8 => ("an arithmetic fault (division by zero) in the plugin", "report it to the plugin's authors with the phase"),
+        5 => ("a trap: a debugger breakpoint or __builtin_trap in the plugin", "report it to the plugin's authors with the phase"),
+        9 => ("killed from outside, often by the kernel's out-of-memory killer", "check `dmesg` for the OOM killer; free memory or lower the plugin's allocation"),
+        _ => ("a signal the plugin did not handle", "report it to the plugin's authors with the phase"),
     }
 }
 
