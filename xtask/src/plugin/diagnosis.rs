@@ -718,11 +718,14 @@ fn gpu_findings(d: &mut Diagnosis, closure: &Closure, options: &Options<'_>) {
         Some("cuda") => cuda_findings(d, closure, options),
         Some("rocm") => rocm_findings(d, options),
         Some("tpu") => {
-            let devices: Vec<String> = std::fs::read_dir("/dev")
-                .map(|r| {
-                    r.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| n.starts_with("accel") || n == "vfio").collect()
-                })
-                .unwrap_or_default();
+            // TPU v2-v4 VMs show /dev/accel*; v5 and later VFIO groups
+            // (/dev/vfio/<n>; /dev/vfio/vfio alone is only the VFIO module).
+            let names = |dir: &str| -> Vec<String> {
+                std::fs::read_dir(dir).map(|r| r.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()).unwrap_or_default()
+            };
+            let mut devices: Vec<String> = names("/dev").into_iter().filter(|n| n.starts_with("accel")).collect();
+            devices.extend(names("/dev/vfio").into_iter().filter(|n| n != "vfio").map(|n| format!("vfio/{n}")));
+            devices.sort();
             if devices.is_empty() {
                 d.findings.push(finding(
                     "tpu",
