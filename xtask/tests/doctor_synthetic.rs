@@ -321,3 +321,45 @@ fn smoke_and_conform_carry_the_diagnosis_of_a_plugin_that_does_not_load() {
     let detail = load["detail"].as_str().unwrap();
     assert!(detail.contains("`cargo xtask doctor` finds: not found here: libgone.so"), "{detail}");
 }
+
+/// A hostile plugin: every byte of its headers, section table and dynamic
+/// section mutated in turn, and the file cut short at many lengths. The
+/// static diagnosis must give findings, never panic.
+#[test]
+fn mangled_plugins_are_diagnosed_without_panicking() {
+    if !cc_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = build(dir.path(), "plugin.so", PLUGIN_CALLING_DEP, &["-L", dir.path().to_str().unwrap()]);
+    let original = std::fs::read(&plugin).unwrap();
+    let env = xtask::plugin::ldso::Environment::current();
+    let options = xtask::plugin::diagnosis::Options::default();
+    let target = dir.path().join("mangled.so");
+    // A fixed pseudo-random walk (xorshift): the same mutations every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let interesting = [0..64usize, original.len().saturating_sub(4096)..original.len()];
+    for round in 0..400 {
+        let mut bytes = original.clone();
+        if round % 8 == 0 {
+            bytes.truncate((next() as usize) % original.len());
+        } else {
+            for _ in 0..4 {
+                let range = &interesting[(next() % 2) as usize];
+                let at = range.start + (next() as usize) % (range.end - range.start).max(1);
+                if at < bytes.len() {
+                    bytes[at] = next() as u8;
+                }
+            }
+        }
+        std::fs::write(&target, &bytes).unwrap();
+        let d = xtask::plugin::diagnosis::diagnose_in(&target, &options, &env);
+        assert!(!d.findings.is_empty(), "round {round}: no finding");
+    }
+}

@@ -248,14 +248,14 @@ pub fn explain_failure(path: &Path, pinned_name: Option<&str>, backend: Option<&
 }
 
 /// The pinned name of a plugin fetched into the cache
-/// (`<cache>/prebuilt/<name>/<version>-<system>-<sha>/<library>`, the layout
-/// of [`super::locate`]), for a verb that was handed only its path.
+/// (`<cache>/prebuilt/<name>/<version>-<system>-<sha>/.../<library>`, the
+/// layout of [`super::locate`]), for a verb that was handed only its path.
 pub fn pinned_name_of(path: &Path) -> Option<String> {
     let prebuilt = crate::project::cache_dir().ok()?.join("prebuilt");
     let rest = path.strip_prefix(&prebuilt).ok()?;
     let mut parts = rest.components();
     let name = parts.next()?.as_os_str().to_str()?.to_owned();
-    (name != "wheels" && parts.count() == 2).then_some(name)
+    (name != "wheels" && parts.count() >= 2).then_some(name)
 }
 
 /// What a signal that killed a plugin's process means, and what to do.

@@ -288,7 +288,7 @@ pub fn eh_frame_starts(object: &ObjectFile) -> Option<Vec<u64>> {
         };
         let value = match enc & 0x70 {
             0x00 => value,
-            0x10 => (base + at as u64).wrapping_add(value),
+            0x10 => base.wrapping_add(at as u64).wrapping_add(value),
             0x30 => base.wrapping_add(value),
             _ => return None,
         };
@@ -327,7 +327,7 @@ fn rd64(data: &[u8], at: usize, little: bool) -> Option<u64> {
 /// Windows of code to decode: (file offset, length), `SAMPLE` at most.
 fn sample_functions(object: &ObjectFile) -> (&'static str, usize, Vec<(u64, usize)>) {
     let executable: Vec<_> = object.sections.iter().filter(|s| s.executable && !s.no_bits && s.size > 0).collect();
-    let in_code = |va: u64| executable.iter().find(|s| va >= s.address && va < s.address + s.size).copied();
+    let in_code = |va: u64| executable.iter().find(|s| va >= s.address && va - s.address < s.size).copied();
     if let Some(starts) = eh_frame_starts(object) {
         let starts: Vec<u64> = starts.into_iter().filter(|&va| in_code(va).is_some()).collect();
         if !starts.is_empty() {
@@ -339,17 +339,17 @@ fn sample_functions(object: &ObjectFile) -> (&'static str, usize, Vec<(u64, usiz
                 let k = i as usize;
                 let va = starts[k];
                 let section = in_code(va).expect("filtered above");
-                let section_end = section.address + section.size;
+                let section_end = section.address.saturating_add(section.size);
                 let end = starts.get(k + 1).copied().unwrap_or(section_end).min(section_end);
                 let len = (end.saturating_sub(va) as usize).min(FUNCTION_CAP);
-                picks.push((va - section.address + section.offset, len));
+                picks.push(((va - section.address).saturating_add(section.offset), len));
                 i += step;
             }
             return ("eh_frame_hdr", total, picks);
         }
     }
     // No unwind table: fixed windows over the code, a weaker sample.
-    let total: u64 = executable.iter().map(|s| s.size).sum();
+    let total: u64 = executable.iter().fold(0u64, |t, s| t.saturating_add(s.size));
     let window = 2048u64;
     let count = (total / window).clamp(1, SAMPLE as u64);
     let step = total / count;
@@ -358,7 +358,7 @@ fn sample_functions(object: &ObjectFile) -> (&'static str, usize, Vec<(u64, usiz
         let mut at = k * step;
         for s in &executable {
             if at < s.size {
-                picks.push((s.offset + at, window.min(s.size - at) as usize));
+                picks.push((s.offset.saturating_add(at), window.min(s.size - at) as usize));
                 break;
             }
             at -= s.size;
