@@ -370,6 +370,15 @@ pub fn diagnose_in(path: &Path, options: &Options<'_>, env: &Environment) -> Dia
         return finish(d, start);
     };
 
+    if !plugin.exports.contains("GetPjrtApi") {
+        d.findings.push(finding(
+            "pjrt",
+            Status::Fail,
+            "it exports no GetPjrtApi, the entry point of every PJRT plugin: not a PJRT plugin (or its symbol table is hidden)",
+            "give the plugin's library (in a wheel, the one exporting GetPjrtApi: `nm -D --defined-only FILE | grep GetPjrtApi`)",
+        ));
+    }
+
     // What runs on the GPU, and for which CUDA release; the CPU code.
     d.gpu.code = gpu::device_code(plugin);
     let strings = dlopens::scan(plugin);
