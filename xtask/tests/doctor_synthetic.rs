@@ -363,3 +363,78 @@ fn mangled_plugins_are_diagnosed_without_panicking() {
         assert!(!d.findings.is_empty(), "round {round}: no finding");
     }
 }
+
+/// 300 functions that shift by a variable amount and count leading zeros,
+/// the things a compiler told the CPU has BMI2 and LZCNT emits as SHLX and
+/// LZCNT, and otherwise as SHL by CL and BSR. `dispatched` adds two more
+/// built for AVX2+BMI2 only (`target` attribute), as a library of kernels
+/// picked by CPUID would.
+fn isa_source(dispatched: bool) -> String {
+    let mut c = String::new();
+    for i in 0..300 {
+        c.push_str(&format!("unsigned f{i}(unsigned x, unsigned n) {{ return (x << (n & 31)) ^ (unsigned)__builtin_clz(x | {i}u + 1u); }}\n"));
+    }
+    if dispatched {
+        for i in 0..2 {
+            c.push_str(&format!(
+                "__attribute__((target(\"avx2,bmi2,lzcnt\"))) unsigned k{i}(unsigned x, unsigned n) {{ return (x >> (n & 31)) + (unsigned)__builtin_clz(x | 3u); }}\n"
+            ));
+        }
+    }
+    c.push_str("void* GetPjrtApi(void) { return 0; }\n");
+    c
+}
+
+/// This CPU's flags less some: the CPU the verdict is about.
+fn cpu_without(missing: &[&str]) -> std::collections::HashSet<String> {
+    let mut flags = xtask::plugin::isa::cpu_flags().expect("/proc/cpuinfo");
+    for m in missing {
+        flags.remove(*m);
+    }
+    flags
+}
+
+#[test]
+fn code_compiled_for_x86_64_v3_fails_on_a_cpu_without_bmi2_and_avx2() {
+    if !cc_available() {
+        return;
+    }
+    use xtask::plugin::isa::{self, Confidence, Evidence, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let v3 = build(dir.path(), "v3.so", &isa_source(false), &["-O2", "-march=x86-64-v3"]);
+    let object = xtask::plugin::ldso::ObjectFile::open(&v3).unwrap();
+    let old_cpu = cpu_without(&["avx2", "bmi2", "abm", "fma", "f16c", "movbe"]);
+    let r = isa::measure(&object, Some(&old_cpu)).unwrap();
+    assert_eq!(r.method, "eh_frame_hdr");
+    assert!(r.functions_sampled >= 300, "{}", r.functions_sampled);
+    assert!(r.bmi2_vs_shift_by_cl.new_form >= 250 && r.bmi2_vs_shift_by_cl.old_form == 0, "{:?}", r.bmi2_vs_shift_by_cl);
+    assert_eq!(r.compiled_for, "x86-64-v3");
+    let bmi2 = r.uses.iter().find(|u| u.extension == "BMI2").unwrap();
+    assert_eq!((bmi2.role, bmi2.evidence), (Role::Baseline, Evidence::Witness));
+    assert!(r.missing_baseline.contains(&"BMI2") && r.missing_baseline.contains(&"LZCNT"), "{:?}", r.missing_baseline);
+    assert_eq!(r.confidence, Confidence::High);
+    // On this CPU (which has them) nothing is missing.
+    let here = isa::measure(&object, isa::cpu_flags().as_ref()).unwrap();
+    if isa::cpu_flags().unwrap().contains("bmi2") {
+        assert!(here.missing_baseline.is_empty(), "{:?}", here.missing_baseline);
+    }
+}
+
+#[test]
+fn kernels_chosen_at_run_time_are_not_a_requirement() {
+    if !cc_available() {
+        return;
+    }
+    use xtask::plugin::isa::{self, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let plain = build(dir.path(), "plain.so", &isa_source(true), &["-O2"]);
+    let object = xtask::plugin::ldso::ObjectFile::open(&plain).unwrap();
+    let old_cpu = cpu_without(&["avx2", "bmi2", "abm"]);
+    let r = isa::measure(&object, Some(&old_cpu)).unwrap();
+    assert!(r.bmi2_vs_shift_by_cl.old_form >= 250 && r.bmi2_vs_shift_by_cl.new_form <= 2, "{:?}", r.bmi2_vs_shift_by_cl);
+    assert_eq!(r.compiled_for, "plain x86-64");
+    let bmi2 = r.uses.iter().find(|u| u.extension == "BMI2").expect("the two kernels use BMI2");
+    assert_eq!(bmi2.role, Role::Dispatched);
+    assert!(r.missing_baseline.is_empty() && r.missing_unclear.is_empty(), "{r:#?}");
+    assert!(r.missing_dispatched.contains(&"BMI2"), "{:?}", r.missing_dispatched);
+}
