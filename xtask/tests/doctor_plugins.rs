@@ -66,9 +66,10 @@ fn the_cuda_wheels_name_each_missing_library_with_its_provider() {
     if !network() || has_nvidia_gpu() {
         return;
     }
-    for (name, major, runtime_wheel, set) in
-        [("jax-cuda12-pjrt", 12, "nvidia-cuda-runtime-cu12", "cudaPackages_12_9"), ("jax-cuda13-pjrt", 13, "nvidia-cuda-runtime", "cudaPackages_13_0")]
-    {
+    for (name, major, runtime_wheel, set) in [
+        ("jax-cuda12-pjrt", 12, "nvidia-cuda-runtime-cu12", "cudaPackages_12_9"),
+        ("jax-cuda13-pjrt", 13, "nvidia-cuda-runtime", "cudaPackages_13_0"),
+    ] {
         let d = doctor(&[name]);
         assert_eq!(d.code, Some(2), "{name}");
         let lib = d.json["libraries"].as_array().unwrap().iter().find(|l| l["name"] == format!("libcudart.so.{major}")).unwrap();

@@ -372,7 +372,9 @@ fn mangled_plugins_are_diagnosed_without_panicking() {
 fn isa_source(dispatched: bool) -> String {
     let mut c = String::new();
     for i in 0..300 {
-        c.push_str(&format!("unsigned f{i}(unsigned x, unsigned n) {{ return (x << (n & 31)) ^ (unsigned)__builtin_clz(x | {i}u + 1u); }}\n"));
+        c.push_str(&format!(
+            "unsigned f{i}(unsigned x, unsigned n) {{ return (x << (n & 31)) ^ (unsigned)__builtin_clz(x | {i}u + 1u); }}\n"
+        ));
     }
     if dispatched {
         for i in 0..2 {

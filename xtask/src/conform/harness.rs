@@ -250,8 +250,7 @@ impl Ctx {
                 let gpu = client_options::is_gpu(self.backend.as_deref(), &plugin.extensions());
                 self.options = client_options::resolve(&self.user_options, gpu);
                 let named = NamedValues::new(&self.options);
-                let client = Client::create_with(plugin, &named)
-                    .map_err(|e| crate::plugin::diagnosis::explain_failure(&self.path, None, self.backend.as_deref(), &e.to_string()));
+                let client = Client::create_with(plugin, &named).map_err(|e| e.to_string());
                 self.named_values = Some(named);
                 client
             })();

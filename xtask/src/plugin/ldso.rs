@@ -459,28 +459,12 @@ impl Closure {
         &self.objects[1]
     }
 
-    /// Requests for names that were not found, first request of each name.
-    pub fn missing(&self) -> Vec<&Request> {
-        let mut seen = std::collections::HashSet::new();
-        self.requests.iter().filter(|r| r.object.is_none() && seen.insert(r.name.clone())).collect()
-    }
-
     /// Resolves, with `resolver`, what the object at `from` opens at run
     /// time (`names`, with the evidence for each).
     pub fn dlopen(&mut self, resolver: &mut Resolver<'_>, from: usize, names: &[(String, String)]) {
         for (name, evidence) in names {
             resolver.dlopen(self, from, name, evidence);
         }
-    }
-
-    /// Objects loaded (not counting the loader), in load order, with the
-    /// names they were first requested by: what `ldd` lists.
-    pub fn loaded(&self) -> impl Iterator<Item = (&str, &Loaded)> {
-        self.requests.iter().filter_map(move |r| {
-            let i = r.object?;
-            let first = self.requests.iter().find(|q| q.object == Some(i)).map(|q| std::ptr::eq(q, r)).unwrap_or(false);
-            first.then(|| (r.name.as_str(), &self.objects[i]))
-        })
     }
 }
 

@@ -241,15 +241,6 @@ impl ObjectFile {
         self.map.get(start..end)
     }
 
-    /// The file offset of virtual address `address`, through the section
-    /// that holds it.
-    pub fn offset_of(&self, address: u64) -> Option<u64> {
-        self.sections
-            .iter()
-            .find(|s| !s.no_bits && address >= s.address && address - s.address < s.size && s.address != 0)
-            .map(|s| address - s.address + s.offset)
-    }
-
     fn read<Elf: FileHeader<Endian = Endianness>>(&mut self) -> Result<()> {
         let data: &[u8] = &self.map;
         let bad = |e: object::read::Error| anyhow!("malformed ELF: {e}");
