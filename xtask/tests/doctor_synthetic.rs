@@ -440,3 +440,32 @@ fn kernels_chosen_at_run_time_are_not_a_requirement() {
     assert!(r.missing_baseline.is_empty() && r.missing_unclear.is_empty(), "{r:#?}");
     assert!(r.missing_dispatched.contains(&"BMI2"), "{:?}", r.missing_dispatched);
 }
+
+/// Names in the binary's strings are a guess: a library that does not exist
+/// anywhere is reported as maybe opened (a warning), and a GPU library named
+/// by what does not look like a GPU plugin only warns too.
+#[test]
+fn library_names_in_strings_are_guesses_that_only_warn() {
+    if !cc_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = build(
+        dir.path(),
+        "plugin.so",
+        "const char* names[] = { \"libnowhere_to_be_found.so.7\", \"libcudart.so.12\", \"libz.so.1\" };\n\
+         void* GetPjrtApi(void) { return (void*)names; }\n",
+        &[],
+    );
+    let d = doctor(&plugin, None, &["--no-load"]);
+    let unknown = d.finding("library libnowhere_to_be_found.so.7");
+    assert_eq!(unknown["status"], "warn");
+    assert!(unknown["why"].as_str().unwrap().contains("a guess from the binary's strings"), "{unknown}");
+    assert_eq!(d.finding("library libcudart.so.12")["status"], "warn", "no CUDA code, no XLA stub: not a CUDA plugin");
+    assert_eq!(d.json["gpu"]["kind"], Value::Null);
+    assert_eq!(d.code, Some(0));
+    // A name that is there resolves like any other.
+    if d.library("libz.so.1")["path"].is_string() {
+        assert!(d.library("libz.so.1")["reason"]["evidence"].as_str().unwrap().contains("libz.so.1"));
+    }
+}

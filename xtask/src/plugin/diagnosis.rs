@@ -504,6 +504,7 @@ fn provider_line(p: &Provider) -> String {
 }
 
 fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::Context) {
+    let gpu_kind = d.gpu.kind;
     let mut seen = std::collections::HashSet::new();
     let (mut needed_found, mut opened_found) = (0, 0);
     let mut optional: Vec<String> = Vec::new();
@@ -541,7 +542,11 @@ fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::C
         let (how, status) = match (&request.reason, &provider) {
             (Reason::Needed, _) => (format!("{requested_by} needs it (DT_NEEDED): the plugin does not load without it"), Status::Fail),
             (Reason::Dlopen { evidence }, Some(p)) => {
+                // A GPU library named by what does not look like a GPU
+                // plugin is a guess too weak to fail on.
+                let gpu_library = p.nvidia_driver || p.wheel.is_some() || p.rocm_package.is_some();
                 let status = match &p.role {
+                    Role::Required if gpu_library && gpu_kind.is_none() => Status::Warn,
                     Role::Required => Status::Fail,
                     Role::Optional { common: true, .. } => Status::Warn,
                     Role::Optional { common: false, .. } => Status::Ok,

@@ -53,7 +53,8 @@ fn create(ctx: &mut Ctx) -> Outcome {
     ctx.gate_api("PJRT_Client_Create", std::mem::offset_of!(PJRT_Api, PJRT_Client_Create))?;
     // No client: why, as `doctor` finds it, before the plugin's words (once,
     // here: the checks that need a client only SKIP).
-    ctx.create_client().map_err(|e| CheckError::Fail(crate::plugin::diagnosis::explain_failure(&ctx.path, None, ctx.backend.as_deref(), &e)))?;
+    ctx.create_client()
+        .map_err(|e| CheckError::Fail(crate::plugin::diagnosis::explain_failure(&ctx.path, None, ctx.backend.as_deref(), &e)))?;
     let options: Vec<String> = ctx.options.iter().map(|o| o.to_string()).collect();
     Ok(if options.is_empty() { "no options".into() } else { format!("options: {}", options.join(", ")) })
 }
