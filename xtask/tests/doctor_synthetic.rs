@@ -469,3 +469,40 @@ fn library_names_in_strings_are_guesses_that_only_warn() {
         assert!(d.library("libz.so.1")["reason"]["evidence"].as_str().unwrap().contains("libz.so.1"));
     }
 }
+
+/// A library of the right name but for another machine, first on the
+/// search path: glibc skips it and goes on; so does the model, and the
+/// finding says which file was skipped when nothing else is found.
+#[test]
+fn a_library_for_another_machine_is_skipped_and_the_search_goes_on() {
+    if !cc_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for sub in ["first", "second"] {
+        std::fs::create_dir(root.join(sub)).unwrap();
+    }
+    let good = build(&root.join("second"), "libdep.so", DEP, &[]);
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(root.join("first").join("libdep.so"), &bytes).unwrap();
+    let plugin = build(
+        root,
+        "plugin.so",
+        PLUGIN_CALLING_DEP,
+        &["-L", root.join("second").to_str().unwrap(), "-ldep", "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/first:$ORIGIN/second"],
+    );
+    let d = doctor(&plugin, None, &["--no-load"]);
+    let lib = d.library("libdep.so");
+    assert!(lib["path"].as_str().unwrap().ends_with("second/libdep.so"), "{lib}");
+    assert_eq!(lib["path"].as_str(), ldd(&plugin, None).iter().find(|(n, _)| n == "libdep.so").and_then(|(_, p)| p.as_deref()));
+    assert!(lib["rejected"][0].as_str().unwrap().contains("built for aarch64"), "{lib}");
+
+    // Only the wrong one left: not found, and the finding names it.
+    std::fs::remove_file(&good).unwrap();
+    let d = doctor(&plugin, None, &["--no-load"]);
+    let f = d.finding("library libdep.so");
+    assert_eq!(f["status"], "fail");
+    assert!(f["why"].as_str().unwrap().contains("skipped:") && f["why"].as_str().unwrap().contains("built for aarch64"), "{f}");
+}
