@@ -1,5 +1,6 @@
 //! Everything about PJRT plugins, below the verbs: finding one ([`locate`]),
-//! reading its API version ([`probe`]), running it in an isolated child
+//! laying it out with its runtime libraries ([`runtime`]), reading its API
+//! version ([`probe`]), running it in an isolated child
 //! process ([`child`], [`environment`]), talking to it ([`session`],
 //! [`client_options`], [`compile_options`], [`program`]) and reading its
 //! ELF ([`elf`]).
@@ -13,4 +14,5 @@ pub mod isolation;
 pub mod locate;
 pub mod probe;
 pub mod program;
+pub mod runtime;
 pub(crate) mod session;

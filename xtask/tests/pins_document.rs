@@ -171,6 +171,7 @@ fn plugin(name: &str, systems: &[(&str, &str)]) -> PrebuiltPin {
         pjrt_api_version: "0.81".to_owned(),
         pjrt_api_version_note: None,
         xla_commit: None,
+        runtime: None,
         platforms: systems.iter().map(|(s, arch)| (s.to_string(), wheel(name, "1.0", arch))).collect(),
     }
 }
