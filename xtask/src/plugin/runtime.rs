@@ -150,9 +150,11 @@ pub fn fetch_with_runtime(name: &str, system: Option<&str>) -> Result<PathBuf> {
 
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     remove_abandoned_extractions(&parent);
+    let nvshmem = pins.rules_ml_toolchain.as_ref().map(|r| r.nvshmem_libraries.clone()).unwrap_or_default();
+    let keeps: Vec<Box<dyn Fn(&str) -> bool>> = wheels.iter().map(|w| member_filter(&w.project, &nvshmem)).collect();
     let mut needed = 0u64;
-    for path in &paths {
-        needed = needed.saturating_add(wheel::kept_size(path, wheel::is_runtime_member)?);
+    for (path, keep) in paths.iter().zip(&keeps) {
+        needed = needed.saturating_add(wheel::kept_size(path, keep)?);
     }
     ensure_space(&parent, needed)?;
     let tmp = extraction_dir(&parent)?;
@@ -166,8 +168,8 @@ pub fn fetch_with_runtime(name: &str, system: Option<&str>) -> Result<PathBuf> {
         platform.library.clone(),
         ExtractedFile { path: platform.library.clone(), size: plugin_size, sha256: plugin_sha, executable: false },
     );
-    for path in &paths {
-        wheel::extract_tree(path, tmp.path(), wheel::is_runtime_member, &mut laid)?;
+    for (path, keep) in paths.iter().zip(&keeps) {
+        wheel::extract_tree(path, tmp.path(), keep, &mut laid)?;
     }
     let search = std::fs::read(&plugin)
         .map_err(anyhow::Error::from)
@@ -190,9 +192,16 @@ pub fn fetch_with_runtime(name: &str, system: Option<&str>) -> Result<PathBuf> {
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     std::fs::write(tmp.path().join(MANIFEST), text).context("cannot write the runtime manifest")?;
-    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let written: u64 =
+        manifest.files.iter().filter(|f| f.path != platform.library && !links.iter().any(|(l, _)| *l == f.path)).map(|f| f.size).sum();
     move_into_place(tmp, &dir, || check_tree(&dir))?;
-    eprintln!("{name}: {} files ({:.2} GB) laid out in {}", manifest.files.len(), total as f64 / 1e9, dir.display());
+    eprintln!(
+        "{name}: {} files ({:.2} GB unpacked, {} links) laid out in {}",
+        manifest.files.len(),
+        written as f64 / 1e9,
+        links.len() + 1,
+        dir.display()
+    );
     Ok(plugin_in_tree)
 }
 
@@ -270,6 +279,24 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
         std::fs::copy(from, to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     }
     Ok(())
+}
+
+/// Which members of the runtime wheel of `project` are laid out: what
+/// [`wheel::is_runtime_member`] keeps, and of NVIDIA's NVSHMEM wheels only the
+/// shared libraries XLA's rules import ([rules_ml_toolchain]
+/// nvshmem_libraries, as the Nix packages install them): the other
+/// bootstrap and transport plugins need MPI, PMIx, UCX or libfabric, which
+/// nothing here provides, and XLA never asks for them.
+fn member_filter(project: &str, nvshmem_libraries: &[String]) -> Box<dyn Fn(&str) -> bool> {
+    if !project.starts_with("nvidia-nvshmem-cu") || nvshmem_libraries.is_empty() {
+        return Box::new(wheel::is_runtime_member);
+    }
+    let wanted = nvshmem_libraries.to_vec();
+    Box::new(move |name: &str| {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let stem = base.split(".so").next().unwrap_or(base);
+        wheel::is_runtime_member(name) && (!is_shared_library(name) || wanted.iter().any(|w| w == stem))
+    })
 }
 
 fn is_shared_library(path: &str) -> bool {

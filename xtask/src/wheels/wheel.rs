@@ -286,7 +286,7 @@ pub fn is_runtime_member(name: &str) -> bool {
 }
 
 /// The total uncompressed size of the members `keep` selects.
-pub fn kept_size(wheel: &Path, keep: fn(&str) -> bool) -> Result<u64> {
+pub fn kept_size(wheel: &Path, keep: &dyn Fn(&str) -> bool) -> Result<u64> {
     let mut zip = open(wheel)?;
     let mut total = 0u64;
     for i in 0..zip.len() {
@@ -312,7 +312,7 @@ pub fn kept_size(wheel: &Path, keep: fn(&str) -> bool) -> Result<u64> {
 pub fn extract_tree(
     wheel: &Path,
     dest: &Path,
-    keep: fn(&str) -> bool,
+    keep: &dyn Fn(&str) -> bool,
     laid: &mut std::collections::BTreeMap<String, ExtractedFile>,
 ) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
