@@ -207,14 +207,7 @@ pub(crate) fn remove_abandoned_extractions(parent: &std::path::Path) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let Some(rest) = name.strip_prefix(".extract-").or_else(|| name.strip_prefix(".stale-")) else { continue };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        let dead = pid.is_some_and(|pid| {
-            // kill(pid, 0): ESRCH = no such process (EPERM: alive, another user's).
-            let status = unsafe { libc::kill(pid, 0) };
-            status != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-        });
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-        if dead || old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600)) {
+        if crate::fsutil::abandoned(&entry.path(), rest) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

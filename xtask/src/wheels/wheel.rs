@@ -410,6 +410,99 @@ mod tests {
         }
     }
 
+    /// A wheel (zip) holding `files` (name, contents, Unix mode), and
+    /// `symlinks` (name, target).
+    fn make_wheel(dir: &Path, name: &str, files: &[(&str, &[u8], u32)], symlinks: &[(&str, &str)]) -> PathBuf {
+        use std::io::Write;
+        let path = dir.join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, data, mode) in files {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        for (name, target) in symlinks {
+            zip.add_symlink(*name, *target, zip::write::SimpleFileOptions::default()).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p).into_iter().map(|f| format!("{}/{f}", e.file_name().to_string_lossy())));
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// What a hostile or broken wheel can try: escape the tree, plant a
+    /// link, list a name twice, clash with another wheel. Each is refused
+    /// before anything is written (or, for a clash, before it is
+    /// overwritten), and nothing lands outside `dest`.
+    #[test]
+    fn hostile_wheels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("tree");
+        std::fs::create_dir(&dest).unwrap();
+        let keep: &dyn Fn(&str) -> bool = &is_runtime_member;
+        let good = b"library bytes".as_slice();
+        for (case, files, links, why) in [
+            ("dotdot", vec![("nvidia/lib/ok.so", good, 0o644), ("nvidia/../../evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("absolute", vec![("/tmp/evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("backslash", vec![("nvidia\\..\\..\\evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("symlink", vec![("nvidia/lib/ok.so", good, 0o644)], vec![("nvidia/lib/libcuda.so.1", "/etc/passwd")], "symbolic link"),
+        ] {
+            let wheel = make_wheel(dir.path(), &format!("{case}.whl"), &files, &links);
+            let err = extract_tree(&wheel, &dest, keep, &mut Default::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{case}: {err:#}");
+            assert!(files_under(&dest).is_empty(), "{case} wrote {:?}", files_under(&dest));
+        }
+        assert!(!dir.path().join("evil.so").exists());
+
+        // Two wheels sharing a path: the same bytes are fine, others refused.
+        let mut laid = Default::default();
+        let a =
+            make_wheel(dir.path(), "a.whl", &[("nvidia/cu13/lib/liba.so.13", good, 0o644), ("nvidia/cu13/bin/ptxas", b"elf", 0o755)], &[]);
+        extract_tree(&a, &dest, keep, &mut laid).unwrap();
+        let same = make_wheel(dir.path(), "same.whl", &[("nvidia/cu13/lib/liba.so.13", good, 0o644)], &[]);
+        extract_tree(&same, &dest, keep, &mut laid).unwrap();
+        let clash = make_wheel(dir.path(), "clash.whl", &[("nvidia/cu13/lib/liba.so.13", b"other bytes", 0o644)], &[]);
+        let err = extract_tree(&clash, &dest, keep, &mut laid).unwrap_err();
+        assert!(format!("{err:#}").contains("different contents"), "{err:#}");
+        assert_eq!(std::fs::read(dest.join("nvidia/cu13/lib/liba.so.13")).unwrap(), good);
+        // The executable bit follows the member's mode.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(dest.join(p)).unwrap().permissions().mode();
+        assert_ne!(mode("nvidia/cu13/bin/ptxas") & 0o100, 0);
+        assert_eq!(mode("nvidia/cu13/lib/liba.so.13") & 0o111, 0);
+        assert_eq!(laid.len(), 2);
+    }
+
+    /// Headers, static libraries, Python files and the wheel's own metadata
+    /// stay out of a runtime tree.
+    #[test]
+    fn runtime_members() {
+        for kept in ["nvidia/cublas/lib/libcublas.so.12", "nvidia/cuda_nvcc/bin/ptxas", "nvidia/cu13/nvvm/libdevice/libdevice.10.bc"] {
+            assert!(is_runtime_member(kept), "{kept}");
+        }
+        for left in [
+            "nvidia/cu13/include/cuda.h",
+            "nvidia/cuda_runtime/lib/libcudart_static.a",
+            "nvidia/__init__.py",
+            "nvidia_cublas-13.0.dist-info/RECORD",
+            "nvidia/cublas/__pycache__/x.pyc",
+        ] {
+            assert!(!is_runtime_member(left), "{left}");
+        }
+    }
+
     #[test]
     fn tags() {
         let t = wheel_tags("libtpu-0.0.52-cp314-cp314t-manylinux_2_31_x86_64.whl").unwrap();
