@@ -78,20 +78,6 @@ pub fn single_component<'a>(name: &'a str, what: &str) -> anyhow::Result<&'a str
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn single_components() {
-        for ok in ["xla-cpu-pjrt", "0.0.1", "x86_64-linux", "a..b", ".hidden", "libtpu.so"] {
-            assert!(super::single_component(ok, "name").is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\\b", "a\0b"] {
-            assert!(super::single_component(bad, "name").is_err(), "{bad:?}");
-        }
-        assert!(super::single_component(&"x".repeat(256), "name").is_err());
-    }
-}
-
 /// Whether a temporary file or directory named `<prefix><pid>-<random>` was
 /// left behind: `rest` is the name after the prefix. True when the process
 /// `pid` is gone (killed mid-download or mid-extraction) or the entry is
@@ -106,4 +92,18 @@ pub fn abandoned(path: &Path, rest: &str) -> bool {
     });
     let old = std::fs::symlink_metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
     gone || old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn single_components() {
+        for ok in ["xla-cpu-pjrt", "0.0.1", "x86_64-linux", "a..b", ".hidden", "libtpu.so"] {
+            assert!(super::single_component(ok, "name").is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\\b", "a\0b"] {
+            assert!(super::single_component(bad, "name").is_err(), "{bad:?}");
+        }
+        assert!(super::single_component(&"x".repeat(256), "name").is_err());
+    }
 }

@@ -151,7 +151,7 @@ pub fn fetch_with_runtime(name: &str, system: Option<&str>) -> Result<PathBuf> {
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     remove_abandoned_extractions(&parent);
     let nvshmem = pins.rules_ml_toolchain.as_ref().map(|r| r.nvshmem_libraries.clone()).unwrap_or_default();
-    let keeps: Vec<Box<dyn Fn(&str) -> bool>> = wheels.iter().map(|w| member_filter(&w.project, &nvshmem)).collect();
+    let keeps: Vec<MemberFilter> = wheels.iter().map(|w| member_filter(&w.project, &nvshmem)).collect();
     let mut needed = 0u64;
     for (path, keep) in paths.iter().zip(&keeps) {
         needed = needed.saturating_add(wheel::kept_size(path, keep)?);
@@ -281,13 +281,16 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Selects the members of a wheel to lay out.
+type MemberFilter = Box<dyn Fn(&str) -> bool>;
+
 /// Which members of the runtime wheel of `project` are laid out: what
 /// [`wheel::is_runtime_member`] keeps, and of NVIDIA's NVSHMEM wheels only the
 /// shared libraries XLA's rules import ([rules_ml_toolchain]
 /// nvshmem_libraries, as the Nix packages install them): the other
 /// bootstrap and transport plugins need MPI, PMIx, UCX or libfabric, which
 /// nothing here provides, and XLA never asks for them.
-fn member_filter(project: &str, nvshmem_libraries: &[String]) -> Box<dyn Fn(&str) -> bool> {
+fn member_filter(project: &str, nvshmem_libraries: &[String]) -> MemberFilter {
     if !project.starts_with("nvidia-nvshmem-cu") || nvshmem_libraries.is_empty() {
         return Box::new(wheel::is_runtime_member);
     }
