@@ -302,10 +302,8 @@ fn fetch_with_runtime_lays_out_what_the_plugin_loads() {
         }
     }
     // Of NVSHMEM, only what XLA's rules import ([rules_ml_toolchain]).
-    let nvshmem: Vec<String> = shared_libraries(&tree.join("nvidia/nvshmem/lib"))
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let nvshmem: Vec<String> =
+        shared_libraries(&tree.join("nvidia/nvshmem/lib")).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(nvshmem, ["libnvshmem_host.so.3", "nvshmem_bootstrap_uid.so.3", "nvshmem_transport_ibrc.so.3"]);
     // ptxas (for the plugin's JIT) is executable and runs; libdevice is
     // where XLA looks, under the CUDA root next to the plugin.
