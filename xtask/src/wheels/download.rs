@@ -117,6 +117,9 @@ mod tests {
     /// no longer has names the stale pin.
     #[test]
     fn broken_off_download_leaves_nothing() {
+        // The process's one timeout, as the stalled-download test sets it:
+        // whichever test runs first fixes it for both.
+        crate::http::set_timeout(std::time::Duration::from_millis(500));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
