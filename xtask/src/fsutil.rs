@@ -101,6 +101,22 @@ pub fn create_private_dirs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a temporary file or directory named `<prefix><pid>-<random>` was
+/// left behind: `rest` is the name after the prefix. True when the process
+/// `pid` is gone (killed mid-download or mid-extraction) or the entry is
+/// older than a day (a pid can be reused); a name without a pid counts by
+/// age only.
+pub fn abandoned(path: &Path, rest: &str) -> bool {
+    let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()).filter(|&p| p > 0);
+    let gone = pid.is_some_and(|pid| {
+        // kill(pid, 0) sends nothing; ESRCH = no such process (EPERM: alive, another user's).
+        let status = unsafe { libc::kill(pid, 0) };
+        status != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    });
+    let old = std::fs::symlink_metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    gone || old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,5 +1,6 @@
 //! Everything about PJRT plugins, below the verbs: finding one ([`locate`]),
-//! reading its API version ([`probe`]), running it in an isolated child
+//! laying it out with its runtime libraries ([`runtime`]), reading its API
+//! version ([`probe`]), running it in an isolated child
 //! process ([`child`], [`environment`]), talking to it ([`session`],
 //! [`client_options`], [`compile_options`], [`program`]) and reading its
 //! ELF ([`elf`]); and why one will not load or run here ([`diagnosis`]):
@@ -23,5 +24,6 @@ pub mod locate;
 pub mod probe;
 pub mod program;
 pub mod providers;
+pub mod runtime;
 pub(crate) mod session;
 pub mod symbols;
