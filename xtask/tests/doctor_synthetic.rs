@@ -506,3 +506,130 @@ fn a_library_for_another_machine_is_skipped_and_the_search_goes_on() {
     assert_eq!(f["status"], "fail");
     assert!(f["why"].as_str().unwrap().contains("skipped:") && f["why"].as_str().unwrap().contains("built for aarch64"), "{f}");
 }
+
+/// A C source whose read-only data holds `strings`, as a library's does.
+fn with_strings(strings: &[&str], body: &str) -> String {
+    let list: Vec<String> = strings.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "const char* const names[] = {{ {} }};\nconst char* const* strings_of_this_library(void) {{ return names; }}\n{body}",
+        list.join(", ")
+    )
+}
+
+/// A CUDA plugin laid out as pip lays out NVIDIA's wheels (the way
+/// `prebuilt fetch NAME --with-runtime` does), with stand-ins for cuDNN and
+/// CUPTI that carry the strings the real ones do: cuDNN names its
+/// sub-libraries bare (`libcudnn_adv.so`) and appends its major (`%s.%d`);
+/// CUPTI compares `libcudart.so` with the modules on a stack and names
+/// graphics libraries for tracing other APIs. Returns (site, plugin).
+fn cuda_site(root: &Path) -> (PathBuf, PathBuf) {
+    let site = root.join("site");
+    let dir = |rel: &str| {
+        let d = site.join(rel);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let lib = |rel: &str, soname: &str, source: &str, extra: &[&str]| {
+        let mut args = vec![format!("-Wl,-soname,{soname}")];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        build(&dir(rel), soname, source, &to_refs(&args))
+    };
+    lib("nvidia/cuda_runtime/lib", "libcudart.so.12", "int cudart(void) { return 12; }\n", &[]);
+    let origin = ["-Wl,--disable-new-dtags,-rpath,$ORIGIN"];
+    lib("nvidia/cudnn/lib", "libcudnn.so.9", &with_strings(&["libcudnn_adv.so", "libcudnn_ops.so", "%s.%d", "%s.%d.%d"], ""), &origin);
+    lib("nvidia/cudnn/lib", "libcudnn_adv.so.9", "int adv(void) { return 9; }\n", &[]);
+    // Its sub-library names another part bare, without `%s.%d`: only the
+    // versioned soname is shipped beside it.
+    lib("nvidia/cudnn/lib", "libcudnn_ops.so.9", &with_strings(&["libcudnn_engines_precompiled.so"], ""), &origin);
+    lib("nvidia/cudnn/lib", "libcudnn_engines_precompiled.so.9", "int engines(void) { return 9; }\n", &[]);
+    lib(
+        "nvidia/cuda_cupti/lib",
+        "libcupti.so.12",
+        &with_strings(
+            &[
+                "libcupti.so",
+                "libcudart.so",
+                "libEGL_nvidia.so.0",
+                "libOpenCL.so.1",
+                "libnvperf_host.so",
+                "libvendor_thing.so.4",
+                "libcuda.so.1",
+            ],
+            "",
+        ),
+        &origin,
+    );
+    lib("nvidia/cuda_cupti/lib", "libnvperf_host.so", "int perf(void) { return 0; }\n", &[]);
+    let plugin = build(
+        &dir("jax_plugins/xla_cuda12"),
+        "xla_cuda_plugin.so",
+        &with_strings(
+            &["xla/tsl/cuda/cuda_stub.cc", "xla/tsl/cuda/cudart_stub.cc", "xla/tsl/cuda/cudnn_stub.cc", "xla/tsl/cuda/cupti_stub.cc"],
+            "void* GetPjrtApi(void) { return (void*)strings_of_this_library(); }\n",
+        ),
+        &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/../../nvidia/cuda_runtime/lib:$ORIGIN/../../nvidia/cudnn/lib:$ORIGIN/../../nvidia/cuda_cupti/lib"],
+    );
+    (site, plugin)
+}
+
+/// Issue 20: beside its runtime, a CUDA plugin is missing nothing but the
+/// driver. A library name in a dependency's strings is a requirement only
+/// where that library credibly opens it for its own needs (a part of its
+/// own package, found by its versioned soname; the driver); the rest are
+/// listed, never failed or warned on. The doctor of 45b5df6 failed on
+/// `libcudnn_adv.so`, `libcudnn_ops.so` and `libcudart.so` here, and warned
+/// on every graphics library CUPTI names.
+#[test]
+fn a_dependencys_strings_are_not_its_requirements() {
+    if !cc_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (site, plugin) = cuda_site(dir.path());
+    let d = doctor(&plugin, None, &["--no-load"]);
+    assert_eq!(d.json["gpu"]["kind"], "cuda", "{:#}", d.json["gpu"]);
+    assert_eq!(d.json["gpu"]["cuda_major"], 12);
+    let findings = d.json["findings"].as_array().unwrap();
+    // Nothing but the driver (missing here, or whatever gpu.* finds where
+    // there is one) fails or warns.
+    let unclean: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["status"] != "ok" && f["check"] != "library libcuda.so.1" && !f["check"].as_str().unwrap().starts_with("gpu."))
+        .collect();
+    assert!(unclean.is_empty(), "{unclean:#?}");
+    let cudnn = site.join("nvidia/cudnn/lib");
+    for (name, how) in
+        [("libcudnn_adv.so.9", "`%s.%d`"), ("libcudnn_ops.so.9", "`%s.%d`"), ("libcudnn_engines_precompiled.so.9", "beside it")]
+    {
+        let lib = d.library(name);
+        let path = std::fs::canonicalize(lib["path"].as_str().unwrap_or_else(|| panic!("{name} not found: {lib}"))).unwrap();
+        assert_eq!(path, std::fs::canonicalize(cudnn.join(name)).unwrap());
+        let evidence = lib["reason"]["evidence"].as_str().unwrap();
+        assert!(evidence.contains(how) && evidence.contains("a part of its own package"), "{evidence}");
+    }
+    assert!(d.library("libnvperf_host.so")["path"].is_string());
+    // CUPTI's names are listed as what they are, not looked for as needs.
+    let mentions = d.json["mentions"].as_array().unwrap();
+    let mention = |name: &str| mentions.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} not in {mentions:#?}"));
+    for name in ["libcudart.so", "libEGL_nvidia.so.0", "libOpenCL.so.1", "libvendor_thing.so.4"] {
+        assert_eq!(mention(name)["named_by"][0], "libcupti.so.12");
+        assert!(!d.json["libraries"].as_array().unwrap().iter().any(|l| l["name"] == name), "{name} taken as needed");
+    }
+    assert!(mention("libEGL_nvidia.so.0")["feature"].as_str().unwrap().contains("CUPTI's tracing"));
+    assert_eq!(mention("libvendor_thing.so.4")["feature"], Value::Null);
+    assert_eq!(d.finding("libraries.mentioned")["status"], "ok");
+    // libcuda.so.1 in CUPTI's strings is a requirement: the driver.
+    if d.library("libcuda.so.1")["path"].is_null() {
+        assert_eq!(d.finding("library libcuda.so.1")["status"], "fail");
+    }
+    assert_eq!(d.finding("libraries")["status"], "ok");
+
+    // A part of its own package that is not there fails: the rule that
+    // keeps mentions quiet still sees what a library does need.
+    std::fs::remove_file(cudnn.join("libcudnn_adv.so.9")).unwrap();
+    let d = doctor(&plugin, None, &["--no-load"]);
+    let adv = d.finding("library libcudnn_adv.so.9");
+    assert_eq!(adv["status"], "fail", "{adv}");
+    assert!(adv["why"].as_str().unwrap().contains("libcudnn.so.9 names `libcudnn_adv.so`"), "{adv}");
+    assert!(adv["todo"].as_str().unwrap().contains("nvidia-cudnn-cu12"), "{adv}");
+}

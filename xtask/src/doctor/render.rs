@@ -15,6 +15,16 @@ pub fn text(report: &Report) -> String {
     if let Some(elf) = &d.elf {
         let _ = writeln!(out, "         {elf}");
     }
+    if let Some(tree) = &d.runtime_tree {
+        let _ = writeln!(
+            out,
+            "runtime: {} ({} runtime wheels laid out for {} by `cargo xtask prebuilt fetch {} --with-runtime`)",
+            tree.root.display(),
+            tree.wheels.len(),
+            tree.plugin,
+            tree.plugin
+        );
+    }
     let cpu = d.host.cpu.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
     let _ =
         writeln!(out, "host:    {}{cpu}; loader {} (configuration from {})", d.host.machine, d.host.loader.display(), d.host.loader_config);
@@ -30,7 +40,9 @@ pub fn text(report: &Report) -> String {
         }
     }
     if !d.libraries.is_empty() {
-        out.push_str("\nlibraries, as the loader resolves them (\"opened\": a guess from the binary's strings):\n");
+        out.push_str(
+            "\nlibraries, as the loader resolves them (\"opened\": with dlopen at run time, as read from the binaries' strings):\n",
+        );
         for lib in &d.libraries {
             let kind = match lib.reason {
                 Reason::Needed => "needed",
@@ -42,6 +54,21 @@ pub fn text(report: &Report) -> String {
                 }
                 _ => {
                     let _ = writeln!(out, "  {kind:<6} {} => not found (asked by {})", lib.name, lib.requested_by);
+                }
+            }
+        }
+    }
+    if !d.mentions.is_empty() {
+        out.push_str("\nnamed in the strings of libraries it brings, not taken as needed (looked for, not loaded):\n");
+        for m in &d.mentions {
+            let feature = m.feature.map(|f| format!("; for {f}")).unwrap_or_default();
+            let by = m.named_by.join(", ");
+            match (&m.path, &m.via) {
+                (Some(path), Some(via)) => {
+                    let _ = writeln!(out, "  {} => {} ({via}; named by {by}{feature})", m.name, path.display());
+                }
+                _ => {
+                    let _ = writeln!(out, "  {} => not found (named by {by}{feature})", m.name);
                 }
             }
         }

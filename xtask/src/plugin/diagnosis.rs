@@ -72,6 +72,23 @@ pub struct Library {
     pub searched: Vec<String>,
 }
 
+/// A library name found only in the strings of a library the plugin brings
+/// ([`dlopens::Claim::Mention`]): not taken as needed, not loaded, only
+/// looked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mention {
+    pub name: String,
+    /// The libraries whose strings name it.
+    pub named_by: Vec<String>,
+    /// Where the loader would find it from the first of them; `None`: nowhere.
+    pub path: Option<PathBuf>,
+    pub via: Option<String>,
+    /// The optional feature it serves, when that is known.
+    pub feature: Option<&'static str>,
+    /// Where it comes from, for one not found, when that is known.
+    pub provider: Option<Provider>,
+}
+
 /// The GPU part.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Gpu {
@@ -104,8 +121,14 @@ pub struct Diagnosis {
     /// `ELF 64-bit LSB x86_64`.
     pub elf: Option<String>,
     pub host: Host,
+    /// The runtime tree it sits in (`prebuilt fetch NAME --with-runtime`),
+    /// when it does.
+    pub runtime_tree: Option<providers::RuntimeTree>,
     pub findings: Vec<Finding>,
     pub libraries: Vec<Library>,
+    /// Library names in the strings of the libraries it brings that are not
+    /// taken as needed.
+    pub mentions: Vec<Mention>,
     pub symbols: Option<SymbolReport>,
     pub isa: Option<IsaReport>,
     pub gpu: Gpu,
@@ -310,8 +333,10 @@ pub fn diagnose_in(path: &Path, options: &Options<'_>, env: &Environment) -> Dia
             loader_config: env.host.source.clone(),
             ld_library_path: env.ld_library_path.clone(),
         },
+        runtime_tree: None,
         findings: Vec::new(),
         libraries: Vec::new(),
+        mentions: Vec::new(),
         symbols: None,
         isa: None,
         gpu: Gpu::default(),
@@ -396,18 +421,36 @@ pub fn diagnose_in(path: &Path, options: &Options<'_>, env: &Environment) -> Dia
         None => None,
     };
 
-    // Libraries opened at run time: the plugin's guesses, then those of
-    // every non-system library they bring, until nothing new turns up.
+    let runtime_tree = super::runtime::tree_of(path);
+    d.runtime_tree = runtime_tree.clone();
+    let context = providers::Context {
+        cuda_major,
+        pinned_name: options.pinned_name.clone().or_else(|| runtime_tree.as_ref().map(|t| t.plugin.clone())),
+        cuda_nixpkgs_set: cuda_major.and_then(|m| options.cuda_nixpkgs_sets.iter().find(|(k, _)| *k == m).map(|(_, s)| s.clone())),
+        rocm_nixpkgs_set: options.rocm_nixpkgs_set.clone(),
+        runtime_tree,
+    };
+
+    // Libraries opened at run time: the plugin's guesses, at full weight,
+    // each saying how sure it is.
     let mut guesses: Vec<(String, String)> = Vec::new();
     for stub in &strings.xla_cuda_stubs {
         if let Some(name) = cuda_major.and_then(|m| providers::cuda_soname(stub, m)) {
-            guesses.push((name, format!("XLA's {stub} stub (xla/tsl/cuda/{stub}_stub.cc) is linked in and opens it")));
+            guesses.push((
+                name,
+                format!(
+                    "XLA's {stub} stub (xla/tsl/cuda/{stub}_stub.cc) is linked in and opens it by this name through tsl's DsoLoader; sure"
+                ),
+            ));
         }
     }
     for name in without_unversioned_twins(&strings.sonames) {
-        guesses.push((name.clone(), format!("the binary contains the string `{name}`")));
+        guesses.push((name.clone(), format!("the binary contains the string `{name}`; a guess from the binary's strings")));
     }
     closure.dlopen(&mut resolver, 1, &guesses);
+    // Then what the libraries it brings name, weighed by dlopens::claim,
+    // until nothing new turns up.
+    let mut mentions: Vec<Mention> = Vec::new();
     let mut scanned = 2usize;
     while scanned < closure.objects.len() {
         let index = scanned;
@@ -417,19 +460,88 @@ pub fn diagnose_in(path: &Path, options: &Options<'_>, env: &Environment) -> Dia
             continue;
         }
         let Some(object) = &loaded.object else { continue };
-        let found = dlopens::scan(object);
         let by = loaded.display_name();
-        let more: Vec<(String, String)> =
-            without_unversioned_twins(&found.sonames).into_iter().map(|n| (n.clone(), format!("{by} contains the string `{n}`"))).collect();
-        closure.dlopen(&mut resolver, index, &more);
+        let namer = object.soname.clone().unwrap_or_else(|| by.clone());
+        // What the driver opens is the driver's business: gpu.driver asks
+        // libcuda itself.
+        if providers::package(&namer) == Some("nvidia-driver") {
+            continue;
+        }
+        let namer_dir = loaded.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let found = dlopens::scan(object);
+        let mut opened: Vec<(String, String)> = Vec::new();
+        for name in without_unversioned_twins(&found.sonames) {
+            let claim = dlopens::claim(name, &namer);
+            let files = dlopens::file_names(name, &namer, &found);
+            let mut located = files.iter().find_map(|f| resolver.locate(&closure, index, f).map(|(p, via)| (f.clone(), p, via)));
+            let mut beside = false;
+            if located.is_none() && claim == dlopens::Claim::OwnPart {
+                // Not there by the name it is written as: the versioned
+                // soname its package ships beside the library is the part.
+                for f in dlopens::versioned_beside(name, &namer, &namer_dir) {
+                    // By its soname where the library's search path reaches
+                    // it, else by its path.
+                    let path = namer_dir.join(&f).to_string_lossy().into_owned();
+                    located = [f, path].into_iter().find_map(|n| resolver.locate(&closure, index, &n).map(|(p, via)| (n, p, via)));
+                    if located.is_some() {
+                        beside = true;
+                        break;
+                    }
+                }
+            }
+            let opened_as = |file: &str| {
+                if file == name.as_str() {
+                    String::new()
+                } else if beside {
+                    format!(
+                        "; not there by that name, but {} is, beside it: the versioned soname its package ships, counted as found (a bare `.so` is a development link, never needed at run time)",
+                        file.rsplit('/').next().unwrap_or(file)
+                    )
+                } else {
+                    format!(" and opens it as {file} (it appends its major to such names: `%s.%d`)")
+                }
+            };
+            match claim {
+                dlopens::Claim::Itself => {}
+                dlopens::Claim::OwnPart | dlopens::Claim::Driver => {
+                    let file = located.map(|(f, _, _)| f).unwrap_or_else(|| files[0].clone());
+                    let why = if claim == dlopens::Claim::OwnPart {
+                        let what = providers::lookup(name, &context).map_or("it", |p| p.what);
+                        format!("{by} names `{name}`{}, a part of its own package ({what}); likely", opened_as(&file))
+                    } else {
+                        format!("{by} names `{name}`, the NVIDIA driver, which every CUDA library opens; sure")
+                    };
+                    opened.push((file, why));
+                }
+                dlopens::Claim::Mention => {
+                    if let Some(m) = mentions.iter_mut().find(|m| m.name == *name) {
+                        if !m.named_by.contains(&by) {
+                            m.named_by.push(by.clone());
+                        }
+                        continue;
+                    }
+                    let provider = providers::lookup(name, &context);
+                    let feature = match &provider {
+                        Some(Provider { role: Role::Optional { when, .. }, .. }) => Some(*when),
+                        _ => None,
+                    };
+                    mentions.push(Mention {
+                        name: name.clone(),
+                        named_by: vec![by.clone()],
+                        path: located.as_ref().map(|(_, p, _)| p.clone()),
+                        via: located.as_ref().map(|(f, _, via)| format!("{}{}", via.describe(&closure), opened_as(f))),
+                        feature,
+                        provider: if located.is_none() { provider } else { None },
+                    });
+                }
+            }
+        }
+        closure.dlopen(&mut resolver, index, &opened);
     }
+    // A name some object asks for in earnest is no mere mention.
+    mentions.retain(|m| !closure.requests.iter().any(|r| r.name == m.name));
+    d.mentions = mentions;
 
-    let context = providers::Context {
-        cuda_major,
-        pinned_name: options.pinned_name.clone(),
-        cuda_nixpkgs_set: cuda_major.and_then(|m| options.cuda_nixpkgs_sets.iter().find(|(k, _)| *k == m).map(|(_, s)| s.clone())),
-        rocm_nixpkgs_set: options.rocm_nixpkgs_set.clone(),
-    };
     library_findings(&mut d, &closure, &context);
 
     let report = symbols::check(&closure);
@@ -506,8 +618,20 @@ fn provider_line(p: &Provider) -> String {
 fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::Context) {
     let gpu_kind = d.gpu.kind;
     let mut seen = std::collections::HashSet::new();
-    let (mut needed_found, mut opened_found) = (0, 0);
     let mut optional: Vec<String> = Vec::new();
+    // The NVIDIA driver's libraries missing here: one cause, one finding,
+    // under libcuda.so.1 when it is among them.
+    let mut driver_missing: Vec<(&str, &'static str)> = Vec::new();
+    for r in closure.requests.iter().filter(|r| r.object.is_none()) {
+        let required = providers::lookup(&r.name, context).filter(|p| p.nvidia_driver && p.role == Role::Required);
+        if let Some(p) = required {
+            if !driver_missing.iter().any(|(n, _)| *n == r.name) {
+                driver_missing.push((r.name.as_str(), p.what));
+            }
+        }
+    }
+    driver_missing.sort_by_key(|(n, _)| providers::stem(n) != "libcuda");
+    let driver_lead = driver_missing.first().map(|(n, _)| *n);
     for request in &closure.requests {
         if !seen.insert(request.name.clone()) {
             continue;
@@ -525,10 +649,6 @@ fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::C
             searched: if request.object.is_none() { request.searched.clone() } else { Vec::new() },
         });
         if request.object.is_some() {
-            match request.reason {
-                Reason::Needed => needed_found += 1,
-                Reason::Dlopen { .. } => opened_found += 1,
-            }
             continue;
         }
         let rejected = if request.rejected.is_empty() {
@@ -556,12 +676,11 @@ fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::C
                     Role::Required => "the plugin loads but fails when it needs it".to_owned(),
                     Role::Optional { when, .. } => format!("only needed for {when}"),
                 };
-                (format!("opened at run time ({evidence}; a guess from the binary's strings): {effect}"), status)
+                (format!("opened at run time ({evidence}): {effect}"), status)
             }
-            (Reason::Dlopen { evidence }, None) => (
-                format!("maybe opened at run time ({evidence}; a guess from the binary's strings); what needs it is unknown"),
-                Status::Warn,
-            ),
+            (Reason::Dlopen { evidence }, None) => {
+                (format!("maybe opened at run time ({evidence}); what needs it is unknown"), Status::Warn)
+            }
         };
         let source = provider.as_ref().map(|p| format!(" — {}", provider_line(p))).unwrap_or_default();
         let todo = match &provider {
@@ -575,7 +694,17 @@ fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::C
             optional.push(format!("{} ({when})", request.name));
             continue;
         }
-        d.findings.push(finding(format!("library {}", request.name), status, format!("not found; {how}{rejected}{source}"), todo));
+        let mut also = String::new();
+        if driver_missing.iter().any(|(n, _)| *n == request.name) {
+            if driver_lead != Some(request.name.as_str()) {
+                continue;
+            }
+            let others: Vec<String> = driver_missing.iter().skip(1).map(|(n, what)| format!("{n} ({what})")).collect();
+            if !others.is_empty() {
+                also = format!("; missing with it, and installed with it: {}", others.join(", "));
+            }
+        }
+        d.findings.push(finding(format!("library {}", request.name), status, format!("not found; {how}{rejected}{source}{also}"), todo));
     }
     if !optional.is_empty() {
         d.findings.push(finding(
@@ -585,17 +714,61 @@ fn library_findings(d: &mut Diagnosis, closure: &Closure, context: &providers::C
             "",
         ));
     }
-    if !d.findings.iter().any(|f| f.check.starts_with("library ") && f.status != Status::Ok) {
-        d.findings.push(finding(
-            "libraries",
-            Status::Ok,
-            format!(
-                "{needed_found} needed libraries found (all, transitively){}",
-                if opened_found > 0 { format!("; {opened_found} opened at run time found") } else { String::new() }
-            ),
-            "",
-        ));
+    // Every library found, in one line, beside the ones missing above.
+    let found = d.libraries.iter().filter(|l| l.path.is_some()).count();
+    let needed = d.libraries.iter().filter(|l| closure.requests.iter().any(|r| r.name == l.name && r.reason == Reason::Needed)).count();
+    let kinds = format!("{needed} needed (DT_NEEDED, transitively), {} opened at run time", d.libraries.len() - needed);
+    let why = if found == d.libraries.len() {
+        format!("all {found} libraries found: {kinds}")
+    } else {
+        let missing: Vec<&str> = d.libraries.iter().filter(|l| l.path.is_none()).map(|l| l.name.as_str()).collect();
+        format!("{found} of {} libraries found ({kinds}); not found: {} (each above)", d.libraries.len(), missing.join(", "))
+    };
+    d.findings.push(finding("libraries", Status::Ok, why, ""));
+    mention_finding(d);
+}
+
+/// One line for the names found only in dependencies' strings that are
+/// not found here: said, never failed on (see [`dlopens::Claim::Mention`]).
+fn mention_finding(d: &mut Diagnosis) {
+    let missing: Vec<&Mention> = d.mentions.iter().filter(|m| m.path.is_none()).collect();
+    if missing.is_empty() {
+        return;
     }
+    // One group per feature (the unknown first), each with its names and
+    // the libraries that name them.
+    let mut groups: Vec<(Option<&'static str>, Vec<&Mention>)> = Vec::new();
+    for m in &missing {
+        match groups.iter_mut().find(|(f, _)| *f == m.feature) {
+            Some((_, list)) => list.push(m),
+            None => groups.push((m.feature, vec![m])),
+        }
+    }
+    groups.sort_by_key(|(f, _)| *f);
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(feature, list)| {
+            if feature.is_none() {
+                let names: Vec<String> = list.iter().map(|m| format!("{} (named by {})", m.name, m.named_by.join(", "))).collect();
+                return format!("not known to be opened: {}", names.join(", "));
+            }
+            let mut by: Vec<&str> = list.iter().flat_map(|m| m.named_by.iter().map(String::as_str)).collect();
+            by.sort();
+            by.dedup();
+            let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
+            format!("for {} only: {} (named by {})", feature.unwrap_or_default(), names.join(", "), by.join(", "))
+        })
+        .collect();
+    d.findings.push(finding(
+        "libraries.mentioned",
+        Status::Ok,
+        format!(
+            "{} names in the strings of libraries it brings are not found here, and not needed as far as is known (a dependency's strings are no evidence that it opens them): {}",
+            missing.len(),
+            parts.join("; ")
+        ),
+        "",
+    ));
 }
 
 fn symbol_findings(d: &mut Diagnosis, report: &SymbolReport) {
@@ -644,7 +817,12 @@ fn symbol_findings(d: &mut Diagnosis, report: &SymbolReport) {
     if report.missing_versions.iter().all(|m| m.weak) && report.undefined.is_empty() {
         let undefined = match &report.undefined_not_checked {
             Some(why) => format!("; undefined symbols not checked: {why}"),
-            None => format!("; all {} undefined symbols are defined", report.symbols_checked),
+            None if report.unloadable.is_empty() => format!("; all {} undefined symbols are defined", report.symbols_checked),
+            None => format!(
+                "; all {} undefined symbols are defined, but for those of {}, which cannot be loaded without a library missing above",
+                report.symbols_checked,
+                report.unloadable.join(", ")
+            ),
         };
         d.findings.push(finding(
             "symbols",

@@ -290,6 +290,27 @@ impl<'e> Resolver<'e> {
         index
     }
 
+    /// Where `dlopen(name)` from the object at `from` would find `name`,
+    /// and how, without loading it or recording a request.
+    pub fn locate(&mut self, closure: &Closure, from: usize, name: &str) -> Option<(PathBuf, Via)> {
+        if let Some(o) = closure.objects.iter().find(|o| o.names.iter().any(|n| n == name) || o.path.as_os_str() == name) {
+            return Some((o.path.clone(), Via::AlreadyLoaded));
+        }
+        let mut scratch = Request {
+            from,
+            name: name.to_owned(),
+            reason: Reason::Needed,
+            object: None,
+            via: None,
+            rejected: Vec::new(),
+            searched: Vec::new(),
+        };
+        match self.search(closure, from, name, &mut scratch) {
+            Search::Found(path, via) => Some((path, via)),
+            Search::NotFound => None,
+        }
+    }
+
     fn load_dependencies(&mut self, closure: &mut Closure, mut queue: VecDeque<usize>) {
         while let Some(index) = queue.pop_front() {
             let needed = closure.objects[index].object.as_ref().map(|o| o.needed.clone()).unwrap_or_default();

@@ -60,6 +60,20 @@ pub struct Context {
     pub cuda_nixpkgs_set: Option<String>,
     /// nixpkgs' ROCm package set (`rocmPackages`).
     pub rocm_nixpkgs_set: Option<String>,
+    /// The runtime tree the plugin sits in, when it does.
+    pub runtime_tree: Option<RuntimeTree>,
+}
+
+/// A plugin laid out with its runtime wheels (`prebuilt fetch NAME
+/// --with-runtime`, [`super::runtime`]): missing libraries are fixed there,
+/// not with pip.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RuntimeTree {
+    pub root: std::path::PathBuf,
+    /// The pinned plugin it was laid out for.
+    pub plugin: String,
+    /// The runtime wheels (PyPI projects) laid out in it.
+    pub wheels: Vec<String>,
 }
 
 struct Cuda {
@@ -72,6 +86,9 @@ struct Cuda {
     major12: &'static str,
     major13: &'static str,
     optional: Option<&'static str>,
+    /// Stems of the other libraries its wheel ships that it opens itself
+    /// (its parts: missing, it fails as if it were missing).
+    parts: &'static [&'static str],
 }
 
 const CUDA: &[Cuda] = &[
@@ -85,6 +102,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcublas",
@@ -96,6 +114,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcublasLt",
@@ -107,6 +126,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcufft",
@@ -118,6 +138,7 @@ const CUDA: &[Cuda] = &[
         major12: "11",
         major13: "12",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcusolver",
@@ -129,6 +150,7 @@ const CUDA: &[Cuda] = &[
         major12: "11",
         major13: "12",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcusparse",
@@ -140,6 +162,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "12",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libcupti",
@@ -151,6 +174,10 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: Some("profiling"),
+        // CUPTI's profiler host, target and PC-sampling libraries, in its
+        // wheel; libcupti dlopens libnvperf_host.so by that bare name
+        // (`lea "libnvperf_host.so"; call dlopen@plt` in 12.9's libcupti).
+        parts: &["libnvperf_host", "libnvperf_target", "libpcsamplingutil", "libcheckpoint"],
     },
     Cuda {
         stem: "libcudnn",
@@ -162,6 +189,7 @@ const CUDA: &[Cuda] = &[
         major12: "9",
         major13: "9",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libnvJitLink",
@@ -173,6 +201,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libnvrtc",
@@ -184,6 +213,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libnvrtc-builtins",
@@ -195,6 +225,7 @@ const CUDA: &[Cuda] = &[
         major12: "12",
         major13: "13",
         optional: None,
+        parts: &[],
     },
     Cuda {
         stem: "libnccl",
@@ -206,6 +237,7 @@ const CUDA: &[Cuda] = &[
         major12: "2",
         major13: "2",
         optional: Some("collectives across several GPUs"),
+        parts: &[],
     },
     Cuda {
         stem: "libnvshmem_host",
@@ -217,6 +249,7 @@ const CUDA: &[Cuda] = &[
         major12: "3",
         major13: "3",
         optional: Some("NVSHMEM collectives across GPUs"),
+        parts: &[],
     },
     Cuda {
         stem: "libcurand",
@@ -228,15 +261,41 @@ const CUDA: &[Cuda] = &[
         major12: "10",
         major13: "10",
         optional: None,
+        parts: &[],
     },
 ];
 
-/// Parts of the NVIDIA driver, with XLA's stub name where there is one.
-const NVIDIA_DRIVER: &[(&str, &str, &str)] = &[
-    ("libcuda", "cuda", "the CUDA driver library"),
-    ("libnvidia-ml", "nvml", "NVML, the driver's management library"),
-    ("libnvidia-ptxjitcompiler", "", "the driver's PTX JIT compiler"),
-    ("libnvidia-nvvm", "", "the driver's NVVM compiler"),
+/// A library of the NVIDIA driver: its stem, XLA's stub name where there is
+/// one, what it is, and the feature it serves when only one does (`None`:
+/// CUDA needs it).
+struct Driver {
+    stem: &'static str,
+    stub: &'static str,
+    what: &'static str,
+    optional: Option<&'static str>,
+}
+
+/// What CUPTI's graphics and compute interop serves: CUPTI and its perf
+/// libraries (libnvperf_host, libcheckpoint) name these vendor libraries to
+/// trace other APIs than CUDA; nothing in a PJRT plugin uses them.
+const CUPTI_INTEROP: &str = "CUPTI's tracing of graphics and compute APIs other than CUDA (OpenGL, EGL, OpenCL, Vulkan SC, OptiX)";
+
+const NVIDIA_DRIVER: &[Driver] = &[
+    Driver { stem: "libcuda", stub: "cuda", what: "the CUDA driver library", optional: None },
+    Driver { stem: "libnvidia-ml", stub: "nvml", what: "NVML, the driver's management library", optional: None },
+    Driver { stem: "libnvidia-ptxjitcompiler", stub: "", what: "the driver's PTX JIT compiler", optional: None },
+    Driver { stem: "libnvidia-nvvm", stub: "", what: "the driver's NVVM compiler", optional: None },
+    Driver {
+        stem: "libnvidia-cfg",
+        stub: "",
+        what: "the driver's configuration library",
+        optional: Some("CUPTI's performance counters (libnvperf_host reads the GPU's configuration)"),
+    },
+    Driver { stem: "libEGL_nvidia", stub: "", what: "the driver's EGL implementation", optional: Some(CUPTI_INTEROP) },
+    Driver { stem: "libGLX_nvidia", stub: "", what: "the driver's GLX implementation", optional: Some(CUPTI_INTEROP) },
+    Driver { stem: "libnvidia-opencl", stub: "", what: "the driver's OpenCL implementation", optional: Some(CUPTI_INTEROP) },
+    Driver { stem: "libnvidia-vksc-core", stub: "", what: "the driver's Vulkan SC implementation", optional: Some(CUPTI_INTEROP) },
+    Driver { stem: "libnvoptix", stub: "", what: "the driver's OptiX implementation", optional: Some(CUPTI_INTEROP) },
 ];
 
 /// (stem, what, AMD's package, nixpkgs rocmPackages attribute)
@@ -290,7 +349,25 @@ const OPTIONAL: &[OptionalLibrary] = &[
         Some("rdma-core"),
     ),
     ("libionic", "the AMD Pensando RDMA provider", "collectives over RoCE between machines", Some("ibverbs-providers"), Some("rdma-core")),
+    (
+        "libgdrapi",
+        "gdrcopy, GPUDirect RDMA copies",
+        "GPUDirect RDMA copies through gdrcopy (NCCL, NVSHMEM's InfiniBand transport)",
+        None,
+        None,
+    ),
+    ("libdoca_common", "NVIDIA DOCA", DOCA, None, None),
+    ("libdoca_gpunetio", "NVIDIA DOCA GPUNetIO", DOCA, None, None),
+    ("libdoca_verbs", "NVIDIA DOCA verbs", DOCA, None, None),
+    ("libEGL", "glvnd's EGL dispatcher", CUPTI_INTEROP, Some("libegl1"), Some("libglvnd")),
+    ("libGL", "glvnd's OpenGL dispatcher", CUPTI_INTEROP, Some("libgl1"), Some("libglvnd")),
+    ("libX11", "Xlib", CUPTI_INTEROP, Some("libx11-6"), Some("xorg.libX11")),
+    ("libOpenCL", "the OpenCL ICD loader", CUPTI_INTEROP, Some("ocl-icd-libopencl1"), Some("ocl-icd")),
 ];
+
+/// What NCCL's DOCA libraries serve (NCCL 2.28+ names them for GIN, its
+/// GPU-initiated networking, with `NCCL_GIN_*` settings beside them).
+const DOCA: &str = "NCCL's GPU-initiated networking (GIN) over NVIDIA DOCA GPUNetIO";
 
 /// (stem, what, Debian package, nixpkgs attribute) for base system libraries.
 const SYSTEM: &[(&str, &str, &str, &str)] = &[
@@ -315,8 +392,8 @@ pub fn stem(soname: &str) -> &str {
 /// The library an XLA CUDA stub (`cudart`, `cudnn`, ...) opens for a plugin
 /// built with CUDA `major`; `None` for a stub or major this table lacks.
 pub fn cuda_soname(stub: &str, major: u32) -> Option<String> {
-    if let Some((stem, _, _)) = NVIDIA_DRIVER.iter().find(|(_, s, _)| *s == stub && !s.is_empty()) {
-        return Some(format!("{stem}.so.1"));
+    if let Some(driver) = NVIDIA_DRIVER.iter().find(|d| d.stub == stub && !d.stub.is_empty()) {
+        return Some(format!("{}.so.1", driver.stem));
     }
     let lib = CUDA.iter().find(|c| c.stub == stub && !c.stub.is_empty())?;
     let version = match major {
@@ -338,6 +415,52 @@ pub fn minimum_driver(major: u32) -> Option<&'static str> {
     }
 }
 
+/// The CUDA library `stem` is, or is a part of (cuDNN's `libcudnn_*`
+/// sub-libraries, CUPTI's perf libraries).
+fn cuda_library(stem: &str) -> Option<&'static Cuda> {
+    let cudnn_part = stem.starts_with("libcudnn_");
+    CUDA.iter().find(|c| c.stem == stem || c.parts.contains(&stem) || (cudnn_part && c.stem == "libcudnn"))
+}
+
+/// The package that ships `soname`, by a name that is the same for every
+/// CUDA major (the nixpkgs attribute; AMD's package; `nvidia-driver`):
+/// two libraries of one package are parts of one thing.
+pub fn package(soname: &str) -> Option<&'static str> {
+    let stem = stem(soname);
+    if NVIDIA_DRIVER.iter().any(|d| d.stem == stem) {
+        return Some("nvidia-driver");
+    }
+    if let Some(lib) = cuda_library(stem) {
+        return Some(lib.nix);
+    }
+    ROCM.iter().find(|(s, ..)| *s == stem).map(|(_, _, amd, _)| *amd)
+}
+
+/// How to get the wheel that ships `soname` beside the plugin: in the
+/// runtime tree it sits in (which has the wheel or not), else with
+/// `prebuilt fetch NAME --with-runtime` for a pinned plugin, else pip.
+fn wheel_command(soname: &str, wheel: Option<&str>, ctx: &Context) -> Option<String> {
+    let wheel = wheel?;
+    let fetch = |name: &str| format!("cargo xtask prebuilt fetch {name} --with-runtime");
+    match (&ctx.runtime_tree, &ctx.pinned_name) {
+        (Some(tree), _) if tree.wheels.iter().any(|w| w == wheel) => Some(format!(
+            "the runtime tree {} has {wheel}, yet {soname} is not where the loader looks: {} checks every file of the tree and lays a damaged one out again",
+            tree.root.display(),
+            fetch(&tree.plugin)
+        )),
+        (Some(tree), _) => Some(format!(
+            "{wheel} is not among the runtime wheels laid out in {} (pins.toml [prebuilt.{name}.runtime]): pin the release's runtime again with `cargo xtask prebuilt update {name}`, then `{}`",
+            tree.root.display(),
+            fetch(&tree.plugin),
+            name = tree.plugin
+        )),
+        (None, Some(name)) => Some(fetch(name)),
+        (None, None) => {
+            Some(format!("pip install {wheel} into the environment the plugin sits in (its RPATH looks for NVIDIA's wheels beside it)"))
+        }
+    }
+}
+
 /// Who provides `soname`, if this table knows.
 pub fn lookup(soname: &str, ctx: &Context) -> Option<Provider> {
     let stem = stem(soname);
@@ -352,21 +475,24 @@ pub fn lookup(soname: &str, ctx: &Context) -> Option<Provider> {
         debian_package: None,
         commands: Vec::new(),
     };
-    if let Some((_, _, what)) = NVIDIA_DRIVER.iter().find(|(s, _, _)| *s == stem) {
-        let mut p = blank(what, Role::Required);
+    if let Some(driver) = NVIDIA_DRIVER.iter().find(|d| d.stem == stem) {
+        let role = driver.optional.map_or(Role::Required, |when| Role::Optional { when, common: false });
+        let mut p = blank(driver.what, role);
         p.nvidia_driver = true;
         let branch = ctx
             .cuda_major
             .and_then(minimum_driver)
             .map(|b| format!(" ({b} or newer for CUDA {})", ctx.cuda_major.unwrap_or(0)))
             .unwrap_or_default();
-        p.commands.push(format!(
-            "install the NVIDIA driver{branch} on a machine with an NVIDIA GPU; no wheel or toolkit package provides {soname}"
-        ));
+        p.commands.push(match driver.optional {
+            None => {
+                format!("install the NVIDIA driver{branch} on a machine with an NVIDIA GPU; no wheel or toolkit package provides {soname}")
+            }
+            Some(when) => format!("nothing to do unless you need {when}: then install the NVIDIA driver's full user-space part"),
+        });
         return Some(p);
     }
-    let cudnn_part = stem.starts_with("libcudnn_");
-    if let Some(lib) = CUDA.iter().find(|c| c.stem == stem || (cudnn_part && c.stem == "libcudnn")) {
+    if let Some(lib) = cuda_library(stem) {
         let major = ctx.cuda_major.or_else(|| {
             // Without the plugin's major, the soname tells it where it is
             // unambiguous.
@@ -382,13 +508,7 @@ pub fn lookup(soname: &str, ctx: &Context) -> Option<Provider> {
         };
         let set = ctx.cuda_nixpkgs_set.clone().unwrap_or_else(|| "cudaPackages".to_owned());
         p.nixpkgs = Some(format!("{set}.{}", lib.nix));
-        if let Some(name) = &ctx.pinned_name {
-            p.commands.push(format!("cargo xtask prebuilt fetch {name} --with-runtime"));
-        } else if let Some(wheel) = &p.wheel {
-            p.commands.push(format!(
-                "pip install {wheel} into the environment the plugin sits in (its RPATH looks for NVIDIA's wheels beside it)"
-            ));
-        }
+        p.commands.extend(wheel_command(soname, p.wheel.as_deref(), ctx));
         if let Some(major) = major {
             p.commands.push(format!("nix develop .#cuda{major} (the Nix-packaged plugin, with every CUDA library on its RUNPATH)"));
         }
@@ -442,7 +562,7 @@ mod tests {
             cuda_major: Some(12),
             pinned_name: Some("jax-cuda12-pjrt".into()),
             cuda_nixpkgs_set: Some("cudaPackages_12_9".into()),
-            rocm_nixpkgs_set: None,
+            ..Default::default()
         };
         let p = lookup("libcupti.so.12", &ctx).unwrap();
         assert_eq!(p.wheel.as_deref(), Some("nvidia-cuda-cupti-cu12"));
@@ -454,6 +574,28 @@ mod tests {
         let driver = lookup("libcuda.so.1", &ctx).unwrap();
         assert!(driver.nvidia_driver && driver.wheel.is_none());
         assert!(driver.commands[0].contains("R525"));
+    }
+
+    /// Inside a runtime tree the cure is the tree's own command, never pip
+    /// into it; a plugin given by path outside one gets pip.
+    #[test]
+    fn what_to_do_for_a_missing_wheel_depends_on_where_the_plugin_sits() {
+        let tree = RuntimeTree {
+            root: "/cache/prebuilt/jax-cuda12-pjrt/0.12.0.1-x86_64-linux-5ec28e06198d0940-runtime-8ba2ba4ecf147af8".into(),
+            plugin: "jax-cuda12-pjrt".into(),
+            wheels: vec!["nvidia-cuda-runtime-cu12".into()],
+        };
+        let in_tree = Context { cuda_major: Some(12), runtime_tree: Some(tree), ..Default::default() };
+        let has = lookup("libcudart.so.12", &in_tree).unwrap().commands.join("\n");
+        assert!(has.contains("the runtime tree") && has.contains("cargo xtask prebuilt fetch jax-cuda12-pjrt --with-runtime"), "{has}");
+        let lacks = lookup("libcudnn.so.9", &in_tree).unwrap().commands.join("\n");
+        assert!(lacks.contains("nvidia-cudnn-cu12 is not among the runtime wheels"), "{lacks}");
+        assert!(lacks.contains("cargo xtask prebuilt update jax-cuda12-pjrt"), "{lacks}");
+        for commands in [&has, &lacks] {
+            assert!(!commands.contains("pip install"), "{commands}");
+        }
+        let by_path = Context { cuda_major: Some(12), ..Default::default() };
+        assert!(lookup("libcudart.so.12", &by_path).unwrap().commands[0].starts_with("pip install nvidia-cuda-runtime-cu12"));
     }
 
     #[test]

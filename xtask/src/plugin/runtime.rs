@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::locate::{extraction_dir, fetch_pinned, move_into_place, remove_abandoned_extractions, wheel_cache_path, wheel_file_name};
+use super::providers::RuntimeTree;
 use crate::pinfile::{host_system, Pins, PrebuiltPin, WheelPin};
 use crate::wheels::download;
 use crate::wheels::wheel::{self, ExtractedFile};
@@ -222,6 +223,23 @@ struct ManifestFile {
     path: String,
     size: u64,
     sha256: String,
+}
+
+/// The runtime tree `library` sits in, at the path its manifest records for
+/// the plugin: where it is, the plugin it was laid out for and its wheels.
+/// `None` for a plugin outside one (the manifest is not checked further:
+/// `fetch --with-runtime` does that).
+pub fn tree_of(library: &Path) -> Option<RuntimeTree> {
+    for root in library.ancestors().skip(1).take(8) {
+        let Ok(text) = std::fs::read_to_string(root.join(MANIFEST)) else { continue };
+        let manifest: Manifest = serde_json::from_str(&text).ok()?;
+        let same = |a: &Path, b: &Path| a == b || std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a));
+        if !crate::pinfile::is_member_path(&manifest.library) || !same(&root.join(&manifest.library), library) {
+            return None;
+        }
+        return Some(RuntimeTree { root: root.to_path_buf(), plugin: manifest.plugin, wheels: manifest.wheels.into_keys().collect() });
+    }
+    None
 }
 
 /// Whether the tree at `dir` is complete: false when it was never laid out,

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::ldso::Closure;
+use super::ldso::{Closure, Reason};
 
 /// A version an object requires that the library found here lacks.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +48,10 @@ pub struct SymbolReport {
     pub undefined: Vec<UndefinedSymbol>,
     /// Why the undefined-symbol check did not run, when it did not.
     pub undefined_not_checked: Option<String>,
+    /// Objects left out of the undefined-symbol check: a library they need
+    /// (DT_NEEDED, transitively) is missing, so they cannot be loaded here
+    /// (e.g. cuDNN's runtime-compiled engines without the NVIDIA driver).
+    pub unloadable: Vec<String>,
 }
 
 /// `GLIBCXX_3.4.30` -> ("GLIBCXX", [3, 4, 30]).
@@ -104,14 +108,33 @@ pub fn check(closure: &Closure) -> SymbolReport {
         }
     }
 
-    let missing_needed = closure.requests.iter().any(|r| r.object.is_none() && r.reason == super::ldso::Reason::Needed);
-    if missing_needed {
+    // Objects that cannot be loaded: one of their DT_NEEDED is missing, or
+    // is itself such an object. Their symbols are moot (the missing library
+    // is reported) and their definitions are not there for the others.
+    let mut unloadable: std::collections::BTreeSet<usize> =
+        closure.requests.iter().filter(|r| r.object.is_none() && r.reason == Reason::Needed).map(|r| r.from).collect();
+    loop {
+        let more: Vec<usize> = closure
+            .requests
+            .iter()
+            .filter(|r| r.reason == Reason::Needed && r.object.is_some_and(|o| unloadable.contains(&o)) && !unloadable.contains(&r.from))
+            .map(|r| r.from)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        unloadable.extend(more);
+    }
+    if unloadable.contains(&1) {
         report.undefined_not_checked = Some("a library the plugin needs is missing, so its symbols cannot be known".to_owned());
         return report;
     }
+    report.unloadable = unloadable.iter().map(|&i| closure.objects[i].display_name()).collect();
+    let loadable = || closure.objects.iter().enumerate().filter(|(i, _)| !unloadable.contains(i));
     let exports: std::collections::HashSet<&str> =
-        closure.objects.iter().filter_map(|o| o.object.as_ref()).flat_map(|o| o.exports.iter().map(String::as_str)).collect();
-    for loaded in closure.objects.iter().skip(1) {
+        loadable().filter_map(|(_, o)| o.object.as_ref()).flat_map(|o| o.exports.iter().map(String::as_str)).collect();
+    // The loader (index 0) is checked by nobody but itself.
+    for (_, loaded) in loadable().filter(|(i, _)| *i > 0) {
         let Some(object) = &loaded.object else { continue };
         for import in object.imports.iter().filter(|i| !i.weak) {
             report.symbols_checked += 1;
