@@ -41,6 +41,8 @@ PLUGIN is a path to a plugin shared library, or the name of a prebuilt plugin pi
 downloaded and verified first.",
     after_help = "Examples:\n  cargo xtask doctor jax-cuda12-pjrt\n  cargo xtask doctor ./libpjrt_cpu.so --json\n  \
 cargo xtask doctor xla-cpu-pjrt --system aarch64-linux   # a plugin built for another machine\n\n\
+A pinned GPU plugin whose runtime `cargo xtask prebuilt fetch NAME --with-runtime` laid out is diagnosed inside that tree, \
+beside its NVIDIA wheels; otherwise the plugin alone.\n\n\
 Exit status: 0 nothing fails (warnings may remain), 2 something fails (the plugin will not load or run here), \
 1 the doctor could not do its job (no such file, not pinned, network)."
 )]
@@ -108,7 +110,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {}
     }
     let (path, pinned) = locate(&args.plugin, args.system.as_deref())?;
-    let mut options = diagnosis::Options::from_pins(pinned.as_ref().map(|p| p.name.as_str()), pinned.as_ref().map(|p| p.backend.as_str()));
+    // A plugin given by its path in the cache is still the pinned one for
+    // the commands that get what it lacks.
+    let pinned_name = pinned.as_ref().map(|p| p.name.clone()).or_else(|| diagnosis::pinned_name_of(&path));
+    let mut options = diagnosis::Options::from_pins(pinned_name.as_deref(), pinned.as_ref().map(|p| p.backend.as_str()));
     let timeout = Duration::from_secs(args.timeout);
     let query = |libcuda: &Path| query_driver(libcuda, timeout);
     options.query_cuda_driver = Some(&query);
@@ -132,13 +137,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::from(exit_code))
 }
 
-/// PLUGIN as a path, or a pinned name fetched and verified.
+/// PLUGIN as a path, or a pinned name: inside the runtime tree `prebuilt
+/// fetch NAME --with-runtime` laid out for it, when there is one (what the
+/// user made to run it), else fetched and verified alone.
 fn locate(plugin: &str, system: Option<&str>) -> Result<(PathBuf, Option<Pinned>)> {
-    let (path, _) = crate::plugin::locate::resolve(plugin, system)?;
     let path_given = plugin.contains('/') || plugin.ends_with(".so") || Path::new(plugin).is_file();
     if path_given {
-        return Ok((path, None));
+        return Ok((crate::plugin::locate::resolve(plugin, system)?.0, None));
     }
+    let in_tree = crate::plugin::runtime::laid_out(plugin, system).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {e:#}: diagnosing `{plugin}` without its runtime (`cargo xtask prebuilt fetch {plugin} --with-runtime` lays it out again)"
+        );
+        None
+    });
+    let path = match in_tree {
+        Some(path) => path,
+        None => crate::plugin::locate::resolve(plugin, system)?.0,
+    };
     let pins = crate::pinfile::Pins::load(&crate::project::pins_toml()?)?;
     let pin = pins.prebuilt(plugin)?;
     Ok((path, Some(Pinned { name: plugin.to_owned(), version: pin.version.clone(), backend: pin.backend.clone() })))

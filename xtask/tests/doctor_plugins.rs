@@ -1,7 +1,8 @@
 //! `cargo xtask doctor` on the real plugins pinned in pins.toml, on a
 //! machine without a GPU: the CPU plugins clean; the CUDA wheels naming each
 //! library they open that is missing here with its wheel, nixpkgs attribute
-//! and the command that gets it, and failing at the driver; the ROCm wheel
+//! and the command that gets it, and failing at the driver (where their
+//! runtime was laid out in the cache, failing only there); the ROCm wheel
 //! naming the libraries it needs to load at all.
 //!
 //! Needs the network (PyPI) the first time: skipped without it, failed
@@ -82,6 +83,20 @@ fn the_cuda_wheels_name_each_missing_library_with_its_provider() {
             assert_eq!(lib["provider"]["nixpkgs"], format!("{set}.cuda_cudart"));
             assert!(cudart["todo"].as_str().unwrap().starts_with(&format!("cargo xtask prebuilt fetch {name} --with-runtime")), "{cudart}");
             assert!(cudart["why"].as_str().unwrap().contains("xla/tsl/cuda/cudart_stub.cc"), "evidence named: {cudart}");
+        }
+        // Laid out with its runtime (`prebuilt fetch NAME --with-runtime`,
+        // which `doctor NAME` then diagnoses; prebuilt_runtime.rs lays out
+        // a part of it in CI): every library found but the driver's, and
+        // nothing fails but the driver.
+        if !d.json["runtime_tree"].is_null() {
+            let missing: Vec<&Value> = d.json["libraries"].as_array().unwrap().iter().filter(|l| l["path"].is_null()).collect();
+            for lib in &missing {
+                let p = &lib["provider"];
+                assert!(p["nvidia_driver"] == true || p["role"]["kind"] == "optional", "{name}: {lib:#}");
+            }
+            let failing: Vec<&str> = d.findings().iter().filter(|f| f["status"] == "fail").map(|f| f["check"].as_str().unwrap()).collect();
+            assert_eq!(failing, ["library libcuda.so.1", "gpu.driver", "client"], "{name}");
+            assert!(d.findings().iter().all(|f| !f["todo"].as_str().unwrap().contains("pip install")), "{name}");
         }
         let libcuda = d.finding("library libcuda.so.1");
         assert!(libcuda["why"].as_str().unwrap().contains("part of the NVIDIA driver"), "{libcuda}");

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::{extraction_dir, fetch_pinned, move_into_place, remove_abandoned_extractions, wheel_cache_path, wheel_file_name};
 use super::providers::RuntimeTree;
-use crate::pinfile::{host_system, Pins, PrebuiltPin, WheelPin};
+use crate::pinfile::{host_system, Pins, PrebuiltPin, PrebuiltPlatform, WheelPin};
 use crate::wheels::download;
 use crate::wheels::wheel::{self, ExtractedFile};
 
@@ -103,32 +103,67 @@ pub fn runtime_wheels(name: &str, pin: &PrebuiltPin, pins: &Pins, system: &str) 
     Ok(out)
 }
 
+/// Where the runtime tree of a pinned plugin goes for one system: the
+/// pins it is made of and its place in the cache (see the module comment).
+struct TreePlace<'p> {
+    pin: &'p PrebuiltPin,
+    platform: &'p PrebuiltPlatform,
+    system: String,
+    wheels: Vec<RuntimeFile>,
+    parent: PathBuf,
+    dir: PathBuf,
+}
+
+impl<'p> TreePlace<'p> {
+    fn of(name: &str, pins: &'p Pins, system: Option<&str>) -> Result<TreePlace<'p>> {
+        let pin = pins.prebuilt(name)?;
+        let system = system.map(str::to_owned).unwrap_or_else(host_system);
+        let Some(platform) = pin.platforms.get(&system) else {
+            let have: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
+            bail!("`{name}` {} has no wheel pinned for {system} (pinned: {})", pin.version, have.join(", "));
+        };
+        let wheels = runtime_wheels(name, pin, pins, &system)?;
+        // Names become paths: the same checks as the plain fetch.
+        let version = crate::fsutil::single_component(&pin.version, "the version")?;
+        crate::fsutil::single_component(&system, "the system")?;
+        if !crate::pinfile::is_member_path(&platform.library) {
+            bail!("the library `{}` of `{name}` is not a relative path inside the wheel", platform.library.escape_debug());
+        }
+        let mut digest = sha2::Sha256::default();
+        sha2::Digest::update(&mut digest, format!("{LAYOUT}\n{} {}\n", platform.sha256, platform.library));
+        for w in &wheels {
+            sha2::Digest::update(&mut digest, format!("{} {} {}\n", w.project, w.version, w.wheel.sha256));
+        }
+        let digest = hex::encode(sha2::Digest::finalize(digest));
+        let parent = crate::project::cache_dir()?.join("prebuilt").join(name);
+        let dir = parent.join(format!("{version}-{system}-{}-runtime-{}", &platform.sha256[..16], &digest[..16]));
+        Ok(TreePlace { pin, platform, system, wheels, parent, dir })
+    }
+
+    fn plugin_in_tree(&self) -> PathBuf {
+        self.dir.join(&self.platform.library)
+    }
+}
+
+/// The plugin's path inside the runtime tree `prebuilt fetch NAME
+/// --with-runtime` laid out for the pins as they are now, when that tree is
+/// there and complete; `None` when it was never laid out, or the plugin has
+/// no runtime to lay out; an error naming the damage when it is damaged.
+/// Downloads nothing.
+pub fn laid_out(name: &str, system: Option<&str>) -> Result<Option<PathBuf>> {
+    // Not pinned, nothing to lay out, no pins.toml: the plain fetch says why.
+    let Some(pins) = crate::project::pins_toml().ok().and_then(|p| Pins::load(&p).ok()) else { return Ok(None) };
+    let Ok(place) = TreePlace::of(name, &pins, system) else { return Ok(None) };
+    Ok(check_tree(&place.dir)?.then(|| place.plugin_in_tree()))
+}
+
 /// `prebuilt fetch NAME --with-runtime`: the plugin's path inside its runtime
 /// tree (see the module comment), downloading and laying out what is missing.
 pub fn fetch_with_runtime(name: &str, system: Option<&str>) -> Result<PathBuf> {
     let pins = Pins::load(&crate::project::pins_toml()?)?;
-    let pin = pins.prebuilt(name)?;
-    let system = system.map(str::to_owned).unwrap_or_else(host_system);
-    let Some(platform) = pin.platforms.get(&system) else {
-        let have: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
-        bail!("`{name}` {} has no wheel pinned for {system} (pinned: {})", pin.version, have.join(", "));
-    };
-    let wheels = runtime_wheels(name, pin, &pins, &system)?;
-    // Names become paths: the same checks as the plain fetch.
-    let version = crate::fsutil::single_component(&pin.version, "the version")?;
-    crate::fsutil::single_component(&system, "the system")?;
-    if !crate::pinfile::is_member_path(&platform.library) {
-        bail!("the library `{}` of `{name}` is not a relative path inside the wheel", platform.library.escape_debug());
-    }
-    let mut digest = sha2::Sha256::default();
-    sha2::Digest::update(&mut digest, format!("{LAYOUT}\n{} {}\n", platform.sha256, platform.library));
-    for w in &wheels {
-        sha2::Digest::update(&mut digest, format!("{} {} {}\n", w.project, w.version, w.wheel.sha256));
-    }
-    let digest = hex::encode(sha2::Digest::finalize(digest));
-    let parent = crate::project::cache_dir()?.join("prebuilt").join(name);
-    let dir = parent.join(format!("{version}-{system}-{}-runtime-{}", &platform.sha256[..16], &digest[..16]));
-    let plugin_in_tree = dir.join(&platform.library);
+    let place = TreePlace::of(name, &pins, system)?;
+    let plugin_in_tree = place.plugin_in_tree();
+    let TreePlace { pin, platform, system, wheels, parent, dir } = place;
     match check_tree(&dir) {
         Ok(true) => return Ok(plugin_in_tree),
         Ok(false) => {}
