@@ -27,7 +27,8 @@ pub const EXIT_FAIL: u8 = 2;
     long_about = "Diagnose a PJRT plugin on this machine, first without loading it, so that a plugin that would crash is still diagnosed:\n\
 - its ELF class and machine against this host;\n\
 - every library it needs (DT_NEEDED, transitively) resolved as glibc's loader would (RPATH/RUNPATH, $ORIGIN, LD_LIBRARY_PATH, \
-/etc/ld.so.cache, the default directories, glibc-hwcaps), and the libraries it opens at run time (a guess from the names in the binary); \
+/etc/ld.so.cache, the default directories, glibc-hwcaps), and the libraries it opens at run time (read from the names in the binaries, each saying how sure; a name in a dependency's strings counts only where \
+that library opens it for itself); \
 each missing one with what provides it (PyPI wheel, nixpkgs attribute, ROCm package, or the NVIDIA driver) and the command that gets it;\n\
 - every symbol version it needs (GLIBC_, GLIBCXX_, CXXABI_, GCC_) against the libraries found here, and its undefined symbols;\n\
 - the CPU extensions its code was compiled for against this CPU, telling the compiled-for baseline from kernels chosen at run time, \

@@ -269,7 +269,9 @@ pub fn tree_of(library: &Path) -> Option<RuntimeTree> {
         let Ok(text) = std::fs::read_to_string(root.join(MANIFEST)) else { continue };
         let manifest: Manifest = serde_json::from_str(&text).ok()?;
         let same = |a: &Path, b: &Path| a == b || std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a));
-        if !crate::pinfile::is_member_path(&manifest.library) || !same(&root.join(&manifest.library), library) {
+        // Its names end up in commands the report prints: a pinned name only.
+        let named = crate::pinfile::is_project_name(&manifest.plugin) && manifest.wheels.keys().all(|w| crate::pinfile::is_project_name(w));
+        if !named || !crate::pinfile::is_member_path(&manifest.library) || !same(&root.join(&manifest.library), library) {
             return None;
         }
         return Some(RuntimeTree { root: root.to_path_buf(), plugin: manifest.plugin, wheels: manifest.wheels.into_keys().collect() });
