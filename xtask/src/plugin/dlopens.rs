@@ -33,6 +33,10 @@
 //! (glibc's `LD_DEBUG=libs` on cuDNN 9.28's libcudnn.so.9): a library that
 //! carries `%s.%d` and has a versioned soname opens `libX.so.<its major>`
 //! for `libX.so` before the bare name.
+//! A part named bare that is not there by either name is found as the
+//! versioned soname its package ships beside the library
+//! ([`versioned_beside`]): runtime wheels ship no bare `.so` development
+//! links, and nothing needs one at run time.
 
 use std::collections::BTreeSet;
 
@@ -71,7 +75,7 @@ pub enum Claim {
     /// libcudnn.so.9): it opens it, and is broken without it.
     OwnPart,
     /// A library of the NVIDIA driver that CUDA cannot run without
-    /// (`libcuda.so.1`): every CUDA library opens it.
+    /// (`libcuda.so.1`), named by a CUDA library: every one opens it.
     Driver,
     /// Only a string: not evidence that it is opened, nor needed.
     Mention,
@@ -87,7 +91,7 @@ pub fn claim(name: &str, namer: &str) -> Claim {
         return Claim::OwnPart;
     }
     match providers::lookup(name, &providers::Context::default()) {
-        Some(p) if p.nvidia_driver && p.role == Role::Required => Claim::Driver,
+        Some(p) if p.nvidia_driver && p.role == Role::Required && providers::is_cuda_library(namer) => Claim::Driver,
         _ => Claim::Mention,
     }
 }
@@ -219,6 +223,8 @@ mod tests {
         assert_eq!(claim("libnvrtc-builtins.so.12.9", "libnvrtc.so.12"), Claim::OwnPart);
         assert_eq!(claim("libcuda.so.1", "libcupti.so.12"), Claim::Driver);
         assert_eq!(claim("libnvidia-ml.so.1", "libnccl.so.2"), Claim::Driver);
+        // Only a CUDA library is known to open the driver.
+        assert_eq!(claim("libcuda.so.1", "libsomething.so.3"), Claim::Mention);
         // CUPTI compares `libcudart.so` with the modules on a stack; NCCL
         // names RDMA and DOCA libraries for network features; cuDNN's
         // engines name a profiling library nobody ships.

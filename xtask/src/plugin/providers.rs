@@ -422,6 +422,12 @@ fn cuda_library(stem: &str) -> Option<&'static Cuda> {
     CUDA.iter().find(|c| c.stem == stem || c.parts.contains(&stem) || (cudnn_part && c.stem == "libcudnn"))
 }
 
+/// Whether `soname` is a library of the CUDA toolkit or its libraries
+/// (cuDNN, NCCL...): one that opens the NVIDIA driver.
+pub fn is_cuda_library(soname: &str) -> bool {
+    cuda_library(stem(soname)).is_some()
+}
+
 /// The package that ships `soname`, by a name that is the same for every
 /// CUDA major (the nixpkgs attribute; AMD's package; `nvidia-driver`):
 /// two libraries of one package are parts of one thing.
