@@ -108,7 +108,69 @@ mod history_table;
 /// assert_eq!(history::enumerator_name("PJRT_Extension_Type", 4), Some("PJRT_Extension_Type_Layouts"));
 /// ```
 pub mod history {
-    pub use crate::history_table::{ENUMERATORS, FIELDS, MINOR_VERSIONS, NEWEST_MINOR, TIP_COMMIT};
+    pub use crate::history_table::{CHANGES, DECLARED_SIZES, ENUMERATORS, FIELDS, MINOR_VERSIONS, NEWEST_MINOR, TIP_COMMIT};
+
+    /// A field whose meaning changed in place at PJRT `minor`: same struct
+    /// and offset, another name or type. `kind` says how: `renamed` (same
+    /// type), `requalified` (only `const` differs: same ABI), `typed`
+    /// (`void*` became a typed pointer: `PJRT_Api.extension_start` at 0.44),
+    /// `enum_renamed` (same values, another enum name), `embedded` (an
+    /// extension's leading `struct_size, type, next` folded into one
+    /// `PJRT_Extension_Base`, 0.69), `resized`, `retyped`. A plugin older than `minor` reads the field as
+    /// `before_type`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Change {
+        pub strukt: &'static str,
+        pub offset: u64,
+        pub minor: u32,
+        pub kind: &'static str,
+        pub before_name: &'static str,
+        pub after_name: &'static str,
+        pub before_type: &'static str,
+        pub after_type: &'static str,
+    }
+
+    impl Change {
+        /// Whether a caller that lays the field out as `after_type` is
+        /// understood by a plugin that reads `before_type` (and the other
+        /// way round): only the name or a `const` differ.
+        pub fn keeps_abi(&self) -> bool {
+            matches!(self.kind, "renamed" | "requalified" | "typed" | "enum_renamed" | "embedded")
+        }
+    }
+
+    /// A struct whose declared `*_STRUCT_SIZE` (what a plugin of those
+    /// versions reports) is not the end of its last field: `PJRT_Api_STRUCT_SIZE`
+    /// named `PJRT_Client_TopologyDescription` from 0.40 while members
+    /// followed it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct DeclaredSize {
+        pub strukt: &'static str,
+        pub since: u32,
+        pub until: Option<u32>,
+        pub declared: u64,
+        pub last_field: &'static str,
+        pub end: u64,
+    }
+
+    /// The size a plugin of PJRT `minor` declares for `strukt`: its
+    /// `*_STRUCT_SIZE`, which is not always the end of its last field.
+    pub fn declared_size_at(strukt: &str, minor: u32) -> Option<u64> {
+        let minor = minor.min(NEWEST_MINOR);
+        DECLARED_SIZES
+            .iter()
+            .find(|d| d.strukt == strukt && minor >= d.since && d.until.is_none_or(|u| minor <= u))
+            .map(|d| d.declared)
+            .or_else(|| struct_size_at(strukt, minor))
+    }
+
+    /// The changes of meaning of `strukt`'s field at `offset` that a plugin
+    /// of PJRT `plugin` and a caller laid out for PJRT `caller` stand on
+    /// either side of.
+    pub fn changes_between(strukt: &str, offset: u64, plugin: u32, caller: u32) -> impl Iterator<Item = &'static Change> + '_ {
+        let (low, high) = (plugin.min(caller), plugin.max(caller));
+        CHANGES.iter().filter(move |c| c.strukt == strukt && c.offset == offset && c.minor > low && c.minor <= high)
+    }
 
     /// A struct field (or `PJRT_Api` member) over a range of minor versions:
     /// one offset, size and type from `since` to `until` (`None`: still
