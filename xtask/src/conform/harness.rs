@@ -93,6 +93,7 @@ macro_rules! pjrt {
     ($ctx:expr, $name:ident, $args:expr) => {{
         let ctx: &$crate::conform::harness::Ctx = $ctx;
         ctx.gate_api(::core::stringify!($name), ::core::mem::offset_of!(pjrt_sys::PJRT_Api, $name))?;
+        ctx.gate_args(::core::concat!(::core::stringify!($name), "_Args"))?;
         pjrt_sys::call!(ctx.plugin_ref(), $name, $args).map_err($crate::conform::harness::CheckError::from)
     }};
 }
@@ -106,11 +107,13 @@ macro_rules! ext_call {
         let ext: &pjrt_sys::loader::Extension = $ext;
         let offset = ::core::mem::offset_of!(pjrt_sys::$ty, $member);
         ctx.gate_extension(ext, ::core::stringify!($ty), ::core::stringify!($member), offset)?;
+        let args = $args;
+        ctx.gate_args($crate::conform::harness::pointee_name(&args))?;
         // SAFETY: the member lies within the extension's struct_size (gated).
         let f = unsafe { ::core::ptr::addr_of!((*(ext.base as *const pjrt_sys::$ty)).$member).read() };
         match f {
             Some(f) => {
-                ctx.plugin_ref().check(unsafe { f($args) }, ::core::stringify!($member)).map_err($crate::conform::harness::CheckError::from)
+                ctx.plugin_ref().check(unsafe { f(args) }, ::core::stringify!($member)).map_err($crate::conform::harness::CheckError::from)
             }
             None => Err($crate::conform::harness::CheckError::Unsupported(format!(
                 "{}.{} is null: the plugin does not implement it",
@@ -122,6 +125,13 @@ macro_rules! ext_call {
 }
 
 pub(crate) use {ensure, ext_call, fail, pjrt};
+
+/// The name of the struct `args` points at (`&mut PJRT_X_Args` ->
+/// `PJRT_X_Args`), for the args gate of [`ext_call!`].
+pub fn pointee_name<T>(_: &T) -> &'static str {
+    let name = std::any::type_name::<T>();
+    name.rsplit("::").next().unwrap_or(name).trim_end_matches('>')
+}
 
 /// Something made once per child process, on first use: its value, or
 /// why it could not be made.
@@ -446,9 +456,38 @@ impl Ctx {
         self.gate_member("PJRT_Api", name, offset, self.plugin_ref().struct_size(), "PJRT_Api")
     }
 
-    /// The version gate for a member of an extension struct.
+    /// The version gate for a member of an extension struct. Before PJRT
+    /// 0.45 extension structs carry no `struct_size` and their members sit
+    /// elsewhere: none is read.
     pub fn gate_extension(&self, ext: &Extension, strukt: &'static str, name: &'static str, offset: usize) -> Result<(), CheckError> {
+        if !ext.sized {
+            self.record(45);
+            return Err(CheckError::Unsupported(format!(
+                "at PJRT 0.{} extension structs carry no struct_size and lay their members out otherwise \
+                 (PJRT_Extension_Base gained struct_size in 0.45): {strukt}.{name} is not read",
+                self.minor()
+            )));
+        }
         self.gate_member(strukt, name, offset, ext.struct_size, strukt)
+    }
+
+    /// The version gate for an args struct: a field these bindings lay out
+    /// otherwise than the plugin's version reads it (resized or retyped
+    /// between the two versions, per the history's `CHANGES`) makes the
+    /// call UNSUPPORTED. Renames and `const` keep the ABI.
+    pub fn gate_args(&self, strukt: &str) -> Result<(), CheckError> {
+        let minor = self.minor();
+        let bindings = pjrt_sys::loader::BINDINGS_VERSION.1 as u32;
+        for field in history::fields_at(strukt, bindings) {
+            if let Some(change) = history::changes_between(strukt, field.offset, minor, bindings).find(|c| !c.keeps_abi()) {
+                self.record(change.minor);
+                return Err(CheckError::Unsupported(format!(
+                    "{strukt}.{} is `{}` at PJRT 0.{minor} and `{}` since 0.{} ({}): these bindings' layout does not apply",
+                    change.after_name, change.before_type, change.after_type, change.minor, change.kind
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn gate_member(&self, strukt: &str, name: &str, offset: usize, struct_size: usize, what: &str) -> Result<(), CheckError> {
