@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use pjrt_sys::history as api_history;
 use pjrt_sys::loader::BINDINGS_VERSION;
 use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
@@ -127,6 +127,9 @@ pub struct Args {
     /// Child mode: where to write events.
     #[arg(long, hide = true)]
     pub events: Option<PathBuf>,
+    /// Child mode: the file that records the PJRT call in flight.
+    #[arg(long, hide = true)]
+    pub in_flight: Option<PathBuf>,
     /// Child mode: WHAT=REASON, a prerequisite ("plugin", "client") whose
     /// making crashed an earlier child: checks that need it skip.
     #[arg(long, hide = true, value_parser = parse_broken)]
@@ -176,7 +179,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(changes) => !changes.regressions.is_empty(),
         None => report.failed(),
     };
-    Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else if report.harness_failed() {
+        // The harness broke somewhere (ERROR): say so with the error status,
+        // the report printed all the same.
+        ExitCode::from(crate::cli::EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs every group of checks on the plugin at `path`, each in child
@@ -300,6 +311,10 @@ fn run_group(
         for (what, reason) in run.broken.iter() {
             argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
         }
+        // Where the child keeps the PJRT call it is in (see pjrt_sys::in_flight).
+        let in_flight = tempfile::Builder::new().prefix("pjrtpkgs-in-flight-").tempfile()?;
+        in_flight.as_file().set_len(pjrt_sys::in_flight::FILE_SIZE)?;
+        argv.extend(["--in-flight".into(), in_flight.path().into()]);
         argv.push("--".into());
         argv.push(path.into());
         let mut begun: Option<String> = None;
@@ -327,22 +342,37 @@ fn run_group(
             break;
         }
         // The child ended before its last check: blame the check it was in,
-        // or the first one it never reached, and resume after it.
-        let (culprit, detail) = match begun {
-            Some(id) => (id, format!("the plugin {} during this check", ending.describe())),
+        // or the first one it never reached, and resume after it. Whose
+        // fault it was is in the record the child left: the plugin's if it
+        // died inside a call into the plugin (or on a plugin thread, or in
+        // plugin code), the harness's otherwise.
+        let record = pjrt_sys::in_flight::Record::read(in_flight.path()).unwrap_or_default();
+        let (culprit, began) = match begun {
+            Some(id) => (id, true),
             None => match ids.iter().find(|id| !results.contains_key(*id)) {
-                Some(first) => (first.clone(), format!("the check's process {} before the check began (see stderr)", ending.describe())),
+                Some(first) => (first.clone(), false),
                 None => break,
             },
         };
+        let plugin_fault = match ending {
+            child::Ending::Signaled(_) => record.plugin_to_blame(),
+            _ => record.in_call,
+        };
+        let call = record.call.clone().filter(|_| record.in_call);
+        let detail = blame(ending, &record, plugin_fault, began);
         // A crash while making the plugin or the client would repeat in
         // every check that needs it: later children are told to skip them.
         if let Some(what) = making {
-            run.broken.insert(what.clone(), format!("making the {what} {} (in {culprit})", ending.describe()));
+            run.broken.insert(what.clone(), format!("making the {what}: {detail} (in {culprit})"));
         }
-        run.crashed.push(culprit.clone());
+        let status = if plugin_fault {
+            run.crashed.push(culprit.clone());
+            Status::Fail
+        } else {
+            Status::Error
+        };
         bar.inc(1);
-        results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status: Status::Fail, detail, since: None });
+        results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status, detail, since: None, call });
         resume_after = Some(culprit);
     }
     // A plugin that does not load, a client that is not created: the
@@ -356,8 +386,36 @@ fn run_group(
     Ok(run)
 }
 
+/// Why a child died, as the result of the check it was in: the plugin's
+/// fault ("the plugin crashed with SIGSEGV (signal 11) in PJRT_Client_Compile
+/// during this check") or the harness's.
+fn blame(ending: child::Ending, record: &pjrt_sys::in_flight::Record, plugin_fault: bool, began: bool) -> String {
+    let when = if began { "during this check" } else { "before the check began (see stderr)" };
+    if plugin_fault {
+        let place = match (&record.call, record.in_call) {
+            (Some(call), true) => format!(" in {call}"),
+            _ if !record.on_harness_thread && record.signal != 0 => " on one of its own threads".to_string(),
+            _ => " in its own code".to_string(),
+        };
+        return format!("the plugin {}{place} {when}", ending.describe());
+    }
+    let after = match &record.call {
+        Some(call) => format!("after {call} returned"),
+        None => "before any call into the plugin".to_string(),
+    };
+    let fault = if record.fault_address != 0 { format!(", at address {:#x}", record.fault_address) } else { String::new() };
+    format!(
+        "the harness (not the plugin) {} outside any plugin call, {after}{fault}, {when}: a fault of pjrtpkgs, \
+         or of its reading of memory the plugin handed over; not counted against the plugin",
+        ending.describe()
+    )
+}
+
 /// Child mode: runs the checks of one group here, emitting events.
 fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
+    if let Some(path) = &args.in_flight {
+        pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
+    }
     let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
     let events = child::Events::open(args.events.as_deref())?;
     let Some(group) = checks::groups().into_iter().find(|g| g.name == group) else {
@@ -406,7 +464,7 @@ fn judge(outcome: std::thread::Result<harness::Outcome>, optional: bool) -> (Sta
         }
         Err(panic) => {
             let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            (Status::Fail, format!("the check itself panicked (a bug of pjrtpkgs): {}", message.unwrap_or_default()))
+            (Status::Error, format!("the check itself panicked (a bug of pjrtpkgs, not of the plugin): {}", message.unwrap_or_default()))
         }
     }
 }

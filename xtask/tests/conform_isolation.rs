@@ -91,8 +91,13 @@ fn crash_in_one_member_fails_that_check_and_the_group_resumes() {
     assert_complete(r);
     let crashed = check(r, "client.platform_version");
     assert_eq!(crashed["status"], "FAIL");
-    assert!(crashed["detail"].as_str().unwrap().contains("crashed with SIGABRT (signal 6) during this check"), "{crashed}");
+    assert!(
+        crashed["detail"].as_str().unwrap().contains("crashed with SIGABRT (signal 6) in PJRT_Client_PlatformVersion during this check"),
+        "{crashed}"
+    );
     assert_eq!(r["crashed"], serde_json::json!(["client.platform_version"]));
+    assert_eq!(crashed["call"], "PJRT_Client_PlatformVersion", "the call in flight is recorded: {crashed}");
+    assert!(crashed["detail"].as_str().unwrap().contains("in PJRT_Client_PlatformVersion"), "{crashed}");
     // The checks after it in the same group ran in a new process.
     assert_eq!(check(r, "client.process_index")["status"], "PASS");
     assert_eq!(check(r, "client.create")["status"], "PASS");
@@ -200,4 +205,70 @@ fn a_plugin_for_another_architecture_is_named_as_such() {
     let error = run.json["error"].as_str().unwrap();
     let built_for = if foreign == 183 { "aarch64" } else { "x86_64" };
     assert!(error.contains(&format!("it is built for {built_for}, this machine is {}", std::env::consts::ARCH)), "{error}");
+}
+
+/// Issue 21: the second member of PJRT_Api is `void* priv` until 0.30 and an
+/// untyped `extension_start` until 0.44, whose elements carry no
+/// struct_size. A plugin of those versions with garbage there is neither
+/// walked as a modern chain nor blamed for a crash: at 0.20 it is not read
+/// at all; at 0.40 the chain is read as 0.40 lays it out, with reads that
+/// cannot fault, and the garbage is a FAIL of `extensions.chain` with its
+/// reason. No check crashes, the header names the version.
+#[test]
+fn an_old_plugin_with_a_garbage_second_member_is_read_as_its_version_means() {
+    let Some(dir) = cc() else { return };
+    for (minor, expected) in [(20u32, "UNSUPPORTED"), (40, "FAIL")] {
+        let fake = Fake { second_member: Some(0x10), ..Fake::new(minor) };
+        let plugin = fake.build(dir.path(), &format!("garbage_second_member_{minor}"));
+        let run = conform(&plugin, &[]);
+        let r = &run.json;
+        assert_complete(r);
+        assert_eq!(r["api_version"], format!("0.{minor}"), "{}", run.stderr);
+        assert_eq!(r["crashed"], serde_json::json!([]), "0.{minor}: {}", r["crashed"]);
+        assert_eq!(r["counts"]["ERROR"], 0, "0.{minor}: the harness did not crash either");
+        let chain = check(r, "extensions.chain");
+        assert_eq!(chain["status"], expected, "0.{minor}: {chain}");
+        let detail = chain["detail"].as_str().unwrap();
+        if minor == 20 {
+            assert!(detail.contains("`void* priv`, not an extension chain"), "{chain}");
+        } else {
+            assert!(detail.contains("at 0x10, is not readable memory") && detail.contains("without struct_size"), "{chain}");
+        }
+        assert_eq!(check(r, "client.create")["status"], "PASS", "0.{minor}");
+    }
+}
+
+/// Issue 21: a crash in the harness's own reading of what a plugin handed
+/// over (a platform name pointing at unmapped memory) is the harness's:
+/// status ERROR, a reason that says so and names the last call, not in
+/// `crashed`, not a FAIL. The checks after it still run.
+#[test]
+fn a_crash_outside_any_plugin_call_is_the_harness_error_not_a_plugin_fail() {
+    let Some(dir) = cc() else { return };
+    // PJRT_Client_PlatformName_Args: struct_size, extension_start, client,
+    // platform_name, platform_name_size.
+    let garbage = Behaviour::C("((void**)args)[3] = (void*)0x10; ((size_t*)args)[4] = 64; return NULL;");
+    let fake = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_PlatformName), garbage)], ..Fake::new(81) };
+    let plugin = fake.build(dir.path(), "garbage_platform_name");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_complete(r);
+    let c = check(r, "client.platform_name");
+    assert_eq!(c["status"], "ERROR", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(detail.contains("the harness (not the plugin) crashed with SIGSEGV"), "{c}");
+    assert!(detail.contains("after PJRT_Client_PlatformName returned"), "{c}");
+    assert!(c.get("call").is_none(), "no call was in flight: {c}");
+    assert_eq!(r["crashed"], serde_json::json!([]), "not the plugin's crash");
+    let crash_fails: Vec<&serde_json::Value> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "FAIL" && c["detail"].as_str().unwrap().contains("crashed"))
+        .collect();
+    assert!(crash_fails.is_empty(), "a crash counted against the plugin: {crash_fails:?}");
+    assert_eq!(check(r, "client.platform_version")["status"], "PASS", "the group went on");
+    // The fake answers nothing, so some checks FAIL on its behaviour: those
+    // decide the exit status (2); a harness error alone would be 1.
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
 }

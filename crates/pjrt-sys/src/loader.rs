@@ -134,11 +134,14 @@ impl Plugin {
         check_file(path).map_err(load_err)?;
         // SAFETY: loading a library runs its initializers; that is what
         // loading a PJRT plugin means.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+        // dlopen runs the plugin's initializers: plugin code.
+        let lib =
+            crate::in_flight::in_plugin("dlopen", || unsafe { libloading::Library::new(path) }).map_err(|e| load_err(e.to_string()))?;
+        crate::in_flight::plugin_loaded(path);
         let api = unsafe {
             let get: libloading::Symbol<unsafe extern "C" fn() -> *const PJRT_Api> =
                 lib.get(b"GetPjrtApi\0").map_err(|e| load_err(format!("no GetPjrtApi symbol, not a PJRT plugin ({e})")))?;
-            get()
+            crate::in_flight::in_plugin("GetPjrtApi", || get())
         };
         std::mem::forget(lib);
         if api.is_null() {
@@ -204,13 +207,13 @@ impl Plugin {
         // The error functions are the first members of every PJRT_Api.
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
             let mut args = args!(PJRT_Error_Message_Args { error: error });
-            unsafe { f(&mut args) };
+            crate::in_flight::in_plugin("PJRT_Error_Message", || unsafe { f(&mut args) });
             // SAFETY: message/message_size describe a buffer owned by the error (or null).
             message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
             let mut args = args!(PJRT_Error_GetCode_Args { error: error });
-            let nested = unsafe { f(&mut args) };
+            let nested = crate::in_flight::in_plugin("PJRT_Error_GetCode", || unsafe { f(&mut args) });
             if nested.is_null() {
                 code = args.code;
             } else {
@@ -224,7 +227,7 @@ impl Plugin {
     fn destroy_error(&self, error: *mut PJRT_Error) {
         if let Ok(f) = api_fn!(self, PJRT_Error_Destroy) {
             let mut args = args!(PJRT_Error_Destroy_Args { error: error });
-            unsafe { f(&mut args) };
+            crate::in_flight::in_plugin("PJRT_Error_Destroy", || unsafe { f(&mut args) });
         }
     }
 
@@ -319,10 +322,12 @@ impl ChainLayout {
 
 /// The layout of the extension chain at PJRT `minor` (see [`ChainLayout`]).
 pub fn chain_layout(minor: u32) -> ChainLayout {
-    use crate::history::FIELDS;
+    use crate::history::{CHANGES, FIELDS};
     let minor = minor.min(crate::history::NEWEST_MINOR);
-    let second = FIELDS.iter().find(|f| f.strukt == "PJRT_Api" && f.offset == size_of::<usize>() as u64 && f.covers(minor));
-    if second.is_some_and(|f| f.name == "priv") {
+    // A rename continues its run (same `since`), so the name a version gave
+    // the slot is in the change that renamed it.
+    let renamed = CHANGES.iter().find(|c| c.strukt == "PJRT_Api" && c.offset == size_of::<usize>() as u64 && c.before_name == "priv");
+    if renamed.is_some_and(|c| minor < c.minor) {
         return ChainLayout::Private;
     }
     let element: Vec<_> =

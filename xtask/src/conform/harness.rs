@@ -38,6 +38,10 @@ pub enum Status {
     Unsupported,
     /// Not run: a prerequisite is missing (no client, no device...).
     Skip,
+    /// The harness failed, not the plugin: it crashed outside any call into
+    /// the plugin (reading memory the plugin handed over included), or a
+    /// check panicked. Says nothing about the plugin.
+    Error,
 }
 
 impl Status {
@@ -47,6 +51,7 @@ impl Status {
             Status::Fail => "FAIL",
             Status::Unsupported => "UNSUPPORTED",
             Status::Skip => "SKIP",
+            Status::Error => "ERROR",
         }
     }
 }
@@ -112,9 +117,10 @@ macro_rules! ext_call {
         // SAFETY: the member lies within the extension's struct_size (gated).
         let f = unsafe { ::core::ptr::addr_of!((*(ext.base as *const pjrt_sys::$ty)).$member).read() };
         match f {
-            Some(f) => {
-                ctx.plugin_ref().check(unsafe { f(args) }, ::core::stringify!($member)).map_err($crate::conform::harness::CheckError::from)
-            }
+            Some(f) => ctx
+                .plugin_ref()
+                .check(pjrt_sys::in_flight::in_plugin(::core::stringify!($member), || unsafe { f(args) }), ::core::stringify!($member))
+                .map_err($crate::conform::harness::CheckError::from),
             None => Err($crate::conform::harness::CheckError::Unsupported(format!(
                 "{}.{} is null: the plugin does not implement it",
                 ::core::stringify!($ty),
@@ -591,7 +597,7 @@ impl Ctx {
         let Some(f) = f else {
             return Err(CheckError::Unsupported(format!("{member} is null: the plugin does not implement it")));
         };
-        self.plugin_ref().check(unsafe { f(args.words.as_mut_ptr()) }, member)?;
+        self.plugin_ref().check(pjrt_sys::in_flight::in_plugin(member, || unsafe { f(args.words.as_mut_ptr()) }), member)?;
         Ok(args)
     }
 }

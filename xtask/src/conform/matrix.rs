@@ -74,6 +74,7 @@ fn cell(status: Option<Status>) -> &'static str {
         Some(Status::Fail) => "**FAIL**",
         Some(Status::Unsupported) => "unsupported",
         Some(Status::Skip) => "skip",
+        Some(Status::Error) => "harness error",
         None => "-",
     }
 }

@@ -19,6 +19,8 @@ pub enum Behaviour {
     Segfault,
     Abort,
     Hang,
+    /// A C body of its own (`args` is the args struct as `void*`).
+    C(&'static str),
 }
 
 impl Behaviour {
@@ -29,6 +31,7 @@ impl Behaviour {
             Behaviour::Segfault => "{ *(volatile int*)0 = 0; return NULL; }",
             Behaviour::Abort => "{ abort(); return NULL; }",
             Behaviour::Hang => "{ for (;;) pause(); return NULL; }",
+            Behaviour::C(body) => body,
         }
     }
 }
@@ -45,6 +48,9 @@ pub struct Fake {
     pub members: Vec<(usize, Behaviour)>,
     /// A Layouts extension of this `struct_size`; its members past it crash.
     pub layouts_extension: Option<usize>,
+    /// A raw value for `PJRT_Api`'s second member (`priv`, then
+    /// `extension_start`), e.g. garbage an old plugin left there.
+    pub second_member: Option<usize>,
 }
 
 impl Fake {
@@ -52,7 +58,7 @@ impl Fake {
     /// that version's (from the history table).
     pub fn new(minor: u32) -> Fake {
         let struct_size = pjrt_sys::history::struct_size_at("PJRT_Api", minor).expect("a known version") as usize;
-        Fake { minor, struct_size, get_api: None, members: Vec::new(), layouts_extension: None }
+        Fake { minor, struct_size, get_api: None, members: Vec::new(), layouts_extension: None, second_member: None }
     }
 
     fn source(&self) -> String {
@@ -68,7 +74,9 @@ impl Fake {
         c.push_str("static void* ok(void* args) { (void)args; return NULL; }\n");
         c.push_str("static void* past_the_end(void* args) { (void)args; *(volatile int*)0 = 0; return NULL; }\n");
         for (i, (_, b)) in self.members.iter().enumerate() {
-            let _ = writeln!(c, "static void* member_{i}(void* args) {{ (void)args; {} }}", b.c());
+            let body = b.c();
+            let body = if body.starts_with('{') { body.to_string() } else { format!("{{ {body} }}") };
+            let _ = writeln!(c, "static void* member_{i}(void* args) {{ (void)args; {body} }}");
         }
         c.push_str("static struct api api;\nstatic struct ext layouts;\n");
         c.push_str("const struct api* GetPjrtApi(void) {\n");
@@ -85,6 +93,9 @@ impl Fake {
             let _ = writeln!(c, "  layouts.struct_size = {size}; layouts.type = 4; layouts.next = NULL;");
             let _ = writeln!(c, "  for (int i = 0; i < 16; i++) layouts.f[i] = (24 + 8 * i < {size}) ? ok : past_the_end;");
             c.push_str("  api.ext = &layouts;\n");
+        }
+        if let Some(value) = self.second_member {
+            let _ = writeln!(c, "  api.ext = (void*){value:#x}UL;");
         }
         c.push_str("  return &api;\n}\n");
         c

@@ -191,7 +191,7 @@ pub fn serialize(ctx: &Ctx, exe: *mut PJRT_Executable) -> Result<Vec<u8>, CheckE
     pjrt!(ctx, PJRT_Executable_Serialize, &mut a)?;
     let bytes = unsafe { slice(a.serialized_bytes as *const u8, a.serialized_bytes_size) }.to_vec();
     if let Some(deleter) = a.serialized_executable_deleter {
-        unsafe { deleter(a.serialized_executable) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_executable) });
     }
     Ok(bytes)
 }
@@ -231,7 +231,7 @@ fn compile_options(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_Executable_GetCompileOptions, &mut a)?;
     let bytes = unsafe { slice(a.serialized_bytes as *const u8, a.serialized_bytes_size) }.to_vec();
     if let Some(deleter) = a.serialized_compile_options_deleter {
-        unsafe { deleter(a.serialized_compile_options) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_compile_options) });
     }
     // Field 3 (executable_build_options), length-delimited: what we sent.
     ensure!(bytes.contains(&0x1a), "the {} bytes returned carry no executable_build_options", bytes.len());
@@ -255,7 +255,7 @@ fn device_assignment(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_LoadedExecutable_GetDeviceAssignment, &mut a)?;
     let size = a.serialized_bytes_size;
     if let Some(deleter) = a.serialized_device_assignment_deleter {
-        unsafe { deleter(a.serialized_device_assignment) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_device_assignment) });
     }
     ensure!(size > 0, "an empty device assignment");
     Ok(format!("{size} bytes of DeviceAssignmentProto"))
