@@ -18,6 +18,7 @@ pub(crate) mod harness;
 mod history;
 mod matrix;
 mod report;
+mod together;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -72,7 +73,7 @@ Exit status: 0 no check failed (with --baseline: no check fails that did not fai
 )]
 pub struct Args {
     /// Path to a plugin `.so`, or the name of a pinned prebuilt plugin.
-    #[arg(value_name = "PLUGIN", required_unless_present_any = ["matrix", "history"])]
+    #[arg(value_name = "PLUGIN", required_unless_present_any = ["matrix", "history", "together"])]
     pub plugin: Option<String>,
     /// Print the JSON report on stdout (schema in docs/conform.md).
     #[arg(long)]
@@ -115,6 +116,20 @@ pub struct Args {
     pub check: bool,
     #[command(flatten)]
     pub xla_repo: XlaRepoArg,
+    /// Load these plugins (paths or pinned names) into one process, a client
+    /// and a computation on each; report crashes, symbol interposition and
+    /// platform-name collisions.
+    #[arg(long, value_name = "PLUGIN", num_args = 2.., conflicts_with_all = ["plugin", "matrix", "history", "baseline"])]
+    pub together: Vec<String>,
+    /// With --together: the flags dlopen gets (local: RTLD_NOW|RTLD_LOCAL, what a binding should use).
+    #[arg(long, value_enum, default_value_t = together::Dlopen::Local)]
+    pub dlopen: together::Dlopen,
+    /// Child mode of --together.
+    #[arg(long, hide = true)]
+    pub together_child: bool,
+    /// Child mode of --together: each plugin's pinned backend ("-": none).
+    #[arg(long, hide = true)]
+    pub together_backend: Vec<String>,
     /// Child mode: run the checks of GROUP on PLUGIN (a path) in this process.
     #[arg(long, value_name = "GROUP", hide = true)]
     pub child: Option<String>,
@@ -149,6 +164,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if args.matrix {
         return matrix::run(args.timeout, args.jobs, args.check);
+    }
+    if args.together_child {
+        if let Some(path) = &args.in_flight {
+            pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
+        }
+        let mut events = child::Events::open(args.events.as_deref())?;
+        let paths: Vec<PathBuf> = args.together.iter().map(PathBuf::from).collect();
+        together::run_child(&paths, &args.together_backend, args.dlopen, &args.client_options, &mut events)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.together.is_empty() {
+        let mut plugins = Vec::new();
+        for name in &args.together {
+            let (path, backend) = crate::smoke::resolve_plugin(name, args.system.as_deref())?;
+            plugins.push((name.clone(), path, backend));
+        }
+        let report = together::run(&plugins, args.dlopen, &args.client_options, Duration::from_secs(args.timeout))?;
+        if args.json {
+            crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        } else {
+            crate::cli::emit(&report.to_text())?;
+        }
+        return Ok(if report.troubled() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS });
     }
     let plugin = args.plugin.clone().expect("clap requires PLUGIN without --matrix/--history");
     if let Some(group) = &args.child {

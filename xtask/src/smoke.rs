@@ -27,9 +27,9 @@ pub const PROGRAM: &str = r#"module @smoke {
   }
 }
 "#;
-const INPUT_A: [f32; 4] = [1.0, 2.0, 3.0, 4.0];
-const INPUT_B: [f32; 4] = [0.5, -1.0, 10.0, 0.25];
-const DIMS: [i64; 2] = [2, 2];
+pub(crate) const INPUT_A: [f32; 4] = [1.0, 2.0, 3.0, 4.0];
+pub(crate) const INPUT_B: [f32; 4] = [0.5, -1.0, 10.0, 0.25];
+pub(crate) const DIMS: [i64; 2] = [2, 2];
 
 /// What the program computes, evaluated here on the host.
 pub(crate) fn expected() -> Vec<f32> {

@@ -128,6 +128,13 @@ impl Plugin {
     /// Opens the plugin at `path`, calls `GetPjrtApi` and checks the API
     /// version. Does not initialize it: see [`Plugin::initialize`].
     pub fn load(path: &Path) -> Result<Plugin> {
+        Self::load_with_flags(path, None)
+    }
+
+    /// [`Plugin::load`] with the flags `dlopen` gets (`RTLD_NOW | RTLD_LOCAL`,
+    /// `RTLD_GLOBAL`, `RTLD_DEEPBIND`...); `None`: libloading's default
+    /// (`RTLD_LAZY | RTLD_LOCAL`).
+    pub fn load_with_flags(path: &Path, flags: Option<i32>) -> Result<Plugin> {
         let load_err = |reason: String| Error::Load { path: path.to_path_buf(), reason };
         // dlopen's own messages for these are raw ("wrong ELF class",
         // "cannot read file data: Is a directory"): say what is wrong first.
@@ -135,8 +142,14 @@ impl Plugin {
         // SAFETY: loading a library runs its initializers; that is what
         // loading a PJRT plugin means.
         // dlopen runs the plugin's initializers: plugin code.
-        let lib =
-            crate::in_flight::in_plugin("dlopen", || unsafe { libloading::Library::new(path) }).map_err(|e| load_err(e.to_string()))?;
+        let lib = crate::in_flight::in_plugin("dlopen", || unsafe {
+            match flags {
+                #[cfg(unix)]
+                Some(flags) => libloading::os::unix::Library::open(Some(path), flags).map(libloading::Library::from),
+                _ => libloading::Library::new(path),
+            }
+        })
+        .map_err(|e| load_err(e.to_string()))?;
         crate::in_flight::plugin_loaded(path);
         let api = unsafe {
             let get: libloading::Symbol<unsafe extern "C" fn() -> *const PJRT_Api> =

@@ -67,6 +67,18 @@ pub fn run(
     args: &[OsString],
     backend: Option<&str>,
     timeout: Duration,
+    on_event: impl FnMut(serde_json::Value),
+) -> Result<Ending> {
+    run_with_env(verb, args, backend, timeout, &[], on_event)
+}
+
+/// [`run`] with variables added to the child's environment.
+pub fn run_with_env(
+    verb: &str,
+    args: &[OsString],
+    backend: Option<&str>,
+    timeout: Duration,
+    env: &[(&str, OsString)],
     mut on_event: impl FnMut(serde_json::Value),
 ) -> Result<Ending> {
     let exe = std::env::current_exe().context("cannot find this executable to run the plugin in a child process")?;
@@ -82,6 +94,7 @@ pub fn run(
     if backend == Some("tpu") && std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
         command.env("TPU_SKIP_MDS_QUERY", "1");
     }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = command
         .arg(verb)
         .arg("--events")

@@ -51,6 +51,8 @@ pub struct Fake {
     /// A raw value for `PJRT_Api`'s second member (`priv`, then
     /// `extension_start`), e.g. garbage an old plugin left there.
     pub second_member: Option<usize>,
+    /// More C source, appended (e.g. exported functions).
+    pub extra_c: &'static str,
 }
 
 impl Fake {
@@ -58,7 +60,7 @@ impl Fake {
     /// that version's (from the history table).
     pub fn new(minor: u32) -> Fake {
         let struct_size = pjrt_sys::history::struct_size_at("PJRT_Api", minor).expect("a known version") as usize;
-        Fake { minor, struct_size, get_api: None, members: Vec::new(), layouts_extension: None, second_member: None }
+        Fake { minor, struct_size, get_api: None, members: Vec::new(), layouts_extension: None, second_member: None, extra_c: "" }
     }
 
     fn source(&self) -> String {
@@ -98,6 +100,7 @@ impl Fake {
             let _ = writeln!(c, "  api.ext = (void*){value:#x}UL;");
         }
         c.push_str("  return &api;\n}\n");
+        c.push_str(self.extra_c);
         c
     }
 
