@@ -30,7 +30,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
 
-pub use download::sha256_file;
+pub use download::{fetch_verified, sha256_file};
 pub use pjrt_api::{
     probe as probe_api_version, probe_in_child as probe_api_version_in_child, read_in_process as read_api_version, PROBE_TIMEOUT,
 };
