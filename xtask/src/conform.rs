@@ -258,39 +258,66 @@ pub fn conform(
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} conform {pos}/{len} {wide_msg}").expect("valid template"));
     let groups: Vec<(&'static str, Vec<String>)> =
         groups.iter().map(|g| (g.name, g.checks.iter().map(|c| c.id.clone()).collect())).collect();
-    // The API and client groups first, alone: they say what the plugin is
-    // and make its first client; a crash there is not repeated by the
-    // groups that follow (they are told what is broken).
+    // The API and client groups first, in one process: they say what the
+    // plugin is and make its first client; a crash there is not repeated by
+    // the groups that follow (they are told what is broken).
     let (serial, rest) = groups.split_at(2);
-    for (name, ids) in serial {
-        let run = run_group(path, name, ids, backend, options, timeout, &report.broken, &bar)?;
-        run.merge_into(&mut report);
-    }
-    // An accelerator plugin takes its device once per client: one group at
-    // a time. A CPU plugin's groups run side by side.
+    let serial_ids: Vec<String> = serial.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
+    let serial_names: Vec<&str> = serial.iter().map(|(name, _)| *name).collect();
+    run_group(path, &serial_names.join(","), &serial_ids, backend, options, timeout, &report.broken, &bar)?.merge_into(&mut report);
+    // An accelerator plugin takes its device once per client: one process
+    // at a time. A CPU plugin's groups run side by side, in as many lanes
+    // as jobs, each lane one process (one plugin load, one client, each
+    // program compiled once) that a crash restarts after the check it hit.
     let accelerator = backend.is_some_and(|b| b != "cpu")
         || report.extensions.iter().any(|e| matches!(e.name.as_deref(), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")));
     let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
+    let lanes = lanes(rest, jobs);
     let broken = report.broken.clone();
-    let queue = std::sync::Mutex::new((0..rest.len()).collect::<std::collections::VecDeque<usize>>());
-    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..rest.len()).map(|_| None).collect());
+    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..lanes.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(rest.len()) {
-            scope.spawn(|| loop {
-                let Some(index) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
-                let (name, ids) = &rest[index];
-                let run = run_group(path, name, ids, backend, options, timeout, &broken, &bar);
+        for (index, (names, ids)) in lanes.iter().enumerate() {
+            let (done, broken, bar) = (&done, &broken, &bar);
+            scope.spawn(move || {
+                let run = run_group(path, names, ids, backend, options, timeout, broken, bar);
                 done.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(run);
             });
         }
     });
+    let mut runs: Vec<GroupRun> = Vec::new();
     for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        run.expect("every group ran")?.merge_into(&mut report);
+        runs.push(run.expect("every lane ran")?);
     }
+    // Back in the order of the groups.
+    let order: Vec<&String> = rest.iter().flat_map(|(_, ids)| ids.iter()).collect();
+    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
+    for mut run in runs {
+        for r in std::mem::take(&mut run.results) {
+            results.insert(r.id.clone(), r);
+        }
+        run.merge_into(&mut report);
+    }
+    report.checks.extend(order.into_iter().filter_map(|id| results.remove(id)));
     bar.finish_and_clear();
     report.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     report.count();
     Ok(report)
+}
+
+/// The groups after `api` and `client` dealt into `jobs` lanes, heaviest
+/// first (the groups that compile most), each lane a comma-separated list
+/// of groups and their checks in order.
+fn lanes(groups: &[(&'static str, Vec<String>)], jobs: usize) -> Vec<(String, Vec<String>)> {
+    const WEIGHT: &[&str] = &["execute", "compile", "buffer", "errors", "extensions", "topology"];
+    let mut sorted: Vec<&(&str, Vec<String>)> = groups.iter().collect();
+    sorted.sort_by_key(|(name, _)| WEIGHT.iter().position(|w| w == name).unwrap_or(WEIGHT.len()));
+    let n = jobs.min(sorted.len()).max(1);
+    let mut lanes: Vec<(Vec<&str>, Vec<String>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+    for (i, (name, ids)) in sorted.into_iter().enumerate() {
+        lanes[i % n].0.push(name);
+        lanes[i % n].1.extend(ids.iter().cloned());
+    }
+    lanes.into_iter().filter(|(names, _)| !names.is_empty()).map(|(names, ids)| (names.join(","), ids)).collect()
 }
 
 /// What the children of one group reported.
@@ -456,15 +483,20 @@ fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
     }
     let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
     let events = child::Events::open(args.events.as_deref())?;
-    let Some(group) = checks::groups().into_iter().find(|g| g.name == group) else {
-        bail!("no check group named {group}");
-    };
+    let mut all = checks::groups();
+    let mut chosen = Vec::new();
+    for name in group.split(',') {
+        let Some(index) = all.iter().position(|g| g.name == name) else {
+            bail!("no check group named {name}");
+        };
+        chosen.push(all.remove(index));
+    }
     let mut ctx = Ctx::new(path, args.backend.clone(), args.client_options.clone(), events);
     for (what, reason) in &args.broken {
         ctx.mark_broken(what, reason);
     }
     let mut skipping = args.resume_after.is_some();
-    for check in &group.checks {
+    for check in chosen.iter().flat_map(|g| g.checks.iter()) {
         if skipping {
             skipping = Some(&check.id) != args.resume_after.as_ref();
             continue;

@@ -207,3 +207,27 @@ fn compat_matrix_is_current() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "conform --matrix --check: {stderr}");
 }
+
+/// The three pinned CPU plugins (PJRT 0.81, 0.106, 0.115) in one process,
+/// loaded as a binding should (RTLD_LOCAL): each creates a client and
+/// computes; no crash, no interposition; all three call themselves `cpu`.
+#[test]
+fn cpu_plugins_together_in_one_process() {
+    if prebuilt("xla-cpu-pjrt").is_none() || prebuilt("fastatomstruct-xla-cpu").is_none() || prebuilt("lammps-jax-pjrt-cpu").is_none() {
+        return;
+    }
+    let run = conform(&["--together", "xla-cpu-pjrt", "fastatomstruct-xla-cpu", "lammps-jax-pjrt-cpu", "--json"]);
+    let r = &run.report;
+    assert_eq!(run.code, Some(2), "a platform-name collision is reported: {}", run.stderr);
+    assert_eq!(r["crashed"], serde_json::Value::Null, "{r}");
+    let versions: Vec<&str> = r["members"].as_array().unwrap().iter().map(|m| m["api_version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["0.81", "0.106", "0.115"]);
+    for m in r["members"].as_array().unwrap() {
+        assert_eq!((m["load"].as_str(), m["client"].as_str(), m["compute"].as_str()), (Some("ok"), Some("ok"), Some("ok")), "{m}");
+    }
+    assert_eq!(r["interposed"], serde_json::json!([]));
+    assert_eq!(
+        r["platform_collisions"],
+        serde_json::json!(["`cpu` is reported by xla-cpu-pjrt and fastatomstruct-xla-cpu and lammps-jax-pjrt-cpu"])
+    );
+}
