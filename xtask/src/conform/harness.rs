@@ -206,7 +206,7 @@ impl Ctx {
             } else {
                 self.making("plugin");
                 // Leaked: a plugin is never unloaded, and everything borrows it.
-                self.plugin = Some(Plugin::load(&self.path).map(|p| &*Box::leak(Box::new(p))).map_err(|e| e.to_string()));
+                self.plugin = Some(Plugin::load(&self.path).map(|p| &*Box::leak(Box::new(p))).map_err(|e| load_failure(&self.path, &e)));
                 self.made("plugin");
             }
         }
@@ -625,6 +625,13 @@ impl Drop for ExecutableGuard {
         let mut d = args!(PJRT_Executable_Destroy_Args { executable: self.raw });
         let _ = call!(self.plugin, PJRT_Executable_Destroy, &mut d);
     }
+}
+
+/// The message for a plugin that does not load (`api.load`'s reason, and
+/// `--together`'s): the one place a diagnosis of why (libraries, symbol
+/// versions, ISA: `doctor`) can be added.
+pub fn load_failure(_path: &std::path::Path, error: &loader::Error) -> String {
+    error.to_string()
 }
 
 /// A `(pointer, count)` array from the plugin as a slice (empty when null).

@@ -285,7 +285,7 @@ pub fn run_child(
             p.initialize()?;
             Ok(p)
         });
-        let load = loaded.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string());
+        let load = loaded.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| super::harness::load_failure(path, e));
         events.emit(&serde_json::json!({ "event": "loaded", "index": i, "load": load, "api_version": version }));
         plugins.push(loaded.ok().map(|p| &*Box::leak(Box::new(p))));
     }
