@@ -37,6 +37,14 @@ let
     ]
     ++ lib.optional (lib.versionAtLeast cudaPackages.cuda_nvcc.version "13") cudaPackages.cuda_crt;
 
+  # Where CCCL's headers would land in the joined tree.
+  cccl = [
+    "include/cuda/std"
+    "include/thrust"
+    "include/cub"
+    "include/nv/target"
+  ];
+
   cudaRoots = lib.unique (
     lib.concatMap (outputs [
       "include"
@@ -51,10 +59,21 @@ let
   );
 in
 {
-  inherit cudaRoots components;
+  inherit cudaRoots components cccl;
   cuda = symlinkJoin {
     name = "pjrt-local-cuda-${cudaPackages.cudaMajorMinorVersion}";
     paths = cudaRoots;
+    # CCCL is XLA's own pinned download (third_party/cccl); headers of
+    # nixpkgs' CCCL leaking into this view would shadow it. The same guard
+    # as nixpkgs' xla cuda-local.nix (373daef1).
+    postBuild = ''
+      for entry in ${lib.escapeShellArgs cccl}; do
+        if [ -e "$out/$entry" ]; then
+          echo "pjrtpkgs: unexpected CCCL header in the local CUDA view: $entry (XLA brings its own CCCL; find which CUDA component ships it)" >&2
+          exit 1
+        fi
+      done
+    '';
   };
   cudnn = symlinkJoin {
     name = "pjrt-local-cudnn-${cudaPackages.cudnn.version}";

@@ -26,10 +26,16 @@
       cuda_profiler_api
     ];
 
-  # Loaded by a ROCm plugin at run time.
+  # Loaded by a ROCm plugin at run time. Every library XLA's
+  # rocm_configure.bzl (_find_libs: "Cannot find rocm library ...") and
+  # find_rocm_config.py require at [xla] commit is here, rocrand and hiprand
+  # included; clr also brings rocm-core's headers and the ROCm clang as
+  # llvm/ (nixpkgs' clr postInstall).
   rocmRuntime =
     rocmPackages: with rocmPackages; [
       clr
+      rocrand
+      hiprand
       rocblas
       hipblas
       hipblaslt

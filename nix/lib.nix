@@ -155,8 +155,13 @@ rec {
         "--remote_cache="
       ];
 
+      cudaPin = pins.${backend};
       cuda = [
-        # XLA's pjrt_cudaNN configs: hermetic CUDA built with NVCC.
+        # XLA's pjrt_cudaNN configs: hermetic CUDA built with NVCC. This
+        # includes XLA's `cuda_version` config, whose versions are CUDA 12's
+        # (NVSHMEM 3.2.5 even for CUDA 13): every HERMETIC_* setting of the
+        # pjrt_cudaNN config is therefore given again below, from pins.toml,
+        # where it records XLA's own value.
         "--config=cuda_nvcc"
         # Plugins must not bundle the CUDA libraries (pjrt_release).
         "--@local_config_cuda//cuda:include_cuda_libs=false"
@@ -166,8 +171,14 @@ rec {
         "--define=using_cuda_nvcc=true"
         # The release labels of the nixpkgs manifests actually given (12.9.1),
         # not a component's package version (cuda_cudart 12.9.79).
+        # (Deliberate overrides of XLA's values: [cudaNN.overrides].)
         "--repo_env=HERMETIC_CUDA_VERSION=${paths.cudaRelease}"
         "--repo_env=HERMETIC_CUDNN_VERSION=${paths.cudnnRelease}"
+        # As XLA's pjrt_cudaNN sets them ([cudaNN] of pins.toml). NVSHMEM is
+        # XLA's hermetic download (no local path): its version selects the
+        # archive, and the fetch needs the right one.
+        "--repo_env=HERMETIC_NVSHMEM_VERSION=${cudaPin.nvshmemVersion}"
+        "--repo_env=HERMETIC_NCCL_VERSION=${cudaPin.ncclVersion}"
         # Hermetic CUDA pointed at nixpkgs' trees instead of downloads.
         "--repo_env=LOCAL_CUDA_PATH=${paths.cuda}"
         "--repo_env=LOCAL_CUDNN_PATH=${paths.cudnn}"
@@ -204,7 +215,7 @@ rec {
       # The pinned capabilities for the build; the fetch uses one fixed
       # capability so that the deps archive (and its hash) does not change
       # with them (as nixpkgs' xla: local_config_cuda is regenerated offline).
-      buildCapabilities = if isCuda then pins.${backend}.computeCapabilities else [ ];
+      buildCapabilities = if isCuda then cudaPin.computeCapabilities else [ ];
       fetchCapabilities = if isCuda then [ "sm_80" ] else [ ];
       capabilityFlags =
         caps: if isCuda then [ "--repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES=${concatStringsSep "," caps}" ] else [ ];

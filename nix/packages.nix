@@ -47,6 +47,10 @@ let
         inherit entry pjrtLib xla-src;
         xlaPin = pins.xla;
       }
+      // pkgs.lib.optionalAttrs (isCuda entry.backend) {
+        cudaPin = pins.${entry.backend};
+        nvshmemLibraries = pins.rulesMlToolchain.nvshmemLibraries;
+      }
     )
   ) prebuiltPins.wheels;
   # pjrt-cpu-bin, pjrt-cuda12-bin, ..., pjrt-tpu: the newest wheel of each backend.

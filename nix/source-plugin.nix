@@ -55,6 +55,9 @@ let
     inherit (cudaPackages.manifests) cuda cudnn;
   };
 
+  # ROCM_PATH: one tree, as XLA's rocm_configure.bzl and find_rocm_config.py
+  # read it (headers with version defines, lib/lib<name>.so, llvm/bin/clang;
+  # xtask/tests/nix_xla_rules.rs runs XLA's own find_rocm_config.py on it).
   rocmTree = symlinkJoin {
     name = "pjrt-rocm7-local-rocm";
     paths = gpuLibraries.rocmRuntime rocmPackages ++ gpuLibraries.rocmBuildOnly rocmPackages;
@@ -172,6 +175,7 @@ let
     cuda = cudaManifests.cuda.release_label;
     cudnn = cudaManifests.cudnn.release_label;
     nccl = cudaPackages.nccl.version;
+    nvshmem = pins.${backend}.nvshmemVersion;
     compute_capabilities = pins.${backend}.computeCapabilities;
   }
   // lib.optionalAttrs isRocm {
@@ -180,6 +184,49 @@ let
   };
 
   bazelMismatch = bazel.version != pins.xla.bazelVersion;
+
+  # NVSHMEM as XLA's build imports it: the shared libraries of the
+  # nvidia_nvshmem BUILD file that rules_ml_toolchain generated from its
+  # template during the dependency fetch (`shared_library = "lib/..."`), which
+  # must be the ones pins.toml [rules_ml_toolchain] nvshmem_libraries names.
+  # Each is installed with the links the archive has to it (its soname);
+  # nothing else of NVSHMEM: its other bootstrap/transport plugins need MPI,
+  # PMIx, OpenSHMEM, UCX, libfabric or mlx5, which autoPatchelf cannot find.
+  nvshmemInstall = ''
+    nvshmem="$bazelOut/external/nvidia_nvshmem"
+    if [ ! -f "$nvshmem/BUILD" ]; then
+      echo "pjrtpkgs: $nvshmem/BUILD is missing: the Bazel fetch produced no NVSHMEM repository (HERMETIC_NVSHMEM_VERSION unset?)" >&2
+      exit 1
+    fi
+    # rules_ml_toolchain comments the imports out (between three quotes)
+    # when it finds no NVSHMEM version.
+    if grep -q "'\{3\}" "$nvshmem/BUILD"; then
+      echo "pjrtpkgs: $nvshmem/BUILD has its imports commented out: rules_ml_toolchain found no NVSHMEM libraries" >&2
+      exit 1
+    fi
+    imported="$(sed -n 's|^[[:space:]]*shared_library = "\(lib/[^"]*\)",\{0,1\}[[:space:]]*$|\1|p' "$nvshmem/BUILD")"
+    names="$(for f in $imported; do b="''${f##*/}"; echo "''${b%%.so*}"; done | sort -u | tr '\n' ' ')"
+    pinned="$(printf '%s\n' ${lib.escapeShellArgs pins.rulesMlToolchain.nvshmemLibraries} | sort -u | tr '\n' ' ')"
+    if [ "$names" != "$pinned" ]; then
+      echo "pjrtpkgs: XLA's NVSHMEM rules import [ $names] but pins.toml [rules_ml_toolchain] nvshmem_libraries is [ $pinned]; update the pin from rules_ml_toolchain's gpu/nvshmem/nvidia_nvshmem.BUILD.tpl" >&2
+      exit 1
+    fi
+    for f in $imported; do
+      real="$(readlink -f "$nvshmem/$f")"
+      if [ ! -f "$real" ]; then
+        echo "pjrtpkgs: $nvshmem/$f, imported by XLA's NVSHMEM rules, is not in the NVSHMEM archive" >&2
+        exit 1
+      fi
+      name="''${f##*/}"
+      name="''${name%%.so*}"
+      install -m755 "$real" "$out/lib/''${real##*/}"
+      for link in "$nvshmem/lib/$name".so*; do
+        if [ -L "$link" ] && [ "$(readlink -f "$link")" = "$real" ]; then
+          ln -sfn "''${real##*/}" "$out/lib/''${link##*/}"
+        fi
+      done
+    done
+  '';
 
   layout = pjrtLib.pluginLayout {
     inherit backend;
@@ -238,8 +285,12 @@ let
     preConfigure = configure (if bazelConfig.configureArgs == null then null else bazelConfig.configureArgs.build);
 
     bazelTargets = bazelConfig.targets;
+    # bazelFlags and bazelFetchFlags reach Bazel through the environment
+    # (word splitting, no shell evaluation); bazelBuildFlags are spliced into
+    # buildBazelPackage's build phase as text, so each is shell-quoted here
+    # (pins.nix has already refused values that are not flags).
     bazelFlags = bazelConfig.flags;
-    bazelBuildFlags = bazelConfig.buildFlags;
+    bazelBuildFlags = map lib.escapeShellArg bazelConfig.buildFlags;
     bazelFetchFlags = bazelConfig.fetchFlags;
     # XLA registers rules_ml_toolchain's compiler and sysroot; Nix's cc flags
     # would only confuse it.
@@ -305,8 +356,10 @@ let
           exit 1
         fi
         echo '${bazel.name}' > "$ext/.nix-bazel-version"
-        # Gzip: buildBazelPackage unpacks with `tar xfz`.
-        (cd "$bazelOut" && tar czf "$out" --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner external/)
+        # A plain tar, as buildBazelPackage writes and unpacks it since
+        # NixOS/nixpkgs#497817: Nix's reference scan of the fixed output
+        # (allowedRequisites = []) must see every byte.
+        (cd "$bazelOut" && tar cf "$out" --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner external/)
         runHook postInstall
       '';
     };
@@ -381,16 +434,10 @@ let
         versionInfoJson
         xlaHeaders
         ;
-      installPhase =
-        layout.installPhase
-        # XLA's CUDA build dlopens the NVSHMEM it was built with; nixpkgs'
-        # NVSHMEM has another transport ABI (nixpkgs' xla does the same).
-        + lib.optionalString isCuda ''
-          nvshmem="$bazelOut/external/nvidia_nvshmem/lib"
-          if [ -d "$nvshmem" ]; then
-            cp -P "$nvshmem"/libnvshmem_host.so* "$nvshmem"/nvshmem_*.so* "$out/lib/" 2>/dev/null || true
-          fi
-        '';
+      inherit (layout) installPhase;
+      # XLA's CUDA build dlopens the NVSHMEM it was built with; nixpkgs'
+      # NVSHMEM has another transport SONAME (nixpkgs' xla does the same).
+      postInstall = lib.optionalString isCuda nvshmemInstall;
 
       # The plugin is a shared library: autoPatchelf adds runtimeDependencies
       # to dynamic executables only (auto-patchelf.py), so dlopen'ed libraries
@@ -405,6 +452,7 @@ let
 
     passthru = {
       inherit bazelConfig backend;
+      bazelVersion = bazel.version;
       # Outside what nixpkgs' xla recipe covers (CPU and CUDA 12 on
       # x86_64-linux): CUDA 13, ROCm 7 and aarch64-linux are extensions of
       # the same recipe that nobody has built yet.
@@ -413,7 +461,8 @@ let
       pluginLib = "lib/${layout.libName}";
       stale = depsPin.stale;
     }
-    // lib.optionalAttrs isCuda { inherit cudaLocal; };
+    // lib.optionalAttrs isCuda { inherit cudaLocal nvshmemInstall; }
+    // lib.optionalAttrs isRocm { inherit rocmTree; };
 
     meta = {
       description = "PJRT ${backend} plugin built from XLA ${pins.xla.commit}";
@@ -428,9 +477,17 @@ let
       platforms = pjrtLib.linuxSystems;
     };
   };
+  bazelMajor = lib.versions.major;
 in
-assert lib.assertMsg (bazel.version == pins.toolchains.bazel.version)
-  "pjrtpkgs: nixpkgs' ${pins.toolchains.bazel.attribute} is ${bazel.version} but pins.toml [toolchains.bazel] says ${pins.toolchains.bazel.version}; update the pin";
+# Only another Bazel MAJOR version stops evaluation (XLA's WORKSPACE build
+# needs its major); a patch or minor release of nixpkgs' bazel_7 that the
+# pin does not record yet is a warning, and version_info.json records the
+# Bazel that really ran. `cargo xtask pins check` warns on the same kind of
+# difference between the pin and XLA's .bazelversion.
+assert lib.assertMsg (bazelMajor bazel.version == bazelMajor pins.toolchains.bazel.version)
+  "pjrtpkgs: nixpkgs' ${pins.toolchains.bazel.attribute} is Bazel ${bazel.version}, another major version than pins.toml [toolchains.bazel] version ${pins.toolchains.bazel.version} (XLA's .bazelversion: ${pins.xla.bazelVersion}); point [toolchains.bazel] nixpkgs_attribute at the nixpkgs Bazel of XLA's major";
+lib.warnIf (bazel.version != pins.toolchains.bazel.version)
+  "pjrtpkgs: nixpkgs' ${pins.toolchains.bazel.attribute} is Bazel ${bazel.version}, pins.toml [toolchains.bazel] version says ${pins.toolchains.bazel.version} (XLA's .bazelversion: ${pins.xla.bazelVersion}); the source builds use ${bazel.version} and record it in version_info.json. Update [toolchains.bazel] version, then `cargo xtask deps-hash refresh` (the dependency archive names its Bazel)."
 # The plugin must not keep Bazel, its dependency archive or the source alive.
 plugin.overrideAttrs (previous: {
   disallowedReferences = [

@@ -1,23 +1,15 @@
-//! `cargo xtask bindgen [--check]`: the Rust bindings of `crates/pjrt-sys`,
-//! generated from the public PJRT headers at the pinned XLA commit.
+//! `cargo xtask bindgen [--check]`: regenerate (or check) the Rust bindings
+//! of `crates/pjrt-sys`; the generation is [`crate::bindings`]'s.
 
-mod generate;
-mod naming;
-
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 
-pub use generate::{generate, Generated};
-
+use crate::bindings::{generate, generator_name, pinned_xla_commit, BINDINGS_PATH};
 use crate::xla_repo::{open_for, resolve_commit, XlaRepoArg};
 
 /// Exit status of `--check` when the checked-in bindings are stale.
 pub const EXIT_STALE: u8 = 2;
-
-/// The generated file, relative to the project root.
-pub const BINDINGS_PATH: &str = "crates/pjrt-sys/src/bindings.rs";
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -79,28 +71,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `[xla] commit` of pins.toml.
-pub fn pinned_xla_commit(pins_toml: &Path) -> Result<String> {
-    Ok(crate::pins::Pins::load(pins_toml)?.xla.commit)
-}
-
-/// "bindgen X.Y.Z" as `root`'s Cargo.lock pins it: the version is what
-/// makes the output reproducible, so the preamble names it.
-pub fn generator_name(root: &Path) -> Result<String> {
-    let lock: PathBuf = root.join("Cargo.lock");
-    let text = std::fs::read_to_string(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", lock.display()))?;
-    let version = table
-        .get("package")
-        .and_then(|p| p.as_array())
-        .into_iter()
-        .flatten()
-        .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("bindgen"))
-        .and_then(|p| p.get("version")?.as_str())
-        .ok_or_else(|| anyhow!("{} pins no `bindgen` package", lock.display()))?;
-    Ok(format!("bindgen {version}"))
 }
 
 fn first_difference(a: &str, b: &str) -> Option<usize> {

@@ -5,11 +5,8 @@
 //! `nix store sign`); the check (`verify`) is done here, independently of
 //! Nix, so a cache is judged by a second implementation of the format.
 
-pub mod decode;
 mod keygen;
-pub mod narinfo;
 mod push;
-pub mod remote;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -34,13 +31,6 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Push(args) => push::run(args),
         Command::Verify(args) => verify::run(args),
     }
-}
-
-/// `<hash>.narinfo` for a store path `/nix/store/<hash>-<name>`.
-pub fn narinfo_name(path: &str) -> Result<String> {
-    let (_, base) = narinfo::split_store_path(path)
-        .with_context(|| format!("`{}` is not a store path (/nix/store/<32-char hash>-<name>)", narinfo::shown(path)))?;
-    Ok(format!("{}.narinfo", &base[..32]))
 }
 
 /// A key file (`--key`, `--trusted-key-file`): a regular file of at most

@@ -13,7 +13,6 @@
 #![allow(non_upper_case_globals)]
 
 pub(crate) mod checks;
-pub(crate) mod child;
 pub(crate) mod harness;
 mod history;
 mod matrix;
@@ -32,7 +31,8 @@ use pjrt_sys::loader::BINDINGS_VERSION;
 use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
 use serde::Serialize;
 
-use crate::smoke::client_options::{self, ClientOption};
+use crate::plugin::child;
+use crate::plugin::client_options::{self, ClientOption};
 use crate::xla_repo::XlaRepoArg;
 use harness::{CheckError, Ctx, Status};
 use report::{CheckResult, Report};
@@ -177,14 +177,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.together.is_empty() {
         let mut plugins = Vec::new();
         for name in &args.together {
-            let (path, backend) = crate::smoke::resolve_plugin(name, args.system.as_deref())?;
+            let (path, backend) = crate::plugin::locate::resolve(name, args.system.as_deref())?;
             plugins.push((name.clone(), path, backend));
         }
         let report = together::run(&plugins, args.dlopen, &args.client_options, Duration::from_secs(args.timeout))?;
         if args.json {
-            crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         } else {
-            crate::cli::emit(&report.to_text())?;
+            crate::output::emit(&report.to_text())?;
         }
         return Ok(if report.troubled() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS });
     }
@@ -193,7 +193,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return run_child(group, &args);
     }
     let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
-    let (path, backend) = crate::smoke::resolve_plugin(&plugin, args.system.as_deref())?;
+    let (path, backend) = crate::plugin::locate::resolve(&plugin, args.system.as_deref())?;
     let progress = !args.json;
     let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
     let changes = baseline.as_ref().map(|b| report::compare(b, &report));
@@ -202,11 +202,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(changes) = &changes {
             value["baseline"] = serde_json::to_value(changes)?;
         }
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
-        crate::cli::emit(&report.to_text(args.verbose))?;
+        crate::output::emit(&report.to_text(args.verbose))?;
         if let (Some(changes), Some(path)) = (&changes, &args.baseline) {
-            crate::cli::emit(&changes.to_text(&format!(
+            crate::output::emit(&changes.to_text(&format!(
                 "{} ({})",
                 path.display(),
                 baseline.as_ref().map(|b| b.plugin.as_str()).unwrap_or("?")
@@ -222,7 +222,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else if report.harness_failed() {
         // The harness broke somewhere (ERROR): say so with the error status,
         // the report printed all the same.
-        ExitCode::from(crate::cli::EXIT_ERROR)
+        ExitCode::from(crate::output::EXIT_ERROR)
     } else {
         ExitCode::SUCCESS
     })

@@ -1,40 +1,20 @@
 //! `cargo xtask prebuilt`: PJRT plugins that exist only as binaries (TPU,
 //! the PyPI wheels), pinned by URL and sha256 in pins.toml, downloaded and
-//! verified before anything uses them.
-//!
-//! Cache layout under `project::cache_dir()/prebuilt/`:
-//! - `wheels/<sha256>/<wheel file name>`: verified wheels, by the pinned
-//!   sha256 (re-verified on every use; a re-pinned wheel is another file);
-//! - `<name>/<version>-<system>-<sha256[..16]>/`: the extracted plugin
-//!   library, `include/` with the wheel's bundled headers, and
-//!   `.library.sha256`, the library's hash at extraction, checked on reuse.
-//!
-//! Every name in these paths (plugin, version, system, wheel file name) is
-//! checked to be a single path component first, wherever it came from.
-//! Several processes may fetch the same plugin at once: each downloads to
-//! its own temporary file and extracts into its own temporary directory,
-//! and a complete directory is renamed into place; whoever comes second
-//! keeps the first one's (checked) result. Files are created with the
-//! usual permissions (0666/0777 less the umask), so a shared cache works.
+//! verified before anything uses them. Where they are cached is
+//! [`crate::plugin::locate`]'s business, PyPI and wheels [`crate::wheels`]'.
 
-mod download;
-mod pjrt_api;
-mod pypi;
-mod wheel;
-
+//!
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::pins::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
+use crate::pinfile::{host_system, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, UNKNOWN};
 
-pub use download::{fetch_verified, sha256_file};
-pub use pjrt_api::{
-    probe as probe_api_version, probe_in_child as probe_api_version_in_child, read_in_process as read_api_version, PROBE_TIMEOUT,
-};
-pub use wheel::{extract as extract_wheel, find_library, platform_tag_fits, wheel_tags, WheelTags};
+use crate::plugin::locate::{fetch_pinned, fetch_plugin, wheel_cache_path};
+use crate::plugin::probe as pjrt_api;
+use crate::wheels::{download, pypi, wheel};
 
 /// The systems `prebuilt update` pins a wheel for, when PyPI has one.
 pub const PINNED_SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux", "aarch64-darwin"];
@@ -73,7 +53,13 @@ pub enum Command {
     },
     /// Load a plugin library and print the PJRT API version it reports.
     #[command(hide = true)]
-    ApiVersion { library: PathBuf },
+    ApiVersion {
+        library: PathBuf,
+        /// Write the answer as JSON to this file and end at once (the
+        /// probe's child mode, see plugin::probe).
+        #[arg(long, hide = true)]
+        answer: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: Command) -> Result<ExitCode> {
@@ -83,145 +69,14 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         }
         Command::Fetch { name, system } => {
             let path = fetch_plugin(&name, system.as_deref())?;
-            crate::cli::emit_line(&path.display().to_string())?;
+            crate::output::emit_line(&path.display().to_string())?;
         }
-        Command::ApiVersion { library } => {
-            crate::cli::emit_line(&pjrt_api::read_in_process(&library)?)?;
+        Command::ApiVersion { library, answer: Some(answer) } => match pjrt_api::answer_in_child(&library, &answer)? {},
+        Command::ApiVersion { library, answer: None } => {
+            crate::output::emit_line(&pjrt_api::read_in_process(&library)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The path of the extracted, verified plugin library of the prebuilt plugin
-/// `name` for `system` (None = this machine), downloading it when needed.
-pub fn fetch_plugin(name: &str, system: Option<&str>) -> Result<PathBuf> {
-    let pins = Pins::load(&crate::project::pins_toml()?)?;
-    let pin = pins.prebuilt(name)?;
-    let system = system.map(str::to_owned).unwrap_or_else(host_system);
-    let Some(platform) = pin.platforms.get(&system) else {
-        let have: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
-        bail!("`{name}` {} has no wheel pinned for {system} (pinned: {})", pin.version, have.join(", "));
-    };
-    fetch_pinned(name, &pin.version, &system, platform)
-}
-
-/// Where the wheel `file_name` pinned with `sha256` is kept (see the
-/// module comment).
-fn wheel_cache_path(file_name: &str, sha256: &str) -> Result<PathBuf> {
-    if !crate::pins::is_hex_sha256(sha256) {
-        bail!("`{sha256}` is not a sha256 in lowercase hex (64 digits)");
-    }
-    let file_name = crate::fsutil::single_component(file_name, "the wheel file name")?;
-    if wheel_tags(file_name).is_none() {
-        bail!("`{file_name}` is not a wheel file name");
-    }
-    Ok(crate::project::cache_dir()?.join("prebuilt").join("wheels").join(sha256).join(file_name))
-}
-
-/// Fetches one pinned wheel and extracts its library (see the module comment
-/// for the cache layout).
-fn fetch_pinned(name: &str, version: &str, system: &str, platform: &PrebuiltPlatform) -> Result<PathBuf> {
-    let cache = crate::project::cache_dir()?.join("prebuilt");
-    let sha = &platform.sha256;
-    // pins.toml is checked on load, but this is where names become paths.
-    if !crate::pins::is_project_name(name) {
-        bail!("`{}` is not a PyPI project name; fix pins.toml (`cargo xtask pins check`)", name.escape_debug());
-    }
-    let version = crate::fsutil::single_component(version, "the version")?;
-    let system = crate::fsutil::single_component(system, "the system")?;
-    let wheel = wheel_cache_path(wheel_file_name(&platform.url)?, sha)?;
-    if !crate::pins::is_member_path(&platform.library) {
-        bail!("the library `{}` of `{name}` is not a relative path inside the wheel", platform.library.escape_debug());
-    }
-    let lib_name = platform.library.rsplit('/').next().unwrap_or(&platform.library);
-    let parent = cache.join(name);
-    let dir = parent.join(format!("{version}-{system}-{}", &sha[..16]));
-    let lib = dir.join(lib_name);
-    match extracted_library(&dir, lib_name) {
-        Ok(Some(lib)) => return Ok(lib),
-        Ok(None) => {}
-        Err(e) => eprintln!("warning: {e:#}; extracting it again"),
-    }
-    download::fetch_verified(&platform.url, sha, &wheel)?;
-
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    remove_abandoned_extractions(&parent);
-    let tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
-    let extracted = wheel::extract(&wheel, &platform.library, tmp.path())?;
-    let lib_sha = sha256_file(&extracted)?;
-    std::fs::write(tmp.path().join(".library.sha256"), format!("{lib_sha}\n"))?;
-    // Rename the complete directory into place. When another process got
-    // there first its directory is kept if intact (ours is dropped); a
-    // damaged one is moved aside atomically (never deleted in place under
-    // a reader) and the rename tried again.
-    for _ in 0..3 {
-        match std::fs::rename(tmp.path(), &dir) {
-            Ok(()) => {
-                let _ = tmp.keep();
-                return Ok(lib);
-            }
-            Err(e) if dir.is_dir() => {
-                if let Ok(Some(lib)) = extracted_library(&dir, lib_name) {
-                    return Ok(lib);
-                }
-                let aside = parent.join(format!(".stale-{}-{}", std::process::id(), lib_sha.get(..8).unwrap_or_default()));
-                match std::fs::rename(&dir, &aside) {
-                    Ok(()) => {
-                        let _ = std::fs::remove_dir_all(&aside);
-                    }
-                    Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(_) => return Err(e).with_context(|| format!("cannot replace the damaged {}", dir.display())),
-                }
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot move the extracted plugin to {}", dir.display())),
-        }
-    }
-    bail!("{} keeps being replaced by another process; try again", dir.display())
-}
-
-/// The library in the extracted directory `dir` when it is there and
-/// matches the sha256 recorded at extraction; None when it was never
-/// extracted; an error naming the damage otherwise.
-fn extracted_library(dir: &std::path::Path, lib_name: &str) -> Result<Option<PathBuf>> {
-    let lib = dir.join(lib_name);
-    let Ok(recorded) = std::fs::read_to_string(dir.join(".library.sha256")) else { return Ok(None) };
-    if !lib.is_file() {
-        bail!("the cached {} is missing", lib.display());
-    }
-    let actual = sha256_file(&lib)?;
-    if actual != recorded.trim() {
-        bail!("the cached {} does not match its recorded sha256 (now {actual})", lib.display());
-    }
-    Ok(Some(lib))
-}
-
-/// Removes the temporary extraction directories of processes that died
-/// more than a day ago (a live one is never that old).
-fn remove_abandoned_extractions(parent: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with(".extract-") || name.starts_with(".stale-")) {
-            continue;
-        }
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-        if old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600)) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn wheel_file_name(url: &str) -> Result<&str> {
-    let name = url.rsplit('/').next().unwrap_or("");
-    if wheel_tags(name).is_none() {
-        bail!("`{url}` does not name a wheel file");
-    }
-    Ok(name)
 }
 
 /// The backend a PyPI project name suggests.
@@ -239,7 +94,7 @@ pub fn update(name: Option<&str>, version: Option<&str>, backend: Option<&str>, 
     let pins = Pins::load(&path)?;
     let mut doc = PinsDocument::read(&path)?;
     let names: Vec<String> = match name {
-        Some(n) if !crate::pins::is_project_name(n) => bail!(
+        Some(n) if !crate::pinfile::is_project_name(n) => bail!(
             "`{}` is not a PyPI project name (letters, digits, `.`, `_`, `-`; starting and ending with a letter or digit)",
             n.escape_debug()
         ),
@@ -278,10 +133,10 @@ fn pin_release(
         (None, None, Some(g)) => g.to_owned(),
         (None, None, None) => bail!("cannot tell the backend of `{name}` from its name; pass --backend (cpu, cuda12, cuda13, rocm7, tpu)"),
     };
-    if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
-        bail!("unknown backend `{backend}`: use one of {}", crate::pins::PREBUILT_BACKENDS.join(", "));
+    if !crate::pinfile::PREBUILT_BACKENDS.contains(&backend.as_str()) {
+        bail!("unknown backend `{backend}`: use one of {}", crate::pinfile::PREBUILT_BACKENDS.join(", "));
     }
-    if let Some(library) = library.filter(|l| !crate::pins::is_member_path(l)) {
+    if let Some(library) = library.filter(|l| !crate::pinfile::is_member_path(l)) {
         bail!("--library `{}` is not a relative path inside the wheel", library.escape_debug());
     }
     let release = pypi::release(name, version)?;
@@ -297,7 +152,7 @@ fn pin_release(
         // Refused before anything is downloaded (let alone loaded): a pin
         // pins.toml would not take (a plain http:// URL from a mirror, a
         // wheel of another version).
-        let problems = crate::pins::wheel_url_problems(&file.url, &release.version, system);
+        let problems = crate::pinfile::wheel_url_problems(&file.url, &release.version, system);
         if !problems.is_empty() {
             bail!(
                 "cannot pin {} for {system}: {}; nothing was downloaded (PyPI mirror: {})",

@@ -16,8 +16,6 @@
 //! end: a refused plugin leaves no partial release behind.
 
 mod archive;
-pub mod elf;
-pub mod floor;
 mod headers;
 mod input;
 mod notes;
@@ -36,10 +34,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::pins::{Pins, PinsDocument};
+use crate::glibc_floor::{self, Floor};
+use crate::pinfile::{Pins, PinsDocument};
+use crate::plugin::elf;
 use crate::xla_headers::{parse_api_version, ApiVersion, CORE_HEADER};
 use crate::xla_repo::XlaRepoArg;
-use floor::Floor;
 use input::{Input, Origin};
 use portability::Portability;
 use version::ReleaseVersion;
@@ -269,7 +268,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
     let Some(release) = pins.release.clone() else {
         bail!(
             "pins.toml has no [release] table: add one with `build = 1` and `glibc_floor = \"{}\"` (docs/release.md)",
-            floor::DEFAULT_FLOOR
+            glibc_floor::DEFAULT_FLOOR
         );
     };
     let floor = Floor::named(&release.glibc_floor).map_err(anyhow::Error::msg)?;
@@ -439,7 +438,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         Some(old) if old != pins.xla.commit => {
             eprintln!("diffing the PJRT headers since {} ...", previous.as_ref().map_or("", |p| p.tag.as_str()));
             let repo = crate::xla_repo::open_for(&args.xla, &[&old, &pins.xla.commit])?;
-            let report = crate::diff_headers::diff_commits(&repo, git2::Oid::from_str(&old)?, pinned_oid)?;
+            let report = crate::header_diff::diff_commits(&repo, git2::Oid::from_str(&old)?, pinned_oid)?;
             Some(notes::HeaderDiff {
                 old_commit: old,
                 verdict: report.verdict().as_str().to_ascii_uppercase(),
@@ -550,7 +549,7 @@ fn write_archive(p: &Planned, info: &Value, floor: &Floor, extra: &[String], mti
 
     let path = dir.join(format!("{}.tar.gz", p.name));
     let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let hashing = crate::hash::Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    let hashing = crate::hashing::Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let hashing = archive::write_tar_gz(&entries, mtime, hashing).with_context(|| format!("cannot write {}", path.display()))?;
     let (sha, _) = {
         use std::io::Write as _;
@@ -571,8 +570,8 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
             (release.glibc_floor, release.system_libraries)
         }
         (None, Err(_)) => {
-            eprintln!("note: not inside a pjrtpkgs checkout: checking against the default floor {}", floor::DEFAULT_FLOOR);
-            (floor::DEFAULT_FLOOR.to_owned(), Vec::new())
+            eprintln!("note: not inside a pjrtpkgs checkout: checking against the default floor {}", glibc_floor::DEFAULT_FLOOR);
+            (glibc_floor::DEFAULT_FLOOR.to_owned(), Vec::new())
         }
     };
     let floor = Floor::named(&floor_tag).map_err(anyhow::Error::msg)?;

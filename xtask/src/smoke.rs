@@ -1,10 +1,6 @@
 //! `cargo xtask smoke PLUGIN`: load a PJRT plugin, run a real computation
 //! on it and check the numbers.
 
-pub(crate) mod client_options;
-pub mod compile_options;
-pub(crate) mod session;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -13,28 +9,12 @@ use anyhow::Result;
 use pjrt_sys::loader::{Plugin, BINDINGS_VERSION};
 use serde::Serialize;
 
-use session::{Client, DeviceInfo};
+use crate::plugin::program::{expected, DIMS, INPUT_A, INPUT_B, PROGRAM};
+use crate::plugin::session::{Client, DeviceInfo};
+use crate::plugin::{client_options, compile_options};
 
 /// Exit status when the plugin ran but computed wrong numbers.
 pub const EXIT_MISMATCH: u8 = 2;
-
-/// The program: `(a + b) * a` on 2x2 f32 tensors, StableHLO as MLIR text.
-pub const PROGRAM: &str = r#"module @smoke {
-  func.func public @main(%a: tensor<2x2xf32>, %b: tensor<2x2xf32>) -> tensor<2x2xf32> {
-    %sum = stablehlo.add %a, %b : tensor<2x2xf32>
-    %product = stablehlo.multiply %sum, %a : tensor<2x2xf32>
-    return %product : tensor<2x2xf32>
-  }
-}
-"#;
-pub(crate) const INPUT_A: [f32; 4] = [1.0, 2.0, 3.0, 4.0];
-pub(crate) const INPUT_B: [f32; 4] = [0.5, -1.0, 10.0, 0.25];
-pub(crate) const DIMS: [i64; 2] = [2, 2];
-
-/// What the program computes, evaluated here on the host.
-pub(crate) fn expected() -> Vec<f32> {
-    INPUT_A.iter().zip(INPUT_B).map(|(a, b)| (a + b) * a).collect()
-}
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -150,10 +130,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         expected: expected(),
         ..Default::default()
     };
-    let code = match resolve_plugin(&args.plugin, args.system.as_deref()) {
+    let code = match crate::plugin::locate::resolve(&args.plugin, args.system.as_deref()) {
         Err(e) => {
             report.error = Some(format!("{e:#}"));
-            ExitCode::from(crate::cli::EXIT_ERROR)
+            ExitCode::from(crate::output::EXIT_ERROR)
         }
         Ok((path, backend)) => {
             report.path = Some(path.clone());
@@ -161,7 +141,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     if args.json {
-        crate::cli::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
         let t = &report.timings_ms;
         let ms = |v: Option<f64>| v.map(|v| format!("{v:.2} ms")).unwrap_or_else(|| "-".into());
@@ -178,7 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ms(t.execute),
             ms(t.readback)
         ));
-        crate::cli::emit(&text)?;
+        crate::output::emit(&text)?;
     }
     if let Some(error) = &report.error {
         eprintln!("error: smoke test of {} failed: {error}", args.plugin);
@@ -204,10 +184,10 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
     let text = !args.json;
     // A closed stdout ends the run with the error once the child is done.
     let mut write_error: Option<anyhow::Error> = None;
-    let ending = crate::conform::child::run("smoke", &argv, backend, std::time::Duration::from_secs(args.timeout), |event| {
+    let ending = crate::plugin::child::run("smoke", &argv, backend, std::time::Duration::from_secs(args.timeout), |event| {
         if let Some(line) = event.get("say").and_then(|s| s.as_str()) {
             if text && write_error.is_none() {
-                write_error = crate::cli::emit_line(line).err();
+                write_error = crate::output::emit_line(line).err();
             }
         }
         if let Some(p) = event.get("phase").and_then(|s| s.as_str()) {
@@ -228,21 +208,21 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
         report.plugin = plugin;
     }
     match ending {
-        crate::conform::child::Ending::Exited(0) if report.ok => Ok(ExitCode::SUCCESS),
-        crate::conform::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => Ok(ExitCode::from(EXIT_MISMATCH)),
-        crate::conform::child::Ending::Exited(_) if report.error.is_some() => Ok(ExitCode::from(crate::cli::EXIT_ERROR)),
+        crate::plugin::child::Ending::Exited(0) if report.ok => Ok(ExitCode::SUCCESS),
+        crate::plugin::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => Ok(ExitCode::from(EXIT_MISMATCH)),
+        crate::plugin::child::Ending::Exited(_) if report.error.is_some() => Ok(ExitCode::from(crate::output::EXIT_ERROR)),
         ending => {
             let during = PHASES.iter().find(|(p, _)| *p == phase).map_or(phase.as_str(), |(_, what)| what);
             report.ok = false;
             report.error = Some(format!("the plugin {} while {during}: no result", ending.describe()));
-            Ok(ExitCode::from(crate::cli::EXIT_ERROR))
+            Ok(ExitCode::from(crate::output::EXIT_ERROR))
         }
     }
 }
 
 /// Child mode: the smoke test itself, writing its progress as events.
 fn run_child(args: &Args) -> Result<ExitCode> {
-    let mut events = crate::conform::child::Events::open(args.events.as_deref())?;
+    let mut events = crate::plugin::child::Events::open(args.events.as_deref())?;
     let path = PathBuf::from(&args.plugin);
     let mut report = Report {
         plugin: args.plugin.clone(),
@@ -263,59 +243,11 @@ fn run_child(args: &Args) -> Result<ExitCode> {
         }
         Err(Failure::Error(e)) => {
             report.error = Some(format!("{e:#}"));
-            ExitCode::from(crate::cli::EXIT_ERROR)
+            ExitCode::from(crate::output::EXIT_ERROR)
         }
     };
     events.emit(&serde_json::json!({ "phase": "done", "report": report }));
     Ok(code)
-}
-
-/// Resolves PLUGIN: a path (anything with a `/` or ending in `.so`, or an
-/// existing file) is used as is; anything else names a pinned prebuilt
-/// plugin, fetched and verified. Returns the library and, for a pinned
-/// plugin, its backend (`cpu`, `cuda12`...).
-pub(crate) fn resolve_plugin(plugin: &str, system: Option<&str>) -> Result<(PathBuf, Option<String>)> {
-    let path = Path::new(plugin);
-    if path.is_dir() {
-        let found = shared_libraries(path);
-        let hint = if found.is_empty() {
-            "; it holds no .so file".to_string()
-        } else {
-            format!("; it holds {}", found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
-        };
-        anyhow::bail!("{plugin} is a directory, not a plugin: give the plugin's shared library (a .so file){hint}");
-    }
-    if plugin.contains('/') || plugin.ends_with(".so") || path.is_file() {
-        if !path.exists() {
-            anyhow::bail!("plugin file {plugin} does not exist");
-        }
-        return Ok((path.to_path_buf(), None));
-    }
-    let lib = crate::prebuilt::fetch_plugin(plugin, system)?;
-    let backend = crate::pins::Pins::load(&crate::project::pins_toml()?)?.prebuilt(plugin).ok().map(|p| p.backend.clone());
-    Ok((lib, backend))
-}
-
-/// Up to five `.so` files under `dir` (three levels down), sorted.
-fn shared_libraries(dir: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if found.len() >= 5 {
-                return;
-            }
-            if p.is_dir() && depth > 0 {
-                walk(&p, depth - 1, found);
-            } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".so") || n.contains(".so.")) {
-                found.push(p);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(dir, 3, &mut found);
-    found
 }
 
 fn millis(since: Instant) -> Option<f64> {
@@ -327,7 +259,7 @@ fn smoke(
     backend: Option<&str>,
     user_options: &[client_options::ClientOption],
     report: &mut Report,
-    events: &mut crate::conform::child::Events,
+    events: &mut crate::plugin::child::Events,
 ) -> Result<(), Failure> {
     // Each phase is announced before it starts, with what is known so far:
     // a crash in it leaves both behind.
@@ -354,7 +286,7 @@ fn smoke(
         BINDINGS_VERSION.1,
         plugin.struct_size()
     ));
-    report.extensions = plugin.extensions().iter().map(|e| crate::conform::harness::extension_name(e.kind)).collect();
+    report.extensions = plugin.extensions().iter().map(|e| crate::plugin::session::extension_name(e.kind)).collect();
     say!(format!("extensions: {}", report.extensions.join(", ")));
     plugin.initialize()?;
     report.timings_ms.load = millis(start);

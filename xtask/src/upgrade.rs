@@ -9,7 +9,7 @@
 //! recoverable), so a failure anywhere leaves the project as it was.
 //! A dry run goes through every step even past a refusal ([`steps`]).
 
-mod bazelrc;
+pub mod bazelrc;
 mod compile;
 mod interrupt;
 mod peers;
@@ -18,7 +18,7 @@ mod review;
 mod staging;
 mod steps;
 mod toolchain;
-mod versions;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,7 +40,7 @@ pub const FAIL_AT_ENV: &str = "PJRTPKGS_UPGRADE_FAIL_AT";
 pub const STEPS: &[&str] = &["resolve", "versions", "diff", "bindings", "compile", "hash", "pins", "nix", "report", "commit"];
 
 /// Exit status of a run that stopped, and of a dry run whose real run would.
-pub const EXIT_STOPPED: u8 = crate::cli::EXIT_ERROR;
+pub const EXIT_STOPPED: u8 = crate::output::EXIT_ERROR;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -149,7 +149,7 @@ fn upgrade(args: Args) -> Result<ExitCode> {
 
     let pins_path = root.join("pins.toml");
     let pins_text = std::fs::read_to_string(&pins_path).with_context(|| format!("cannot read {}", pins_path.display()))?;
-    let pins = crate::pins::Pins::parse(&pins_text, &pins_path.display().to_string())
+    let pins = crate::pinfile::Pins::parse(&pins_text, &pins_path.display().to_string())
         .with_context(|| format!("{} is not valid; fix it first (`cargo xtask pins check`)", pins_path.display()))?;
     let old = pins.xla.clone();
 
@@ -274,7 +274,7 @@ fn upgrade(args: Args) -> Result<ExitCode> {
                 "{}\nThis is a human decision, so nothing was written. When nixpkgs' bazel_{} (and the Nix build support for it) \
                  is ready, rerun with --accept-bazel-major.",
                 f.message,
-                crate::pins::version_major(&new.bazel_version)
+                crate::pinfile::version_major(&new.bazel_version)
             ),
         )?;
     }
@@ -317,7 +317,7 @@ fn upgrade(args: Args) -> Result<ExitCode> {
         (Some(new), Some(review)) => {
             // Without a source hash (a dry run past a failed hash step) the
             // pin shows the stale placeholder.
-            let pinned = XlaPin { hash: hash.clone().unwrap_or_else(|| crate::pins::STALE_HASH.into()), ..new.clone() };
+            let pinned = XlaPin { hash: hash.clone().unwrap_or_else(|| crate::pinfile::STALE_HASH.into()), ..new.clone() };
             pins_new = run.step("pins", "updating pins.toml", || {
                 peers::updated_pins(&pins_text, &pinned, review.bazel_toolchain_version.as_deref())
             })?;
@@ -338,11 +338,11 @@ fn upgrade(args: Args) -> Result<ExitCode> {
                     // What deps-hash builds from: the flake's inputs, with the
                     // new pins.toml; the project itself is untouched until the commit.
                     let copy = interrupt::StagingDir::new("nix")?;
-                    crate::deps_hash::copy_flake_inputs(&root, copy.path())?;
+                    crate::bazel_deps::copy_flake_inputs(&root, copy.path())?;
                     std::fs::write(copy.path().join("pins.toml"), &text)?;
                     for (backend, system, hash) in deps.iter_mut() {
                         eprintln!("  building the {backend} dependencies for {system} ...");
-                        *hash = Some(crate::deps_hash::refresh_in(copy.path(), backend, system)?);
+                        *hash = Some(crate::bazel_deps::refresh_in(copy.path(), backend, system)?);
                     }
                     Ok(std::fs::read_to_string(copy.path().join("pins.toml"))?)
                 })?;
@@ -457,7 +457,7 @@ impl Summary<'_> {
         // "proto" when only code generated from the schemas breaks (nearly
         // every XLA bump drops a DebugOptions flag).
         if let Some(p) = self.diff.and_then(|d| d.protos.as_ref()) {
-            if p.wire_verdict() == crate::diff_headers::proto::Wire::Breaking {
+            if p.wire_verdict() == crate::header_diff::proto::Wire::Breaking {
                 out.push("proto-wire");
             } else if p.verdict() == peers::Verdict::Breaking {
                 out.push("proto");

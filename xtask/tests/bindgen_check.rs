@@ -107,9 +107,9 @@ fn anonymous_enum_names_do_not_churn_across_versions() {
     let repo = git2::Repository::open(&xla).unwrap();
     let generate = |rev: &str| {
         let oid = xtask::xla_repo::resolve_commit(&repo, rev).unwrap();
-        xtask::bindgen::generate(&repo, oid, "test").unwrap().source
+        xtask::bindings::generate(&repo, oid, "test").unwrap().source
     };
-    let pinned = xtask::bindgen::pinned_xla_commit(&support::project_root().join("pins.toml")).unwrap();
+    let pinned = xtask::bindings::pinned_xla_commit(&support::project_root().join("pins.toml")).unwrap();
     let new = generate(&pinned);
     // XLA at PJRT API 0.82 (2025-11-25).
     let old = generate("a7bc793b4810a54fa65f18d93db46dbc0b766943");

@@ -247,8 +247,8 @@ impl Ctx {
     /// that it prints its path without the network.
     fn seeded_plugin(&self) -> OsString {
         let text = std::fs::read_to_string(support::project_root().join("pins.toml")).unwrap();
-        let pins = xtask::pins::Pins::parse(&text, "pins.toml").unwrap();
-        let system = xtask::pins::host_system();
+        let pins = xtask::pinfile::Pins::parse(&text, "pins.toml").unwrap();
+        let system = xtask::pinfile::host_system();
         let (name, pin, platform) = pins
             .prebuilt
             .iter()
@@ -258,7 +258,7 @@ impl Ctx {
         std::fs::create_dir_all(&dir).unwrap();
         let lib = dir.join(Path::new(&platform.library).file_name().unwrap());
         std::fs::write(&lib, b"a stand-in library").unwrap();
-        let sha = xtask::prebuilt::sha256_file(&lib).unwrap();
+        let sha = xtask::wheels::download::sha256_file(&lib).unwrap();
         std::fs::write(dir.join(".library.sha256"), format!("{sha}\n")).unwrap();
         name.into()
     }
@@ -302,7 +302,7 @@ impl Ctx {
 
     fn pinned_commit(&self) -> String {
         let text = std::fs::read_to_string(support::project_root().join("pins.toml")).unwrap();
-        xtask::pins::Pins::parse(&text, "pins.toml").unwrap().xla.commit
+        xtask::pinfile::Pins::parse(&text, "pins.toml").unwrap().xla.commit
     }
 
     fn key_name(&self) -> String {

@@ -29,9 +29,9 @@ fn the_oldest_plugins_are_read_as_their_version_means() {
         let field = |k: &str| pin[k].as_str().unwrap().to_string();
         let (name, url, sha256, library) = (field("name"), field("url"), field("sha256"), field("library"));
         let wheel = cache.join(&sha256).join(url.rsplit('/').next().unwrap());
-        xtask::prebuilt::fetch_verified(&url, &sha256, &wheel).unwrap();
+        xtask::wheels::download::fetch_verified(&url, &sha256, &wheel).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let plugin = xtask::prebuilt::extract_wheel(&wheel, &library, dir.path()).unwrap();
+        let plugin = xtask::wheels::wheel::extract(&wheel, &library, dir.path()).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["conform", "--json"]).arg(&plugin).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: no JSON ({e}): {stderr}"));

@@ -9,9 +9,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use xtask::deps_hash::{mismatch_of_build, parse_hash_mismatch};
+use xtask::bazel_deps::{mismatch_of_build, parse_hash_mismatch};
 use xtask::nix::Nix;
-use xtask::pins::STALE_HASH;
+use xtask::pinfile::STALE_HASH;
 
 /// `nix` with flakes enabled. The fixture fetches a `file://` URL from a
 /// temporary directory, which a sandboxed build cannot see: the test is

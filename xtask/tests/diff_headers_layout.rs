@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use git2::{Oid, Repository};
-use xtask::diff_headers::{self, ApiModel, ChangeKind, Compat};
+use xtask::header_diff::{self, ApiModel, ChangeKind, Compat};
 
 /// One record as clang lays it out: size, alignment, offsets of its
 /// direct fields (members of anonymous structs/unions flattened).
@@ -110,12 +110,12 @@ fn compare_with_clang(repo: &Repository, commit: Oid, model: &ApiModel) -> usize
 
     // Force every modelled struct's layout, and check each field's size
     // with clang itself.
-    let structs: Vec<(&String, &xtask::diff_headers::model::Struct)> = model
+    let structs: Vec<(&String, &xtask::header_diff::model::Struct)> = model
         .decls
         .values()
         .filter(|d| d.header == core)
         .filter_map(|d| match &d.kind {
-            xtask::diff_headers::model::DeclKind::Struct(s) if s.size.is_some() => Some((&d.name, s)),
+            xtask::header_diff::model::DeclKind::Struct(s) if s.size.is_some() => Some((&d.name, s)),
             _ => None,
         })
         .collect();
@@ -169,7 +169,7 @@ fn model_layouts_match_clang_record_layouts() {
         String::from_utf8(out.stdout).unwrap().lines().last().map(|s| Oid::from_str(s).unwrap()).expect("the 0.113 bump is in XLA_REPO");
     let parent = repo.find_commit(bump).unwrap().parent_id(0).unwrap();
 
-    let report = diff_headers::diff_commits(&repo, parent, bump).unwrap();
+    let report = header_diff::diff_commits(&repo, parent, bump).unwrap();
     assert_eq!(report.new_api_version().as_deref(), Some("0.113"));
     let appended = report
         .changes

@@ -8,8 +8,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use xtask::diff_headers::proto::{self, ProtoChange, ProtoChangeKind, ProtoReport, Wire};
-use xtask::diff_headers::{Compat, Verdict};
+use xtask::header_diff::proto::{self, ProtoChange, ProtoChangeKind, ProtoReport, Wire};
+use xtask::header_diff::{Compat, Verdict};
 
 fn write_tree(root: &Path, files: &[(&str, &str)]) {
     for (path, text) in files {

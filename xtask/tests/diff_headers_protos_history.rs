@@ -13,8 +13,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use git2::{Oid, Repository};
-use xtask::diff_headers::proto::{self, ProtoChange, ProtoChangeKind, ProtoReport, Wire};
-use xtask::diff_headers::{Compat, Verdict};
+use xtask::header_diff::proto::{self, ProtoChange, ProtoChangeKind, ProtoReport, Wire};
+use xtask::header_diff::{Compat, Verdict};
 
 fn repo() -> Option<Repository> {
     let dir = support::xla_repo()?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use git2::{Oid, Repository, Signature};
-use xtask::diff_headers::{self, Abi, AbiVerdict, ChangeKind, Compat, Report, Verdict};
+use xtask::header_diff::{self, Abi, AbiVerdict, ChangeKind, Compat, Report, Verdict};
 
 const CORE: &str = "xla/pjrt/c/pjrt_c_api.h";
 
@@ -147,14 +147,14 @@ fn repo_with(dir: &Path, commits: &[Vec<(&str, String)>]) -> (Repository, Vec<Oi
 fn diff(old: Vec<(&str, String)>, new: Vec<(&str, String)>) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let (repo, oids) = repo_with(dir.path(), &[old, new]);
-    diff_headers::diff_commits(&repo, oids[0], oids[1]).unwrap()
+    header_diff::diff_commits(&repo, oids[0], oids[1]).unwrap()
 }
 
 fn diff_core(old: Core, new: Core) -> Report {
     diff(vec![(CORE, old.text())], vec![(CORE, new.text())])
 }
 
-fn find<'a>(report: &'a Report, name: &str, kind: ChangeKind) -> &'a xtask::diff_headers::Change {
+fn find<'a>(report: &'a Report, name: &str, kind: ChangeKind) -> &'a xtask::header_diff::Change {
     report
         .changes
         .iter()
@@ -506,7 +506,7 @@ fn directory_pairs_are_diffed_like_commits() {
         std::fs::create_dir_all(dir.path().join("xla/pjrt/c")).unwrap();
         std::fs::write(dir.path().join(CORE), core.text()).unwrap();
     }
-    let report = diff_headers::diff_dirs(old.path(), new.path()).unwrap();
+    let report = header_diff::diff_dirs(old.path(), new.path()).unwrap();
     assert_eq!(find(&report, "PJRT_Api.PJRT_Baz", ChangeKind::Added).compat, Compat::Compatible);
     assert_eq!(report.verdict(), Verdict::Compatible);
 }
@@ -569,7 +569,7 @@ fn works_with_unrelated_objects_missing() {
         std::fs::remove_file(dir.path().join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
     }
     let repo = Repository::open(dir.path()).unwrap();
-    let report = diff_headers::diff_commits(&repo, oids[0], oids[1]).unwrap();
+    let report = header_diff::diff_commits(&repo, oids[0], oids[1]).unwrap();
     assert_eq!(report.new_api_version().as_deref(), Some("0.11"));
 }
 

@@ -11,7 +11,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use git2::{Oid, Repository};
-use xtask::diff_headers;
+use xtask::header_diff;
 
 /// Commits of the default branch that changed `#define PJRT_API_MINOR`,
 /// newest first, committed on or after `since` (YYYY-MM-DD).
@@ -71,7 +71,7 @@ fn changelog_symbols_appear_in_bump_diffs() {
     let mut explained = Vec::new();
     for bump in bumps {
         let parent = repo.find_commit(bump).unwrap().parent_id(0).unwrap();
-        let report = match diff_headers::diff_commits(&repo, parent, bump) {
+        let report = match header_diff::diff_commits(&repo, parent, bump) {
             Ok(report) => report,
             Err(e) => {
                 failures.push(format!("{bump}: diff failed: {e:#}"));
@@ -134,11 +134,11 @@ fn renames_between_0_47_and_0_50_keep_the_abi() {
     const OLD: &str = "3c8260f614901f5cf2dd81530e009db8e6c9789b";
     const NEW: &str = "e715c172bd3fd4421f9e45993c6814e8119c1c20";
     let repo = Repository::open(&dir).expect("XLA_REPO opens");
-    let report = diff_headers::diff_commits(&repo, Oid::from_str(OLD).unwrap(), Oid::from_str(NEW).unwrap()).expect("0.47 -> 0.50 diffs");
+    let report = header_diff::diff_commits(&repo, Oid::from_str(OLD).unwrap(), Oid::from_str(NEW).unwrap()).expect("0.47 -> 0.50 diffs");
     let renamed: Vec<(Option<&str>, &str)> = report
         .changes
         .iter()
-        .filter(|c| c.change == diff_headers::ChangeKind::Renamed)
+        .filter(|c| c.change == header_diff::ChangeKind::Renamed)
         .map(|c| (c.old_name.as_deref(), c.name.as_str()))
         .collect();
     assert_eq!(
@@ -154,14 +154,14 @@ fn renames_between_0_47_and_0_50_keep_the_abi() {
         "{}",
         report.to_text()
     );
-    assert!(report.changes.iter().all(|c| c.change != diff_headers::ChangeKind::Removed), "{}", report.to_text());
+    assert!(report.changes.iter().all(|c| c.change != header_diff::ChangeKind::Removed), "{}", report.to_text());
     assert!(report
         .changes
         .iter()
-        .filter(|c| c.change == diff_headers::ChangeKind::Renamed)
-        .all(|c| c.abi == Some(diff_headers::Abi::Compatible)));
-    assert_eq!(report.verdict(), diff_headers::Verdict::Breaking);
-    assert_eq!(report.abi_verdict(), diff_headers::AbiVerdict::Compatible);
+        .filter(|c| c.change == header_diff::ChangeKind::Renamed)
+        .all(|c| c.abi == Some(header_diff::Abi::Compatible)));
+    assert_eq!(report.verdict(), header_diff::Verdict::Breaking);
+    assert_eq!(report.abi_verdict(), header_diff::AbiVerdict::Compatible);
     let text = report.to_text();
     assert!(
         text.contains(

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use support::hash::{git_archive_tree, nix_hash_path, run_xtask, write};
 use support::{git, require_command, require_nix, xla_repo};
-use xtask::hash::git::hash_commit;
+use xtask::hashing::git::hash_commit;
 
 /// A repository exercising every git mode and the git/NAR order difference.
 fn make_repo(dir: &Path) -> String {

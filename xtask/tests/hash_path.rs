@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use support::hash::{nix_hash_path, nix_to_base32, run_xtask, strategy, try_nix_hash_path};
 use support::require_nix;
-use xtask::hash::{nar::hash_path, nix32, NarHash};
+use xtask::hashing::{nar::hash_path, nix32, NarHash};
 
 /// Every output form of the CLI equals Nix's for `path`.
 fn assert_cli_matches_nix(path: &Path) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use support::hash::{nix_prefetch_unpack, run_xtask, strategy, Gen};
 use support::{require_command, require_nix};
-use xtask::hash::tarball::hash_archive;
+use xtask::hashing::tarball::hash_archive;
 
 /// One raw tar member: any name bytes, any type flag.
 struct Member {
@@ -325,7 +325,7 @@ proptest! {
         assert_matches_nix(&tgz, "random tar.gz");
         let on_disk = dir.path().join("top");
         tree.materialize(&on_disk);
-        prop_assert_eq!(hash_archive(tgz.to_str().unwrap()).unwrap(), xtask::hash::nar::hash_path(&on_disk).unwrap());
+        prop_assert_eq!(hash_archive(tgz.to_str().unwrap()).unwrap(), xtask::hashing::nar::hash_path(&on_disk).unwrap());
         if let Some(zip) = zip_of(&tree) {
             let path = dir.path().join("t.zip");
             std::fs::write(&path, zip).unwrap();

@@ -190,7 +190,7 @@ fn project_text() -> String {
 /// `base` (an https URL: pins take nothing else).
 fn pins_with_wheel_at(base: &str) -> String {
     let text = project_text();
-    let pins = xtask::pins::Pins::parse(&text, "pins.toml").unwrap();
+    let pins = xtask::pinfile::Pins::parse(&text, "pins.toml").unwrap();
     let url = &pins.prebuilt["xla-cpu-pjrt"].platforms["x86_64-linux"].url;
     let file = url.rsplit('/').next().unwrap();
     text.replace(url.as_str(), &format!("{base}/{file}"))

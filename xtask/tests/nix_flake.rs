@@ -13,59 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-/// A scratch copy of the files the flake reads, so tests can edit pins.toml.
-/// It is the copy `deps-hash refresh` makes, so every evaluation here also
-/// shows that copy is enough to evaluate the flake.
-fn scratch() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    xtask::deps_hash::copy_flake_inputs(&support::project_root(), dir.path()).unwrap();
-    dir
-}
-
-fn nix(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("nix")
-        .current_dir(dir)
-        .args(["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""])
-        .args(args)
-        .output()
-        .expect("cannot run nix");
-    assert!(out.status.success(), "nix {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `nix eval --json .#ATTR --apply APPLY` against the test double.
-fn flake_eval(dir: &Path, attr: &str, apply: &str) -> Value {
-    let out = nix(
-        dir,
-        &["eval", "--json", "--override-input", "nixpkgs", "path:./nix/tests/nixpkgs-double", &format!(".#{attr}"), "--apply", apply],
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
-/// `nix-instantiate --eval --strict --json -E EXPR` in `dir`.
-fn nix_expr(dir: &Path, expr: &str) -> Result<Value, String> {
-    let out = Command::new("nix-instantiate")
-        .current_dir(dir)
-        .args(["--eval", "--strict", "--json", "-E", expr])
-        .output()
-        .expect("cannot run nix-instantiate");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(serde_json::from_slice(&out.stdout).unwrap())
-}
-
-fn pins(dir: &Path) -> toml::Table {
-    std::fs::read_to_string(dir.join("pins.toml")).unwrap().parse().unwrap()
-}
-
-fn edit_pins(dir: &Path, f: impl FnOnce(&mut toml_edit::DocumentMut)) {
-    let path = dir.join("pins.toml");
-    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    f(&mut doc);
-    std::fs::write(&path, doc.to_string()).unwrap();
-}
+use support::flake::*;
 
 /// Prebuilt pins shaped as `cargo xtask prebuilt update` writes them, for
 /// checkouts where none are pinned yet. The URLs and hashes only need to be
@@ -124,15 +72,6 @@ fn backend_attr(backend: &str) -> String {
 fn drv_paths(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let v = flake_eval(dir, "packages", "ps: builtins.mapAttrs (s: p: builtins.mapAttrs (n: d: d.drvPath) p) ps");
     serde_json::from_value(v).unwrap()
-}
-
-/// `nix show-derivation -r DRV`: every derivation in the closure.
-fn show_derivation(dir: &Path, drv: &str) -> BTreeMap<String, Value> {
-    serde_json::from_str(&nix(dir, &["show-derivation", "-r", drv])).unwrap()
-}
-
-fn is_fixed_output(drv: &Value) -> bool {
-    drv["outputs"]["out"].get("hash").is_some() || drv["env"].get("outputHash").is_some()
 }
 
 #[test]
@@ -236,10 +175,6 @@ fn bazel_config(dir: &Path, backend: &str, system: &str) -> Result<Value, String
                }}"#
         ),
     )
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(|f| f.as_str().unwrap().to_owned()).collect()
 }
 
 /// Every flag of the build (shared flags + build-only flags).
@@ -449,8 +384,18 @@ fn prebuilt_packages_fetch_the_pinned_url_and_hash() {
         for (system, pin) in entry["platforms"].as_table().unwrap() {
             let drv = &packages[system][&attr];
             let closure = show_derivation(dir.path(), drv);
-            let fixed: Vec<&Value> = closure.values().filter(|d| is_fixed_output(d)).collect();
-            assert_eq!(fixed.len(), 1, "{attr} on {system}: one download expected, got {fixed:?}");
+            // The wheel, and for a CUDA plugin NVIDIA's NVSHMEM wheel as pinned.
+            let nvshmem = entry["backend"]
+                .as_str()
+                .filter(|b| b.starts_with("cuda"))
+                .and_then(|b| toml.get(b)?.get("nvshmem_wheel")?.get(system.as_str()))
+                .map(|w| w["url"].as_str().unwrap().to_owned());
+            let fixed: Vec<&Value> =
+                closure.values().filter(|d| is_fixed_output(d) && nvshmem.as_deref() != d["env"]["url"].as_str()).collect();
+            assert_eq!(fixed.len(), 1, "{attr} on {system}: one download expected besides NVSHMEM, got {fixed:?}");
+            if let Some(url) = &nvshmem {
+                assert!(closure.values().any(|d| is_fixed_output(d) && d["env"]["url"] == url.as_str()), "{attr}: no NVSHMEM wheel");
+            }
             let fetch = fixed[0];
             assert_eq!(fetch["env"]["url"], pin["url"].as_str().unwrap(), "{attr} on {system}");
             assert_eq!(fetch["outputs"]["out"]["hash"], pin["sha256"].as_str().unwrap(), "{attr} on {system}");
@@ -673,47 +618,6 @@ fn nix_code_has_no_dead_bindings() {
 // nixpkgs behaviour each relies on is modelled by the TEST DOUBLE, which
 // names the nixpkgs file it copies (nix/tests/nixpkgs-double/README.md).
 // ---------------------------------------------------------------------------
-
-/// `nix eval --raw .#ATTR` against the test double; Err(stderr) when it fails.
-fn try_flake_eval_raw(dir: &Path, attr: &str) -> Result<String, String> {
-    let out = Command::new("nix")
-        .current_dir(dir)
-        .args(["--extra-experimental-features", "nix-command flakes", "--option", "substituters", ""])
-        .args(["eval", "--raw", "--override-input", "nixpkgs", "path:./nix/tests/nixpkgs-double"])
-        .arg(format!(".#{attr}"))
-        .output()
-        .expect("cannot run nix");
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// The derivation of `.#ATTR` and its closure (`nix show-derivation -r`).
-fn derivation_of(dir: &Path, attr: &str) -> (String, BTreeMap<String, Value>) {
-    let drv = try_flake_eval_raw(dir, &format!("{attr}.drvPath")).unwrap_or_else(|e| panic!("{attr} does not evaluate:\n{e}"));
-    let closure = show_derivation(dir, &drv);
-    (drv, closure)
-}
-
-/// The dependency-fetching derivation of the source build `.#ATTR` (`ATTR.deps`).
-fn deps_of<'a>(dir: &Path, attr: &str, closure: &'a BTreeMap<String, Value>) -> &'a Value {
-    let drv = try_flake_eval_raw(dir, &format!("{attr}.deps.drvPath")).unwrap_or_else(|e| panic!("{attr}.deps:\n{e}"));
-    &closure[&drv]
-}
-
-fn env_str<'a>(drv: &'a Value, var: &str) -> &'a str {
-    drv["env"][var].as_str().unwrap_or_else(|| panic!("{var} is not in the environment of {}", drv["env"]["name"]))
-}
-
-/// The closure's derivation whose output `out` is `path`.
-fn producer<'a>(closure: &'a BTreeMap<String, Value>, path: &str) -> &'a Value {
-    closure
-        .values()
-        .find(|d| d["outputs"].as_object().unwrap().values().any(|o| o["path"] == path))
-        .unwrap_or_else(|| panic!("no derivation in the closure produces {path}"))
-}
 
 const GPU_SOURCE_BUILDS: [(&str, &str); 5] = [
     ("x86_64-linux", "cuda12"),
@@ -942,11 +846,12 @@ fn audit4_local_cuda_trees_hold_headers_static_stubs_and_tools() {
         };
         let cuda = tree("LOCAL_CUDA_PATH");
         let has = |pname: &str, output: &str| cuda.iter().any(|(p, o)| p == pname && o == output);
-        for pname in ["cuda_cudart", "cuda_nvcc", "cuda_cupti", "cuda_nvrtc", "cuda_nvml_dev", "libcublas", "libcusparse", "libnvjitlink"] {
+        for pname in ["cuda_cudart", "cuda_cupti", "cuda_nvrtc", "cuda_nvml_dev", "libcublas", "libcusparse", "libnvjitlink"] {
             assert!(has(pname, "include"), "{attr}: LOCAL_CUDA_PATH has no headers of {pname}: {cuda:?}");
         }
         assert!(has("cuda_cudart", "static") && has("cuda_nvml_dev", "stubs"), "{attr}: {cuda:?}");
-        assert!(has("cuda_nvdisasm", "bin") && has("cuda_nvprune", "bin") && has("cuda_nvcc", "bin"), "{attr}: {cuda:?}");
+        // nixpkgs keeps NVCC (headers, bin/, nvvm/) in its single `out`.
+        assert!(has("cuda_nvdisasm", "bin") && has("cuda_nvprune", "bin") && has("cuda_nvcc", "out"), "{attr}: {cuda:?}");
         assert_eq!(has("cuda_crt", "include"), backend == "cuda13", "{attr}: cuda_crt: {cuda:?}");
         let cudnn = tree("LOCAL_CUDNN_PATH");
         assert!(cudnn.contains(&("cudnn".to_owned(), "include".to_owned())), "{attr}: {cudnn:?}");
@@ -987,12 +892,6 @@ fn audit5_xla_gets_release_labels_not_component_versions() {
         assert_eq!(info["toolchains"]["cuda"], cuda, "{backend}-bin: {info}");
         assert_eq!(info["toolchains"]["cudnn"], cudnn, "{backend}-bin: {info}");
     }
-}
-
-/// The text of `file` at the pinned XLA commit, from the real XLA history.
-fn xla_file(repo: &Path, file: &str) -> String {
-    let commit = pins(&support::project_root())["xla"]["commit"].as_str().unwrap().to_owned();
-    support::git(repo, &["show", &format!("{commit}:{file}")])
 }
 
 /// Every `substituteInPlace FILE --replace-fail 'PATTERN' ...` of `script`

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xtask::pins::{check, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, Severity, STALE_HASH};
+use xtask::pinfile::{check, Pins, PinsDocument, PrebuiltPin, PrebuiltPlatform, Severity, STALE_HASH};
 
 fn project_pins() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("pins.toml")
@@ -261,6 +261,16 @@ fn format_and_consistency_rules() {
         ),
         ("version = \"0.0.52\"", "version = \"0.0.51\"", "prebuilt.libtpu.platforms.x86_64-linux.url"),
         ("backend = \"tpu\"", "backend = \"metal\"", "prebuilt.libtpu.backend"),
+        // Issue 19: what XLA's rules say the Nix layer must follow.
+        ("HERMETIC_CUDNN_VERSION = \"nixpkgs'", "CUDNN_VERSION = \"nixpkgs'", "cuda12.overrides.CUDNN_VERSION"),
+        ("nvshmem_version = \"3.2.5\"", "nvshmem_version = \"3.2.6\"", "cuda12.nvshmem_wheel.x86_64-linux.url"),
+        (
+            "nvidia_nvshmem_cu13-3.3.20-py3-none-manylinux2014_x86_64",
+            "nvidia_nvshmem_cu12-3.3.20-py3-none-manylinux2014_x86_64",
+            "cuda13.nvshmem_wheel.x86_64-linux.url",
+        ),
+        ("nvshmem_libraries = [\"libnvshmem_host\"", "nvshmem_libraries = [\"libnvshmem_host;id\"", "rules_ml_toolchain.nvshmem_libraries"),
+        ("commit = \"de6fc6c38ea0368a198daa3f8c7cb829cc8db185\"", "commit = \"de6fc6c3\"", "rules_ml_toolchain.commit"),
     ];
     for (from, to, key) in bad {
         assert!(base.contains(from), "{from}");
@@ -271,6 +281,11 @@ fn format_and_consistency_rules() {
         assert!(err.line.is_some(), "{err}");
         assert!(err.to_string().contains(&format!("`{key}`")));
     }
+    // The CUDA builds need [rules_ml_toolchain].
+    let start = base.find("[rules_ml_toolchain]").unwrap();
+    let end = start + base[start..].find("\n\n").unwrap();
+    let report = check(&format!("{}{}", &base[..start], &base[end..]), "p");
+    assert!(report.findings.iter().any(|f| f.severity == Severity::Error && f.key == "rules_ml_toolchain"), "{:#?}", report.findings);
     // A wheel pinned for the wrong system.
     let text = base.replacen("[prebuilt.xla-cpu-pjrt.platforms.aarch64-linux]", "[prebuilt.xla-cpu-pjrt.platforms.aarch64-darwin]", 1);
     let report = check(&text, "p");
@@ -435,10 +450,12 @@ fn prebuilt_names_and_api_versions_are_checked() {
 #[test]
 fn gpu_tables_used_elsewhere_are_required() {
     let base = project_text();
+    // [cuda13] and its sub-tables ([cuda13.overrides], [cuda13.nvshmem_wheel.*]).
     let start = base.find("[cuda13]").unwrap();
-    let end = start + base[start..].find("\n\n").unwrap() + 2;
+    let end =
+        start + 1 + base[start + 1..].match_indices("\n[").find(|(i, _)| !base[start + 1 + i + 2..].starts_with("cuda13")).unwrap().0 + 1;
     let without = format!("{}{}", &base[..start], &base[end..]);
-    assert!(!without.contains("[cuda13]") && without.contains("[bazel_deps.cuda13."));
+    assert!(!without.contains("[cuda13") && without.contains("[bazel_deps.cuda13."), "{without}");
     let errors = check_errors(&without);
     assert!(errors.iter().any(|(k, m)| k == "bazel_deps.cuda13" && m.contains("[cuda13]")), "{errors:?}");
     assert!(errors.iter().any(|(k, _)| k == "prebuilt.jax-cuda13-pjrt.backend"), "{errors:?}");

@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use xtask::pins::Pins;
+use xtask::pinfile::Pins;
 
 const PLUGIN: &str = "xla-cpu-pjrt";
 const SYSTEM: &str = "x86_64-linux";
@@ -59,7 +59,7 @@ impl Scratch {
 }
 
 fn sha256(path: &Path) -> String {
-    xtask::prebuilt::sha256_file(path).unwrap()
+    xtask::wheels::download::sha256_file(path).unwrap()
 }
 
 fn stdout_path(out: &Output) -> PathBuf {
@@ -124,7 +124,7 @@ fn update_pins_what_pypi_serves() {
     }
     let text = std::fs::read_to_string(project_pins()).unwrap();
     let pins = Pins::parse(&text, "pins.toml").unwrap();
-    let mut doc = xtask::pins::PinsDocument::parse(&text).unwrap();
+    let mut doc = xtask::pinfile::PinsDocument::parse(&text).unwrap();
     assert!(doc.remove_prebuilt(PLUGIN));
     let s = Scratch::new(&doc.to_string());
     let version = pins.prebuilt[PLUGIN].version.clone();

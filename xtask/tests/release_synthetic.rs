@@ -696,7 +696,7 @@ fn upgrade_resets_the_build_counter_when_the_api_changes() {
     let text_with = |build: u32| {
         std::fs::read_to_string(env.project.path().join("pins.toml")).unwrap().replace("\nbuild = 1\n", &format!("\nbuild = {build}\n"))
     };
-    let mut doc = xtask::pins::PinsDocument::parse(&text_with(4)).unwrap();
+    let mut doc = xtask::pinfile::PinsDocument::parse(&text_with(4)).unwrap();
     doc.reset_release_build_for("0.1");
     assert_eq!(doc.release_build(), Some(4), "the same API version keeps counting");
     doc.reset_release_build_for("0.2");

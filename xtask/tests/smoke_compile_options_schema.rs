@@ -1,5 +1,5 @@
 //! `smoke` hand-encodes the `CompileOptionsProto` it hands to
-//! `PJRT_Client_Compile` (xtask/src/smoke/compile_options.rs). Here those
+//! `PJRT_Client_Compile` (xtask/src/plugin/compile_options.rs). Here those
 //! bytes are decoded against the schema protoc compiles from the pinned XLA
 //! commit (pins.toml): every field number must exist in its message, be
 //! sent with the wire type its declared type uses, and mean what smoke
@@ -12,7 +12,7 @@
 mod support;
 
 use git2::{Oid, Repository};
-use xtask::diff_headers::proto::{self, FieldType, Label, ProtoModel};
+use xtask::header_diff::proto::{self, FieldType, Label, ProtoModel};
 
 /// A decoded leaf: (path of field names, declared type, value).
 type Leaf = (String, String, String);
@@ -79,7 +79,7 @@ fn pinned_model() -> Option<ProtoModel> {
     let dir = support::xla_repo()?;
     let repo = Repository::open(&dir).expect("XLA_REPO opens");
     let pins_path = support::project_root().join("pins.toml");
-    let pins = xtask::pins::Pins::parse(&std::fs::read_to_string(&pins_path).unwrap(), "pins.toml").unwrap();
+    let pins = xtask::pinfile::Pins::parse(&std::fs::read_to_string(&pins_path).unwrap(), "pins.toml").unwrap();
     let commit = Oid::from_str(&pins.xla.commit).unwrap();
     assert!(repo.find_commit(commit).is_ok(), "the pinned XLA commit {commit} is not in XLA_REPO={}: fetch it", dir.display());
     Some(proto::model_at(&repo, commit).unwrap_or_else(|e| panic!("the schemas of the pinned commit {commit}: {e:#}")))
@@ -88,7 +88,7 @@ fn pinned_model() -> Option<ProtoModel> {
 #[test]
 fn smoke_compile_options_match_the_pinned_schema() {
     let Some(model) = pinned_model() else { return };
-    let bytes = xtask::smoke::compile_options::single_device();
+    let bytes = xtask::plugin::compile_options::single_device();
     let mut leaves = Vec::new();
     decode(&model, "xla.CompileOptionsProto", &bytes, "", &mut leaves).unwrap_or_else(|e| panic!("smoke's CompileOptionsProto: {e}"));
     let expected: Vec<Leaf> = [
@@ -110,7 +110,7 @@ fn smoke_compile_options_match_the_pinned_schema() {
 #[test]
 fn the_check_catches_renumbered_fields_and_wrong_wire_types() {
     let Some(model) = pinned_model() else { return };
-    let bytes = xtask::smoke::compile_options::single_device();
+    let bytes = xtask::plugin::compile_options::single_device();
 
     let mut renumbered = model.clone();
     let build = renumbered.messages.get_mut("xla.ExecutableBuildOptionsProto").unwrap();

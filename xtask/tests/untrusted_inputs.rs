@@ -5,7 +5,7 @@
 //! off) and random member names. Properties: no panic, ever; an error or a
 //! result; extraction never writes outside its directory; a pins.toml that
 //! passes holds only names that are safe file names.
-//! (PyPI's JSON is fuzzed by a unit test in src/prebuilt/pypi.rs.)
+//! (PyPI's JSON is fuzzed by a unit test in src/wheels/pypi.rs.)
 //!
 //! `PJRTPKGS_FUZZ_CASES=N` sets the number of cases per property (default
 //! 256, enough for CI; run with 20000 or more to hunt).
@@ -200,8 +200,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fuzz.archive");
         std::fs::write(&path, &bytes).unwrap();
-        let first = xtask::hash::tarball::hash_archive(path.to_str().unwrap()).map_err(|e| format!("{e:#}"));
-        let again = xtask::hash::tarball::hash_archive(path.to_str().unwrap()).map_err(|e| format!("{e:#}"));
+        let first = xtask::hashing::tarball::hash_archive(path.to_str().unwrap()).map_err(|e| format!("{e:#}"));
+        let again = xtask::hashing::tarball::hash_archive(path.to_str().unwrap()).map_err(|e| format!("{e:#}"));
         prop_assert_eq!(first, again);
     }
 
@@ -213,12 +213,12 @@ proptest! {
         let outer = tempfile::tempdir().unwrap();
         let path = outer.path().join("fuzz-1.0-py3-none-manylinux_2_27_x86_64.whl");
         std::fs::write(&path, &bytes).unwrap();
-        let _ = xtask::hash::tarball::hash_archive(path.to_str().unwrap());
-        let _ = xtask::prebuilt::find_library(&path);
+        let _ = xtask::hashing::tarball::hash_archive(path.to_str().unwrap());
+        let _ = xtask::wheels::wheel::find_library(&path);
         let dest = outer.path().join("dest");
         std::fs::create_dir_all(&dest).unwrap();
         for member in [library.as_str(), "pkg/libplugin.so"] {
-            let _ = xtask::prebuilt::extract_wheel(&path, member, &dest);
+            let _ = xtask::wheels::wheel::extract(&path, member, &dest);
         }
         let outside: Vec<PathBuf> = entries_under(outer.path()).into_iter().filter(|p| p != &path && !p.starts_with(&dest)).collect();
         prop_assert!(outside.is_empty(), "written outside: {:?}", outside);
@@ -232,12 +232,12 @@ proptest! {
         let base = std::fs::read_to_string(project.join("pins.toml")).unwrap();
         let seed = base.replacen("prebuilt.libtpu", &format!("prebuilt.\"{}\"", name.replace(['\\', '"'], "")), 3);
         let text = String::from_utf8_lossy(&apply(seed.into_bytes(), &edits)).into_owned();
-        let report = xtask::pins::check(&text, "fuzz.toml");
+        let report = xtask::pinfile::check(&text, "fuzz.toml");
         let lines = text.lines().count().max(1);
         for f in &report.findings {
             prop_assert!(f.line.is_none_or(|l| l >= 1 && l <= lines + 1), "{}", f);
         }
-        let _ = xtask::pins::PinsDocument::parse(&text);
+        let _ = xtask::pinfile::PinsDocument::parse(&text);
         if let (Some(pins), false) = (&report.pins, report.has_errors()) {
             for (name, pin) in &pins.prebuilt {
                 prop_assert!(xtask::fsutil::single_component(name, "name").is_ok(), "{:?} passed", name);

@@ -37,7 +37,7 @@ fn a_huge_member_is_streamed() {
     assert!(compressed < 4 << 20, "the wheel is {compressed} bytes");
 
     let before = peak_rss();
-    let found = xtask::prebuilt::find_library(&wheel).unwrap();
+    let found = xtask::wheels::wheel::find_library(&wheel).unwrap();
     let grew = peak_rss().saturating_sub(before);
     assert_eq!(found, "huge/libhuge.so");
     let peak = peak_rss();

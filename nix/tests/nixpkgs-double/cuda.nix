@@ -11,7 +11,10 @@
 #   `include`; package versions are the manifest's component versions
 #   (cuda_cudart 12.9.79), the set's manifests keep NVIDIA's release_label
 #   (12.9.1). Which outputs a component has depends on its archive; the lists
-#   below follow that rule for what each archive holds.
+#   below follow that rule for what each archive holds, except cuda_nvcc,
+#   which nixpkgs keeps in a single `out` (packages/cuda_nvcc.nix c9cd016b,
+#   packages/cuda_nvcc/package.nix 7787668e: NVCC and NVVM together, so
+#   `lib.getBin cuda_nvcc` has bin/ptxas, bin/nvlink and nvvm/libdevice).
 # * nccl (cuda-modules/packages/nccl.nix): built from source with cuda_nvcc
 #   and cuda_cudart, outputs out/dev/static, BSD-3; it cannot evaluate when
 #   those cannot.
@@ -57,14 +60,10 @@ let
       "lib"
       "static"
     ];
-    cuda_nvcc = [
-      "out"
-      "bin"
-      "dev"
-      "include"
-      "lib"
-      "static"
-    ];
+    # One output, overriding the split: "Keep NVCC and NVVM together"
+    # (cuda_nvcc.nix c9cd016b, cuda_nvcc/package.nix 7787668e): bin/ptxas,
+    # bin/nvlink, nvvm/libdevice and the headers share one prefix.
+    cuda_nvcc = [ "out" ];
     cuda_nvdisasm = [
       "out"
       "bin"

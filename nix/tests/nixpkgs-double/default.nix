@@ -91,10 +91,30 @@ let
   };
 
   rocmVersion = "7.2.1";
-  rocm = pname: mkDerivation {
-    inherit pname;
-    version = rocmVersion;
-  };
+  # A ROCm package; `doubleFiles` models the files it installs that XLA's
+  # ROCm configuration reads (rocm_configure.bzl, find_rocm_config.py): the
+  # ROCm projects' CMake install layout, which nixpkgs keeps by setting
+  # CMAKE_INSTALL_{INCLUDEDIR,LIBDIR}=include/lib in every ROCm package of
+  # pkgs/development/rocm-modules (rocrand/default.nix 0145c6da,
+  # clr/default.nix e62b4c77), all in the `out` output. Header contents are
+  # only the version defines find_rocm_config.py parses (values made up:
+  # the layout is what is modelled).
+  rocm =
+    pname: files:
+    mkDerivation {
+      inherit pname;
+      version = rocmVersion;
+      passthru.doubleFiles = files;
+    };
+  define = names: b.concatStringsSep "" (map (n: "#define ${n} 7\n") names);
+  rocmLibrary =
+    pname: library: header: defines:
+    rocm pname (
+      {
+        "lib/lib${library}.so" = "";
+      }
+      // lib.optionalAttrs (header != null) { ${header} = define defines; }
+    );
 
   bazelSet = import ./bazel.nix { inherit lib mkDerivation; };
   cudaSets = import ./cuda.nix { inherit lib mkDerivation config; };
@@ -165,26 +185,85 @@ let
         }
       );
     rocmPackages = {
-      clr = rocm "clr";
-      rocminfo = rocm "rocminfo";
-      rocm-device-libs = rocm "rocm-device-libs";
-      rocblas = rocm "rocblas";
-      hipblas = rocm "hipblas";
-      hipblaslt = rocm "hipblaslt";
-      miopen = rocm "miopen";
-      rccl = rocm "rccl";
-      rocsolver = rocm "rocsolver";
-      hipsolver = rocm "hipsolver";
-      rocsparse = rocm "rocsparse";
-      hipsparse = rocm "hipsparse";
-      rocfft = rocm "rocfft";
-      hipfft = rocm "hipfft";
-      rocprim = rocm "rocprim";
-      hipcub = rocm "hipcub";
-      rocthrust = rocm "rocthrust";
-      roctracer = rocm "roctracer";
-      rocprofiler-sdk = rocm "rocprofiler-sdk";
-      llvm.clang = rocm "rocm-clang";
+      # clr/default.nix (e62b4c77) postInstall: links rocm-core's headers
+      # into include/ (`ln -s ${rocm-core}/include/* $out/include/`) and the
+      # ROCm clang as llvm/ (`ln -s ${hipClang} $out/llvm`, bin/ of
+      # llvm.rocm-toolchain), which rocm_configure.bzl runs as llvm/bin/clang.
+      clr = rocm "clr" {
+        "include/hip/hip_version.h" = define [
+          "HIP_VERSION_MAJOR"
+          "HIP_VERSION_MINOR"
+        ];
+        "include/rocm-core/rocm_version.h" = define [
+          "ROCM_VERSION_MAJOR"
+          "ROCM_VERSION_MINOR"
+          "ROCM_VERSION_PATCH"
+        ];
+        "lib/libamdhip64.so" = "";
+        "llvm/bin/clang" = "";
+      };
+      rocm-core = rocm "rocm-core" {
+        "include/rocm-core/rocm_version.h" = define [
+          "ROCM_VERSION_MAJOR"
+          "ROCM_VERSION_MINOR"
+          "ROCM_VERSION_PATCH"
+        ];
+        "lib/librocm-core.so" = "";
+      };
+      rocminfo = rocm "rocminfo" { "bin/rocminfo" = ""; };
+      rocm-device-libs = rocm "rocm-device-libs" { "amdgcn/bitcode/ocml.bc" = ""; };
+      rocblas = rocmLibrary "rocblas" "rocblas" "include/rocblas/internal/rocblas-version.h" [
+        "ROCBLAS_VERSION_MAJOR"
+        "ROCBLAS_VERSION_MINOR"
+        "ROCBLAS_VERSION_PATCH"
+      ];
+      hipblas = rocmLibrary "hipblas" "hipblas" null [ ];
+      hipblaslt = rocmLibrary "hipblaslt" "hipblaslt" null [ ];
+      miopen = rocmLibrary "miopen" "MIOpen" "include/miopen/version.h" [
+        "MIOPEN_VERSION_MAJOR"
+        "MIOPEN_VERSION_MINOR"
+        "MIOPEN_VERSION_PATCH"
+      ];
+      rccl = rocmLibrary "rccl" "rccl" null [ ];
+      rocsolver = rocmLibrary "rocsolver" "rocsolver" "include/rocsolver/rocsolver-version.h" [
+        "ROCSOLVER_VERSION_MAJOR"
+        "ROCSOLVER_VERSION_MINOR"
+        "ROCSOLVER_VERSION_PATCH"
+      ];
+      hipsolver = rocmLibrary "hipsolver" "hipsolver" "include/hipsolver/internal/hipsolver-version.h" [
+        "hipsolverVersionMajor"
+        "hipsolverVersionMinor"
+        "hipsolverVersionPatch"
+      ];
+      rocsparse = rocmLibrary "rocsparse" "rocsparse" null [ ];
+      hipsparse = rocmLibrary "hipsparse" "hipsparse" "include/hipsparse/hipsparse-version.h" [
+        "hipsparseVersionMajor"
+        "hipsparseVersionMinor"
+        "hipsparseVersionPatch"
+      ];
+      rocfft = rocmLibrary "rocfft" "rocfft" "include/rocfft/rocfft-version.h" [
+        "rocfft_version_major"
+        "rocfft_version_minor"
+        "rocfft_version_patch"
+      ];
+      hipfft = rocmLibrary "hipfft" "hipfft" "include/hipfft/hipfft-version.h" [
+        "hipfftVersionMajor"
+        "hipfftVersionMinor"
+        "hipfftVersionPatch"
+      ];
+      # rocrand/default.nix (0145c6da): outputs = [ "out" ] (plus test and
+      # benchmark when asked for), headers under include/rocrand.
+      rocrand = rocmLibrary "rocrand" "rocrand" "include/rocrand/rocrand_version.h" [ "ROCRAND_VERSION" ];
+      hiprand = rocmLibrary "hiprand" "hiprand" "include/hiprand/hiprand_version.h" [ "HIPRAND_VERSION" ];
+      rocprim = rocm "rocprim" { "include/rocprim/rocprim_version.hpp" = ""; };
+      hipcub = rocm "hipcub" { "include/hipcub/hipcub_version.hpp" = ""; };
+      rocthrust = rocm "rocthrust" { "include/thrust/rocthrust_version.hpp" = ""; };
+      roctracer = rocmLibrary "roctracer" "roctracer64" "include/roctracer/roctracer.h" [
+        "ROCTRACER_VERSION_MAJOR"
+        "ROCTRACER_VERSION_MINOR"
+      ];
+      rocprofiler-sdk = rocmLibrary "rocprofiler-sdk" "rocprofiler-sdk" null [ ];
+      llvm.clang = rocm "rocm-clang" { "bin/clang" = ""; };
     };
     llvmPackages.libclang = library "libclang";
     protobuf = tool "protobuf";

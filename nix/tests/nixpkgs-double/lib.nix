@@ -1,6 +1,6 @@
 # TEST DOUBLE: the nixpkgs `lib` functions pjrtpkgs and the double call, with
 # the names, argument order and semantics of nixpkgs' lib/ (lists.nix,
-# attrsets.nix, strings.nix, customisation.nix, asserts.nix, licenses.nix,
+# attrsets.nix, strings.nix, customisation.nix, asserts.nix, trivial.nix, licenses.nix,
 # source-types.nix, fetchers.nix; read at NixOS/nixpkgs, see README.md).
 # Written here, not copied; nothing more than what is used.
 let
@@ -57,6 +57,12 @@ rec {
   makeBinPath = xs: b.concatStringsSep ":" (map (p: "${getBin p}/bin") xs);
 
   assertMsg = pred: msg: pred || b.throw msg;
+  # lib/trivial.nix: warn prints on stderr and goes on (builtins.warn where
+  # the Nix has it, else a trace; NIX_ABORT_ON_WARN is not modelled).
+  warn = msg: b.trace "evaluation warning: ${msg}";
+  warnIf = cond: msg: if cond then warn msg else x: x;
+  versions.major = v: b.head (b.splitVersion v);
+  versions.majorMinor = v: b.concatStringsSep "." (b.genList (i: b.elemAt (b.splitVersion v) i) 2);
 
   # lib/customisation.nix makeOverridable, reduced: `.override` re-calls the
   # function with the arguments updated.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use super::narinfo::public_of_secret;
+use crate::binary_cache::narinfo::public_of_secret;
 use crate::nix::Nix;
 
 #[derive(Debug, clap::Args)]

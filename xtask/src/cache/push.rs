@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::decode::COMPRESSIONS;
-use super::narinfo::{public_of_secret, shown, NarInfo, PublicKey};
-use super::remote::{redacted, BinaryCache, Location};
+use crate::binary_cache::decode::COMPRESSIONS;
+use crate::binary_cache::narinfo::{public_of_secret, shown, NarInfo, PublicKey};
+use crate::binary_cache::remote::{redacted, BinaryCache, Location};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
@@ -222,7 +222,7 @@ fn read_back(store_url: &str, closure: &[(String, u64)], key: Option<&PublicKey>
         return Ok(0);
     };
     for (path, _) in closure {
-        let rel = super::narinfo_name(path)?;
+        let rel = crate::binary_cache::narinfo_name(path)?;
         let text = cache.get_text(&rel).map_err(|e| anyhow!("{path} was pushed but cannot be read back: {e}"))?.with_context(|| {
             format!("{path} was pushed but {} does not exist; is STORE-URL the place clients read from?", cache.describe(&rel))
         })?;

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::decode::{self, Failure};
-use super::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
-use super::remote::{redacted, BinaryCache, FetchError};
+use crate::binary_cache::decode::{self, Failure};
+use crate::binary_cache::narinfo::{shown, split_store_path, ContentAddressVerdict, NarInfo, PublicKey};
+use crate::binary_cache::remote::{redacted, BinaryCache, FetchError};
 use crate::nix::{self, Nix};
 
 #[derive(Debug, clap::Args)]
@@ -288,7 +288,7 @@ fn problem(report: &mut PathReport, status: &'static str, text: String) {
 /// by a trusted key; anything else is recorded in `report`.
 fn check_narinfo(cache: &BinaryCache, store_dir: &str, path: &str, trusted: &[PublicKey], report: &mut PathReport) -> Option<NarInfo> {
     let rel = match split_store_path(path) {
-        Ok((dir, _)) if dir == store_dir => super::narinfo_name(path).expect("a checked store path has a narinfo name"),
+        Ok((dir, _)) if dir == store_dir => crate::binary_cache::narinfo_name(path).expect("a checked store path has a narinfo name"),
         Ok(_) => {
             problem(report, "invalid", format!("not a path in the cache's store directory {store_dir}"));
             return None;

@@ -20,8 +20,8 @@ use pjrt_sys::loader::{self, Extension, Plugin};
 use pjrt_sys::{args, call, history, *};
 use serde::Serialize;
 
-use crate::smoke::client_options::{self, ClientOption, NamedValues};
-use crate::smoke::session::{Buffer, Client, Event, LoadedExecutable};
+use crate::plugin::client_options::{self, ClientOption, NamedValues};
+use crate::plugin::session::{extension_name, Buffer, Client, Event, LoadedExecutable};
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
@@ -147,7 +147,7 @@ type Lazy<T> = Option<Result<T, String>>;
 pub struct Ctx {
     pub path: PathBuf,
     /// Where the child reports (checks, and the making of prerequisites).
-    pub events: crate::conform::child::Events,
+    pub events: crate::plugin::child::Events,
     /// Prerequisites an earlier child crashed making, and how.
     broken: std::collections::BTreeMap<String, String>,
     pub backend: Option<String>,
@@ -165,7 +165,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(path: PathBuf, backend: Option<String>, user_options: Vec<ClientOption>, events: crate::conform::child::Events) -> Ctx {
+    pub fn new(path: PathBuf, backend: Option<String>, user_options: Vec<ClientOption>, events: crate::plugin::child::Events) -> Ctx {
         Ctx {
             path,
             events,
@@ -302,12 +302,12 @@ impl Ctx {
     pub fn executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
         let client = self.client()?;
         if self.exe.is_none() {
-            let result = crate::smoke::session::compile_raw(
+            let result = crate::plugin::session::compile_raw(
                 self.plugin_ref(),
                 client,
-                crate::smoke::PROGRAM,
+                crate::plugin::program::PROGRAM,
                 "mlir",
-                &crate::smoke::compile_options::single_device(),
+                &crate::plugin::compile_options::single_device(),
             )
             .map_err(|e| e.to_string());
             self.exe = Some(result);
@@ -322,7 +322,7 @@ impl Ctx {
     pub fn program(&mut self, key: &'static str, code: &str) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
         self.client()?;
         if !self.programs.iter().any(|(k, _)| *k == key) {
-            let options = crate::smoke::compile_options::single_device();
+            let options = crate::plugin::compile_options::single_device();
             let compiled = match self.compile(code, &options) {
                 Ok(exe) => Ok(exe),
                 Err(CheckError::Pjrt { function, code, message }) => {
@@ -657,13 +657,6 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-/// "Layouts", or "unknown type 25 (newer than PJRT 0.114)".
-pub fn extension_name(kind: PJRT_Extension_Type) -> String {
-    pjrt_sys::loader::extension_type_name(kind)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("unknown type {kind} (newer than PJRT 0.{}, the newest header pjrtpkgs knows)", history::NEWEST_MINOR))
 }
 
 /// Reads PJRT named values (attributes) into JSON.

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository, Sort};
 
-use crate::diff_headers::model::{ApiModel, Decl, DeclKind};
+use crate::header_diff::model::{ApiModel, Decl, DeclKind};
 use crate::xla_headers::{parse_api_version, CORE_HEADER};
 use crate::xla_repo::{self, XlaRepoArg};
 
@@ -201,7 +201,7 @@ pub fn versions(repo: &Repository, tip: Oid) -> Result<Vec<Version>> {
 pub fn build(repo: &Repository, tip: Oid) -> Result<History> {
     let versions = versions(repo, tip)?;
     let commits: Vec<Oid> = versions.iter().map(|v| v.commit).collect();
-    let models = crate::diff_headers::model_commits(repo, &commits)?;
+    let models = crate::header_diff::model_commits(repo, &commits)?;
     let minors: Vec<u32> = versions.iter().map(|v| v.minor).collect();
     Ok(History {
         tip,
@@ -218,7 +218,7 @@ pub fn build(repo: &Repository, tip: Oid) -> Result<History> {
 /// or with a `PJRT_Extension_Base` (extensions), the chain element itself
 /// (`PJRT_Extension_Base`, `PJRT_Structure_Base` before 0.41), and the
 /// extensions of 0.31 to 0.44, which start with their type (no size).
-fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::diff_headers::model::Struct)> {
+fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::header_diff::model::Struct)> {
     model.decls.values().filter_map(|decl| match &decl.kind {
         DeclKind::Struct(s) if !s.union => {
             let first = s.fields.first()?;
@@ -348,8 +348,8 @@ fn enumerator_runs(minors: &[u32], models: &[ApiModel]) -> Vec<EnumeratorRun> {
 /// one `PJRT_Extension_Base base`), `resized`, `retyped`, or `renamed`
 /// (same type, another name).
 fn change_kind(
-    before: &crate::diff_headers::model::Field,
-    after: &crate::diff_headers::model::Field,
+    before: &crate::header_diff::model::Field,
+    after: &crate::header_diff::model::Field,
     old: &ApiModel,
     new: &ApiModel,
 ) -> &'static str {
@@ -378,7 +378,7 @@ fn change_kind(
 fn changes(minors: &[u32], models: &[ApiModel]) -> Vec<Change> {
     let mut out = Vec::new();
     for i in 1..models.len() {
-        let old: BTreeMap<&str, &crate::diff_headers::model::Struct> = versioned_structs(&models[i - 1]).collect();
+        let old: BTreeMap<&str, &crate::header_diff::model::Struct> = versioned_structs(&models[i - 1]).collect();
         for (name, new) in versioned_structs(&models[i]) {
             let Some(old) = old.get(name) else { continue };
             for after in new.fields.iter().filter(|f| f.bit_width.is_none()) {

@@ -16,7 +16,7 @@ use pjrt_sys::history;
 
 use super::harness::Status;
 use super::report::Report;
-use crate::pins::{host_system, Pins};
+use crate::pinfile::{host_system, Pins};
 
 /// The generated page, relative to the project root.
 pub const MATRIX_PATH: &str = "docs/compat-matrix.md";
@@ -42,7 +42,7 @@ pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
             continue;
         }
         eprintln!("conform --matrix: {name} {} ...", pin.version);
-        let outcome = crate::prebuilt::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
+        let outcome = crate::plugin::locate::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
             super::conform(name, &path, Some(&pin.backend), &[], Duration::from_secs(timeout), jobs, false).map_err(|e| format!("{e:#}"))
         });
         columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome });

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::harness::Status;
-use crate::smoke::client_options::ClientOption;
+use crate::plugin::client_options::ClientOption;
 
 /// 2: the ERROR status (the harness's fault) and `call` (the PJRT call a
 /// check's process died in).
@@ -198,9 +198,9 @@ fn parse_option(value: &serde_json::Value) -> Option<ClientOption> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let mut option = crate::smoke::client_options::parse(&format!("{name}:{ty}={v}")).ok()?;
+    let mut option = crate::plugin::client_options::parse(&format!("{name}:{ty}={v}")).ok()?;
     if value.get("source").and_then(|s| s.as_str()) == Some("gpu_default") {
-        option.source = crate::smoke::client_options::Source::GpuDefault;
+        option.source = crate::plugin::client_options::Source::GpuDefault;
     }
     Some(option)
 }

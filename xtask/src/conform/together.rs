@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::child;
-use crate::smoke::client_options::{self, ClientOption, NamedValues};
+use crate::plugin::child;
+use crate::plugin::client_options::{self, ClientOption, NamedValues};
+use crate::plugin::session::Client;
 
 /// The flags `dlopen` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -294,7 +295,7 @@ pub fn run_child(
         let backend = backends.get(i).filter(|b| b.as_str() != "-").map(String::as_str);
         let gpu = client_options::is_gpu(backend, &plugin.extensions());
         let named = NamedValues::new(&client_options::resolve(user_options, gpu));
-        let client = crate::smoke::session::Client::create_with(plugin, &named);
+        let client = Client::create_with(plugin, &named);
         let platform = client.as_ref().ok().and_then(|c| c.platform_name().ok());
         let status = client.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| format!("{e:#}"));
         events.emit(&serde_json::json!({ "event": "client", "index": i, "client": status, "platform": platform }));
@@ -308,15 +309,16 @@ pub fn run_child(
 }
 
 /// `(a + b) * a` on the client's first device, checked against the expected numbers.
-fn compute(client: &crate::smoke::session::Client<'_>) -> Result<()> {
-    use crate::smoke::{compile_options, DIMS, INPUT_A, INPUT_B, PROGRAM};
+fn compute(client: &Client<'_>) -> Result<()> {
+    use crate::plugin::compile_options;
+    use crate::plugin::program::{expected, DIMS, INPUT_A, INPUT_B, PROGRAM};
     let device = *client.addressable_devices()?.first().context("the client has no addressable device")?;
     let exe = client.compile(PROGRAM, "mlir", &compile_options::single_device())?;
     let a = client.buffer_from_f32(&INPUT_A, &DIMS, device)?;
     let b = client.buffer_from_f32(&INPUT_B, &DIMS, device)?;
     let out = exe.execute(&[&a, &b])?;
     let result = out.first().context("no output")?.to_f32()?;
-    let expected = crate::smoke::expected();
+    let expected = expected();
     anyhow::ensure!(result == expected, "computed {result:?}, expected {expected:?}");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::pins::{host_system, Pins, UNKNOWN};
+use crate::pinfile::{host_system, Pins, UNKNOWN};
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {
     let info: Map<String, Value> = serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", info_path.display()))?;
     let field = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_owned);
     let Some(backend) = field("backend") else { bail!("{} has no `backend`", info_path.display()) };
-    if !crate::pins::PREBUILT_BACKENDS.contains(&backend.as_str()) {
+    if !crate::pinfile::PREBUILT_BACKENDS.contains(&backend.as_str()) {
         bail!("{}: unknown backend `{backend}`", info_path.display());
     }
     let origin = match field("origin").as_deref() {
@@ -102,7 +102,7 @@ fn nix_result(label: &str, dir: &Path, pins: &Pins) -> Result<Input> {
     let api_version = match (origin, field("pjrt_api_version")) {
         (_, Some(v)) => v,
         (Origin::Source, None) => bail!("{}: a source build without `pjrt_api_version`", info_path.display()),
-        (Origin::Prebuilt, None) => crate::prebuilt::probe_api_version(&plugin).with_context(|| {
+        (Origin::Prebuilt, None) => crate::plugin::probe::probe(&plugin).with_context(|| {
             format!("{} records no PJRT API version and the plugin cannot be loaded here to read it", info_path.display())
         })?,
     };
@@ -141,13 +141,13 @@ fn prebuilt(name: &str, system: Option<&str>, pins: &Pins) -> Result<Input> {
         let have: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
         bail!("`{name}` {} has no wheel pinned for {system} (pinned: {})", pin.version, have.join(", "));
     };
-    let plugin = crate::prebuilt::fetch_plugin(name, Some(&system))?;
+    let plugin = crate::plugin::locate::fetch_plugin(name, Some(&system))?;
     // The version the plugin reports, read by loading it where it can run;
     // elsewhere, the one `prebuilt update` recorded the same way.
     let pinned = (pin.pjrt_api_version != UNKNOWN).then(|| pin.pjrt_api_version.clone());
     let api_version = if system == host_system() {
         let reported =
-            crate::prebuilt::probe_api_version(&plugin).with_context(|| format!("cannot load `{name}` to read its PJRT API version"))?;
+            crate::plugin::probe::probe(&plugin).with_context(|| format!("cannot load `{name}` to read its PJRT API version"))?;
         if let Some(p) = pinned.as_ref().filter(|p| **p != reported) {
             bail!("`{name}` reports PJRT API {reported} but pins.toml records {p}: re-pin it with `cargo xtask prebuilt update {name}`");
         }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::elf::ElfInfo;
-use super::floor::{compare_versions, split_version, Floor, SYSTEM_LIBRARIES};
+use crate::glibc_floor::{compare_versions, split_version, Floor, SYSTEM_LIBRARIES};
+use crate::plugin::elf::ElfInfo;
 
 /// How many symbols a refusal names per version before summarising.
 const SYMBOLS_NAMED: usize = 8;
@@ -99,7 +99,7 @@ pub fn check(elf: &ElfInfo, floor: &Floor, is_plugin: bool, bundled: &[String], 
                 ));
             }
         }
-        if super::floor::parse_dotted(number).is_some() {
+        if crate::glibc_floor::parse_dotted(number).is_some() {
             let entry = max_versions.entry(family.to_owned()).or_insert_with(|| number.to_owned());
             if compare_versions(number, entry).is_gt() {
                 *entry = number.to_owned();

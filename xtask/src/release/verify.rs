@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::sign;
 use super::sums;
-use crate::cache::remote::BinaryCache;
+use crate::binary_cache::remote::BinaryCache;
 
 /// Exit status when the release is not what it claims.
 pub const EXIT_PROBLEMS: u8 = 2;
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let path = crate::project::pins_toml().context(
                     "no public key given: pass --public-key KEY, or run inside a pjrtpkgs checkout whose pins.toml has [release] minisign_public_key",
                 )?;
-                let pins = crate::pins::Pins::load(&path)?;
+                let pins = crate::pinfile::Pins::load(&path)?;
                 pins.release.and_then(|r| r.minisign_public_key).context(
                     "no public key: pins.toml [release] has no minisign_public_key; pass --public-key KEY (or --unsigned for an unsigned release)",
                 )?
@@ -140,7 +140,7 @@ pub fn verify(source: &str, key: Option<&minisign::PublicKey>) -> Result<Report>
             }
             Some(mut reader) => {
                 let bar = crate::progress::bytes_bar(format!("checking {name}"), None);
-                let mut hashing = crate::hash::Hashing::new(std::io::sink());
+                let mut hashing = crate::hashing::Hashing::new(std::io::sink());
                 std::io::copy(&mut bar.wrap_read(&mut reader), &mut hashing)
                     .with_context(|| format!("cannot read {}", release.describe(name)))?;
                 bar.finish_and_clear();

@@ -146,23 +146,28 @@ impl BazelRc {
     /// The `--repo_env` variables `--config=config` sets, the last setting of
     /// each winning (as in Bazel).
     pub fn repo_env(&self, config: &str) -> Result<BTreeMap<String, String>> {
-        let options = self.expand(config)?;
-        let mut env = BTreeMap::new();
-        let mut it = options.iter();
-        while let Some(opt) = it.next() {
-            let assignment = if let Some(rest) = opt.strip_prefix("--repo_env=") {
-                Some(rest.to_string())
-            } else if opt == "--repo_env" {
-                it.next().cloned()
-            } else {
-                None
-            };
-            if let Some((key, value)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
-                env.insert(key.to_string(), unquote(value));
-            }
-        }
-        Ok(env)
+        Ok(repo_env_of(&self.expand(config)?))
     }
+}
+
+/// The `--repo_env` variables a list of Bazel options sets (`--repo_env=K=V`
+/// or `--repo_env K=V`, quotes removed), the last setting of each winning.
+pub fn repo_env_of(options: &[String]) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut it = options.iter();
+    while let Some(opt) = it.next() {
+        let assignment = if let Some(rest) = opt.strip_prefix("--repo_env=") {
+            Some(rest.to_string())
+        } else if opt == "--repo_env" {
+            it.next().cloned()
+        } else {
+            None
+        };
+        if let Some((key, value)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
+            env.insert(key.to_string(), unquote(value));
+        }
+    }
+    env
 }
 
 /// Joins backslash-continued lines and drops comments and blank lines.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use git2::{Oid, Repository};
 
-pub use crate::diff_headers::{AbiVerdict, Verdict};
+pub use crate::header_diff::{AbiVerdict, Verdict};
 
 /// The verdict word as the report shouts it.
 pub fn verdict_word(v: Verdict) -> String {
@@ -25,21 +25,21 @@ pub struct HeaderDiff {
     /// The C API headers' diff.
     pub markdown: String,
     /// The protobuf schemas' diff (compile_options.proto, xla.proto, ...).
-    pub protos: Option<crate::diff_headers::proto::ProtoReport>,
+    pub protos: Option<crate::header_diff::proto::ProtoReport>,
 }
 
 /// NAR hash (SRI) of the commit's tree, as `fetchFromGitHub` computes it.
 pub fn source_hash(repo: &Repository, commit: Oid) -> Result<String> {
-    Ok(crate::hash::git::hash_commit(repo, commit)?.to_sri())
+    Ok(crate::hashing::git::hash_commit(repo, commit)?.to_sri())
 }
 
-pub use crate::pins::XlaPin;
+pub use crate::pinfile::XlaPin;
 
 /// pins.toml with the new `[xla]`, optionally a new `[toolchains.bazel]
 /// version` (same major: the attribute stays), and every Bazel dependency
 /// hash marked stale. Comments and layout are kept; the result is validated.
 pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> Result<String> {
-    let mut doc = crate::pins::PinsDocument::parse(text)?;
+    let mut doc = crate::pinfile::PinsDocument::parse(text)?;
     doc.reset_release_build_for(&xla.pjrt_api_version);
     doc.set_xla(xla);
     if let Some(v) = bazel_toolchain {
@@ -52,12 +52,12 @@ pub fn updated_pins(text: &str, xla: &XlaPin, bazel_toolchain: Option<&str>) -> 
     if text.contains("\r\n") && !out.contains("\r\n") {
         out = out.replace('\n', "\r\n");
     }
-    crate::pins::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
+    crate::pinfile::Pins::parse(&out, "pins.toml (as upgraded)").context("the upgraded pins.toml would be invalid")?;
     Ok(out)
 }
 
 pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> {
-    let report = crate::diff_headers::diff_commits(repo, old, new)?;
+    let report = crate::header_diff::diff_commits(repo, old, new)?;
     Ok(HeaderDiff {
         verdict: report.verdict(),
         abi: report.abi_verdict(),
@@ -70,12 +70,12 @@ pub fn header_diff(repo: &Repository, old: Oid, new: Oid) -> Result<HeaderDiff> 
 /// The generated binding files for `commit`: (path relative to the project
 /// root, contents). Nothing is written.
 pub fn generate_bindings(root: &Path, repo: &Repository, commit: Oid) -> Result<Vec<(PathBuf, String)>> {
-    let generated = crate::bindgen::generate(repo, commit, &crate::bindgen::generator_name(root)?)?;
-    Ok(vec![(PathBuf::from(crate::bindgen::BINDINGS_PATH), generated.source)])
+    let generated = crate::bindings::generate(repo, commit, &crate::bindings::generator_name(root)?)?;
+    Ok(vec![(PathBuf::from(crate::bindings::BINDINGS_PATH), generated.source)])
 }
 
 /// The binding files `generate_bindings` writes, for the early
 /// uncommitted-edits check.
 pub fn binding_paths() -> Vec<PathBuf> {
-    vec![PathBuf::from(crate::bindgen::BINDINGS_PATH)]
+    vec![PathBuf::from(crate::bindings::BINDINGS_PATH)]
 }

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use super::peers::{AbiVerdict, HeaderDiff, Verdict, XlaPin};
 use super::review::{Level, Review};
 use super::toolchain::{Accepted, Moves, Project, VersionSource};
-use super::versions::{ApiVersion, XlaVersions};
-use crate::diff_headers::proto::Wire;
+use super::versions::{ApiVersion, XlaVersions, RECORDED_CUDA_SETTINGS};
+use crate::header_diff::proto::Wire;
 
 /// Where reports go, relative to the project root.
 pub const REPORT_DIR: &str = "docs/upgrades";
@@ -123,6 +123,9 @@ pub fn markdown(u: &Upgrade) -> String {
     } else {
         for f in actions {
             let _ = writeln!(m, "- **{}**: {} → {}. {}", f.pin, dash(&f.pinned), f.xla, f.message);
+            if let Some(nix) = &f.nix {
+                let _ = writeln!(m, "  - Nix inputs and pins to change: {nix}.");
+            }
         }
         for (what, message) in &moves {
             let _ = writeln!(m, "- **{what}** (MLIR bindings): {message}");
@@ -149,9 +152,14 @@ pub fn markdown(u: &Upgrade) -> String {
                 }
                 let caps = c.compute_capabilities.as_ref().map(|c| c.join(",")).unwrap_or_else(|| "(unset)".into());
                 let _ = writeln!(m, "| `pjrt_{section}` HERMETIC_CUDA_COMPUTE_CAPABILITIES | {caps} |");
+                for (name, v) in c.hermetic.iter().filter(|(k, _)| !RECORDED_CUDA_SETTINGS.iter().any(|(s, _)| s == k)) {
+                    let _ = writeln!(m, "| `pjrt_{section}` {name} | {v} |");
+                }
             }
         }
     }
+    let _ =
+        writeln!(m, "| rules_ml_toolchain (WORKSPACE) | {} |", u.versions.rules_ml_toolchain.as_deref().map(short).unwrap_or("(not used)"));
     match &u.versions.rocm_distro {
         Some((v, config)) => {
             let _ = writeln!(m, "| `{config}` ROCM_DISTRO_VERSION | {v} |");
@@ -161,6 +169,20 @@ pub fn markdown(u: &Upgrade) -> String {
         }
     }
     m.push('\n');
+    let nix: Vec<_> = u.review.actions().filter_map(|f| f.nix.as_ref().map(|n| (f, n))).collect();
+    if nix.is_empty() {
+        let _ = writeln!(m, "These match pins.toml and the Nix build: no Nix input has to change.\n");
+    } else {
+        let _ = writeln!(
+            m,
+            "Where these differ from pins.toml, the Nix layer must follow before it builds what XLA builds \
+             (`cargo test -p xtask --test nix_xla_rules` fails until it does):\n"
+        );
+        for (f, n) in nix {
+            let _ = writeln!(m, "- {} ({} → {}): {n}", f.pin, dash(&f.pinned), f.xla);
+        }
+        m.push('\n');
+    }
     let others: Vec<_> = u.review.findings.iter().filter(|f| f.level != Level::Action).collect();
     if !others.is_empty() {
         for f in others {

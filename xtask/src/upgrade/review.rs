@@ -9,8 +9,8 @@
 //! sets deliver — is only reported: changing the recorded value without
 //! changing (and checking) the provider would make pins.toml lie.
 
-use super::versions::{CudaConfig, XlaVersions, CUDA_SECTIONS};
-use crate::pins::{version_major as major, version_major_minor as major_minor, CudaPin, Pins};
+use super::versions::{CudaConfig, XlaVersions, CUDA_SECTIONS, RECORDED_CUDA_SETTINGS};
+use crate::pinfile::{version_major as major, version_major_minor as major_minor, CudaPin, Pins};
 
 /// How loud a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +31,10 @@ pub struct Finding {
     pub pinned: String,
     pub xla: String,
     pub message: String,
+    /// For an action: the Nix inputs (flake input, nix/ files) and pins that
+    /// must change with it; the tests comparing the Nix layer with XLA's
+    /// rules (`cargo test -p xtask --test nix_xla_rules`) fail until they do.
+    pub nix: Option<String>,
 }
 
 /// The toolchain decision upgrade-xla takes itself: the new
@@ -68,7 +72,8 @@ const BAZEL_ATTRIBUTE: &str = "[toolchains.bazel] nixpkgs_attribute";
 pub fn review(pins: &Pins, new: &XlaVersions, accept_bazel_major: bool) -> Review {
     let mut r = Review::default();
     let mut push = |level, pin: String, pinned: &str, xla: &str, message: String| {
-        r.findings.push(Finding { level, pin, pinned: pinned.to_string(), xla: xla.to_string(), message });
+        let nix = (level == Level::Action).then(|| nix_inputs(&pin, pins)).flatten();
+        r.findings.push(Finding { level, pin, pinned: pinned.to_string(), xla: xla.to_string(), message, nix });
     };
 
     // Bazel.
@@ -138,6 +143,23 @@ pub fn review(pins: &Pins, new: &XlaVersions, accept_bazel_major: bool) -> Revie
         cuda_findings(&mut push, pinned, section, cfg);
     }
 
+    // rules_ml_toolchain: its NVSHMEM template says what the CUDA builds install.
+    if let (Some(pinned), Some(new_commit)) = (&pins.rules_ml_toolchain, &new.rules_ml_toolchain) {
+        if &pinned.commit != new_commit {
+            push(
+                Level::Action,
+                "[rules_ml_toolchain] commit".into(),
+                &pinned.commit,
+                new_commit,
+                format!(
+                    "XLA now builds with rules_ml_toolchain {new_commit}: check which shared libraries its gpu/nvshmem/nvidia_nvshmem.BUILD.tpl \
+                     imports there (pinned: {}), then edit [rules_ml_toolchain]",
+                    pinned.nvshmem_libraries.join(", ")
+                ),
+            );
+        }
+    }
+
     // ROCm.
     if let Some(rocm) = &pins.rocm7 {
         let pinned = &rocm.distro_version;
@@ -170,6 +192,60 @@ pub fn review(pins: &Pins, new: &XlaVersions, accept_bazel_major: bool) -> Revie
         }
     }
     r
+}
+
+/// Which Nix inputs and pins a change of `pin` (a finding's key) touches.
+fn nix_inputs(pin: &str, pins: &Pins) -> Option<String> {
+    let (section, key) = match pin.split_once("] ") {
+        Some((s, k)) => (s.trim_start_matches('['), k),
+        None => (pin.trim_start_matches('[').trim_end_matches(']'), ""),
+    };
+    let attr = |s: &str| cuda_pin(pins, s).map(|c| c.nixpkgs_attribute.clone()).unwrap_or_else(|| "cudaPackages_*".into());
+    let text = match (section, key) {
+        ("toolchains.bazel", _) => "the flake's nixpkgs input (flake.nix, flake.lock) must provide that Bazel major; pins.toml [toolchains.bazel] \
+            nixpkgs_attribute and version; nix/source-plugin.nix (the buildBazelPackage of that major); every [bazel_deps] hash"
+            .to_string(),
+        (s, "cuda_version") => format!(
+            "pins.toml [{s}] cuda_version (XLA's value, for the record) and nixpkgs_attribute: the CUDA package set nix/packages.nix \
+             gives the build (LOCAL_CUDA_PATH, nix/cuda-local.nix) and whose release label nix/lib.nix tells XLA; the flake's nixpkgs \
+             input if it lacks that set; the [bazel_deps.{s}.*] hashes"
+        ),
+        (s, "cudnn_version") => format!(
+            "pins.toml [{s}] cudnn_version; nixpkgs' `{}.cudnn` (LOCAL_CUDNN_PATH, nix/cuda-local.nix) is what the build gets",
+            attr(s)
+        ),
+        (s, "nccl_version") => format!(
+            "pins.toml [{s}] nccl_version (nix/lib.nix passes it as HERMETIC_NCCL_VERSION); nixpkgs' `{}.nccl` (LOCAL_NCCL_PATH) is \
+             the NCCL the build gets",
+            attr(s)
+        ),
+        (s, "nvshmem_version") => format!(
+            "pins.toml [{s}] nvshmem_version (nix/lib.nix passes it as HERMETIC_NVSHMEM_VERSION: the source build's Bazel fetch \
+             downloads it, so the [bazel_deps.{s}.*] hashes change) and [{s}.nvshmem_wheel.*] (NVIDIA's nvidia-nvshmem-cu{} wheel of \
+             that version for the prebuilt plugins, nix/prebuilt-plugin.nix; url and sha256 from https://pypi.org/pypi/nvidia-nvshmem-cu{}/json)",
+            &s[4..],
+            &s[4..]
+        ),
+        (s, "compute_capabilities") => format!(
+            "pins.toml [{s}] compute_capabilities (nix/lib.nix passes them as HERMETIC_CUDA_COMPUTE_CAPABILITIES and to configure.py)"
+        ),
+        (s, k) if k.starts_with("HERMETIC_") => format!(
+            "nix/lib.nix bazelConfig passes no {k}: add a pins.toml [{s}] field recording XLA's value and the --repo_env flag that \
+             passes it, or list {k} under [{s}.overrides] with the reason"
+        ),
+        (s, "") if s.starts_with("cuda") => {
+            format!("nix/lib.nix bazelConfig (the flags of the {s} build) and pins.toml [{s}], after reading how XLA builds it now")
+        }
+        ("rules_ml_toolchain", _) => "pins.toml [rules_ml_toolchain] commit and nvshmem_libraries (read from \
+            gpu/nvshmem/nvidia_nvshmem.BUILD.tpl at the new commit): nix/source-plugin.nix installs exactly those NVSHMEM libraries \
+            and fails while the generated BUILD imports others; nix/prebuilt-plugin.nix takes the same ones from NVIDIA's wheel"
+            .to_string(),
+        ("rocm7", _) => "pins.toml [rocm7] nixpkgs_attribute (the flake's nixpkgs ROCm set) and distro_version; nix/gpu-libraries.nix \
+            when XLA's rocm_configure.bzl / find_rocm_config.py require other libraries"
+            .to_string(),
+        _ => return None,
+    };
+    Some(text)
 }
 
 fn rocm_major(distro: &str) -> String {
@@ -212,13 +288,12 @@ fn cuda_findings(push: &mut impl FnMut(Level, String, &str, &str, String), pinne
         if let Some(new) = new {
             if new != old {
                 let lib = key.trim_end_matches("_version");
-                push(
-                    Level::Action,
-                    format!("[{section}] {key}"),
-                    old,
-                    new,
-                    format!("XLA's pjrt_{section} now wants {lib} {new}: check `{attr}.{lib}` provides it, then edit [{section}] {key}"),
-                );
+                let message = if key == "nvshmem_version" {
+                    format!("XLA's pjrt_{section} now wants NVSHMEM {new} (XLA's own download, not nixpkgs'): edit [{section}] {key} and its nvshmem_wheel pins")
+                } else {
+                    format!("XLA's pjrt_{section} now wants {lib} {new}: check `{attr}.{lib}` provides it, then edit [{section}] {key}")
+                };
+                push(Level::Action, format!("[{section}] {key}"), old, new, message);
             }
         }
     }
@@ -226,11 +301,24 @@ fn cuda_findings(push: &mut impl FnMut(Level, String, &str, &str, String), pinne
         let old = &pinned.compute_capabilities;
         if new != old {
             push(
-                Level::Note,
+                Level::Action,
                 format!("[{section}] compute_capabilities"),
                 &old.join(","),
                 &new.join(","),
-                format!("XLA's pjrt_{section} targets changed; pins.toml keeps its explicit list until you edit it"),
+                format!("XLA's pjrt_{section} targets changed; the source build passes pins.toml's list to Bazel until you edit it"),
+            );
+        }
+    }
+    // A setting pins.toml has no field for (and the build does not override).
+    for (setting, value) in &cfg.hermetic {
+        let recorded = RECORDED_CUDA_SETTINGS.iter().any(|(s, _)| s == setting);
+        if !recorded && !pinned.overrides.contains_key(setting) {
+            push(
+                Level::Action,
+                format!("[{section}] {setting}"),
+                "",
+                value,
+                format!("XLA's pjrt_{section} sets {setting}={value}, which neither pins.toml records nor the Nix build passes"),
             );
         }
     }
@@ -269,6 +357,10 @@ compute_capabilities = ["sm_50", "compute_120"]
 distro_version = "rocm_7.10.0_gfx90X"
 nixpkgs_attribute = "rocmPackages"
 gpu_targets = ["gfx90a"]
+
+[rules_ml_toolchain]
+commit = "de6fc6c38ea0368a198daa3f8c7cb829cc8db185"
+nvshmem_libraries = ["libnvshmem_host", "nvshmem_bootstrap_uid", "nvshmem_transport_ibrc"]
 "#;
         Pins::parse(text, "review test pins").unwrap()
     }
@@ -285,10 +377,12 @@ gpu_targets = ["gfx90a"]
                     nccl_version: Some("2.27.7".into()),
                     nvshmem_version: Some("3.2.5".into()),
                     compute_capabilities: Some(vec!["sm_50".into(), "compute_120".into()]),
+                    hermetic: [("HERMETIC_CUDA_VERSION".to_string(), cuda.to_string())].into(),
                 }),
             )]
             .into(),
             rocm_distro: Some((rocm.into(), "rocm_ci_hermetic".into())),
+            rules_ml_toolchain: None,
         }
     }
 
@@ -308,5 +402,29 @@ gpu_targets = ["gfx90a"]
         let accepted = review(&pins(), &versions("8.0.0", "12.9.1", "rocm_7.10.0_gfx90X"), true);
         assert!(accepted.bazel_major_change().is_none());
         assert_eq!(accepted.bazel_toolchain_version.as_deref(), Some("8.0.0"));
+    }
+
+    /// What XLA's pjrt_cudaNN sets and pins.toml does not record, a new
+    /// NVSHMEM and a moved rules_ml_toolchain each name the Nix inputs and
+    /// pins to change.
+    #[test]
+    fn actions_name_the_nix_inputs_to_change() {
+        let mut v = versions("7.7.0", "12.9.1", "rocm_7.10.0_gfx90X");
+        let cfg = v.cuda.get_mut("cuda12").unwrap().as_mut().unwrap();
+        cfg.nvshmem_version = Some("3.4.5".into());
+        cfg.hermetic.insert("HERMETIC_CUDA_UMD_VERSION".into(), "13.0.1".into());
+        v.rules_ml_toolchain = Some("0123456789abcdef0123456789abcdef01234567".into());
+        let r = review(&pins(), &v, false);
+        let nix =
+            |pin: &str| r.actions().find(|f| f.pin == pin).and_then(|f| f.nix.clone()).unwrap_or_else(|| panic!("{pin}: {:?}", r.findings));
+        assert!(nix("[cuda12] nvshmem_version").contains("[cuda12.nvshmem_wheel.*]"));
+        assert!(nix("[cuda12] nvshmem_version").contains("HERMETIC_NVSHMEM_VERSION"));
+        let umd = nix("[cuda12] HERMETIC_CUDA_UMD_VERSION");
+        assert!(umd.contains("nix/lib.nix") && umd.contains("[cuda12.overrides]"), "{umd}");
+        assert!(nix("[rules_ml_toolchain] commit").contains("nvshmem_libraries"));
+        // A setting listed as a deliberate override is no action.
+        let mut p = pins();
+        p.cuda12.as_mut().unwrap().overrides.insert("HERMETIC_CUDA_UMD_VERSION".into(), "the host's driver".into());
+        assert!(review(&p, &v, false).actions().all(|f| f.pin != "[cuda12] HERMETIC_CUDA_UMD_VERSION"));
     }
 }

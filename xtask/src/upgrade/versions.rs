@@ -21,7 +21,20 @@ pub struct CudaConfig {
     pub nccl_version: Option<String>,
     pub nvshmem_version: Option<String>,
     pub compute_capabilities: Option<Vec<String>>,
+    /// Every `HERMETIC_*` variable the config sets, the ones above included:
+    /// a setting pins.toml has no field for shows up here.
+    pub hermetic: BTreeMap<String, String>,
 }
+
+/// The `HERMETIC_*` settings pins.toml's `[cudaNN]` records, by the field
+/// that records each (nix/lib.nix passes them back to Bazel).
+pub const RECORDED_CUDA_SETTINGS: &[(&str, &str)] = &[
+    ("HERMETIC_CUDA_VERSION", "cuda_version"),
+    ("HERMETIC_CUDNN_VERSION", "cudnn_version"),
+    ("HERMETIC_NCCL_VERSION", "nccl_version"),
+    ("HERMETIC_NVSHMEM_VERSION", "nvshmem_version"),
+    ("HERMETIC_CUDA_COMPUTE_CAPABILITIES", "compute_capabilities"),
+];
 
 /// Everything version-like an XLA commit says about its PJRT builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +47,25 @@ pub struct XlaVersions {
     pub cuda: BTreeMap<String, Option<CudaConfig>>,
     /// ROCM_DISTRO_VERSION of the hermetic ROCm config, and that config's name.
     pub rocm_distro: Option<(String, String)>,
+    /// The rules_ml_toolchain commit XLA's WORKSPACE (or a workspace*.bzl)
+    /// downloads; `None` before XLA used rules_ml_toolchain.
+    pub rules_ml_toolchain: Option<String>,
+}
+
+/// Files that may declare XLA's rules_ml_toolchain archive, in load order.
+pub const RULES_ML_TOOLCHAIN_FILES: &[&str] =
+    &["WORKSPACE", "workspace4.bzl", "workspace3.bzl", "workspace2.bzl", "workspace1.bzl", "workspace0.bzl"];
+
+/// The rules_ml_toolchain commit a Starlark file downloads
+/// (`.../rules_ml_toolchain/archive/<40 hex>.tar.gz`), if any.
+pub fn rules_ml_toolchain_commit(text: &str) -> Option<String> {
+    let marker = "rules_ml_toolchain/archive/";
+    text.match_indices(marker).find_map(|(at, _)| {
+        let rest = &text[at + marker.len()..];
+        let commit = rest.get(..40)?;
+        (commit.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) && rest[40..].starts_with(".tar.gz"))
+            .then(|| commit.to_string())
+    })
 }
 
 /// The CUDA flavours pjrtpkgs builds: pins.toml section = `pjrt_<section>` config.
@@ -55,7 +87,8 @@ pub fn read(repo: &Repository, commit: Oid) -> Result<XlaVersions> {
     let bazel = read_file(".bazelversion").and_then(|t| parse_bazelversion(&t));
     let rc = BazelRc::load(".bazelrc", &["tensorflow.bazelrc"], &mut read_file)
         .with_context(|| format!("cannot read the bazelrc files of commit {commit}"))?;
-    from_bazelrc(&rc).map(|(cuda, rocm_distro)| XlaVersions { pjrt_api, bazel, cuda, rocm_distro })
+    let rules_ml_toolchain = RULES_ML_TOOLCHAIN_FILES.iter().find_map(|f| read_file(f).and_then(|t| rules_ml_toolchain_commit(&t)));
+    from_bazelrc(&rc).map(|(cuda, rocm_distro)| XlaVersions { pjrt_api, bazel, cuda, rocm_distro, rules_ml_toolchain })
 }
 
 type RcVersions = (BTreeMap<String, Option<CudaConfig>>, Option<(String, String)>);
@@ -74,6 +107,7 @@ fn from_bazelrc(rc: &BazelRc) -> Result<RcVersions> {
                 compute_capabilities: env
                     .get("HERMETIC_CUDA_COMPUTE_CAPABILITIES")
                     .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+                hermetic: env.iter().filter(|(k, _)| k.starts_with("HERMETIC_")).map(|(k, v)| (k.clone(), v.clone())).collect(),
             })
         } else {
             None
@@ -128,6 +162,14 @@ pub fn changelog_sections(changelog: &str, old: ApiVersion, new: ApiVersion) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_ml_toolchain_from_workspace() {
+        let ws = "tf_http_archive(\n    name = \"rules_ml_toolchain\",\n    strip_prefix = \"rules_ml_toolchain-de6fc6c38ea0368a198daa3f8c7cb829cc8db185\",\n    urls = tf_mirror_urls(\n        \"https://github.com/google-ml-infra/rules_ml_toolchain/archive/de6fc6c38ea0368a198daa3f8c7cb829cc8db185.tar.gz\",\n    ),\n)\n";
+        assert_eq!(rules_ml_toolchain_commit(ws).as_deref(), Some("de6fc6c38ea0368a198daa3f8c7cb829cc8db185"));
+        assert_eq!(rules_ml_toolchain_commit("rules_ml_toolchain/archive/v1.0.tar.gz"), None);
+        assert_eq!(rules_ml_toolchain_commit("rules_ml_toolchain/archive/de6fc6c3"), None);
+    }
 
     #[test]
     fn api_version_and_bazelversion() {

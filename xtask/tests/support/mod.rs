@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod fake_plugin;
+pub mod flake;
 pub mod hash;
 
 use std::net::{TcpStream, ToSocketAddrs};
@@ -76,7 +77,7 @@ pub fn build_users_setting() -> &'static str {
 
 /// libclang, loaded at run time by diff-headers and bindgen.
 pub fn require_libclang() -> bool {
-    match xtask::diff_headers::libclang_available() {
+    match xtask::header_diff::libclang_available() {
         Ok(()) => true,
         Err(e) => require(&format!("libclang (from Debian's libclang-dev: {e:#})"), false),
     }
@@ -142,4 +143,38 @@ pub fn git_dated(dir: &Path, date: Option<&str>, args: &[&str]) -> String {
     let out = cmd.output().expect("git runs");
     assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A clone of google-ml-infra/rules_ml_toolchain (bare or not):
+/// `RULES_ML_TOOLCHAIN_REPO`, optional everywhere. Without it the tests use
+/// what pins.toml `[rules_ml_toolchain]` records (checked against the commit
+/// XLA's WORKSPACE pins) instead of reading the rules themselves, and say so.
+pub fn rules_ml_toolchain_repo() -> Option<PathBuf> {
+    match std::env::var_os("RULES_ML_TOOLCHAIN_REPO").filter(|d| !d.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            assert!(dir.exists(), "RULES_ML_TOOLCHAIN_REPO={} does not exist", dir.display());
+            Some(dir)
+        }
+        None => {
+            eprintln!(
+                "NOTE: RULES_ML_TOOLCHAIN_REPO is unset: using pins.toml [rules_ml_toolchain] (checked against XLA's WORKSPACE) \
+                 instead of rules_ml_toolchain's own template"
+            );
+            None
+        }
+    }
+}
+
+/// `git -C DIR show COMMIT:PATH`, `None` when the file is not there.
+pub fn git_show(dir: &Path, commit: &str, path: &str) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["show", &format!("{commit}:{path}")])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -8,7 +8,7 @@ use pjrt_sys::{args, history, *};
 
 use super::{check, optional, Check};
 use crate::conform::harness::{ensure, f32_bytes, f32_values, fail, pjrt, slice, CheckError, Ctx, Outcome};
-use crate::smoke::session::Buffer;
+use crate::plugin::session::Buffer;
 
 pub fn checks() -> Vec<Check> {
     let mut checks: Vec<Check> = element_types()

@@ -7,8 +7,8 @@ use pjrt_sys::{args, *};
 
 use super::{check, optional, Check};
 use crate::conform::harness::{ensure, fail, named_values, pjrt, slice, text, CheckError, Ctx, Outcome};
-use crate::smoke::client_options::NamedValues;
-use crate::smoke::session::Client;
+use crate::plugin::client_options::NamedValues;
+use crate::plugin::session::Client;
 
 pub fn checks() -> Vec<Check> {
     vec![

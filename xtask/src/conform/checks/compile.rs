@@ -8,7 +8,7 @@ use pjrt_sys::{args, *};
 
 use super::{check, optional, Check};
 use crate::conform::harness::{ensure, f32_values, fail, pjrt, slice, text, CheckError, Ctx, Outcome};
-use crate::smoke::session::LoadedExecutable;
+use crate::plugin::session::LoadedExecutable;
 
 /// Two outputs of two element types from three arguments.
 pub const TWO_OUTPUTS: &str = r#"module @two_outputs {
@@ -47,12 +47,12 @@ pub fn checks() -> Vec<Check> {
 }
 
 fn mlir_without_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::smoke::PROGRAM, &[])?;
+    ctx.compile(crate::plugin::program::PROGRAM, &[])?;
     Ok("(a + b) * a, empty CompileOptionsProto".into())
 }
 
 fn mlir_with_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::smoke::PROGRAM, &crate::smoke::compile_options::single_device())?;
+    ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
     Ok("(a + b) * a, 1 replica x 1 partition".into())
 }
 
@@ -148,7 +148,7 @@ fn fingerprint(ctx: &mut Ctx) -> Outcome {
     let exe = executable(ctx)?;
     let first = fingerprint_of(ctx, exe.raw)?;
     ensure!(!first.is_empty(), "empty fingerprint");
-    let again = ctx.compile(TWO_OUTPUTS, &crate::smoke::compile_options::single_device())?;
+    let again = ctx.compile(TWO_OUTPUTS, &crate::plugin::compile_options::single_device())?;
     let again = ctx.executable_of(again.raw())?;
     let second = fingerprint_of(ctx, again.raw)?;
     ensure!(first == second, "the same program compiled twice has two fingerprints");
@@ -221,7 +221,7 @@ fn deserialize_and_load(ctx: &mut Ctx) -> Outcome {
     let out = ctx.execute(reloaded.raw(), &[x.raw(), y.raw()], &mut args!(PJRT_ExecuteOptions {}))?;
     let [out] = out.as_slice() else { fail!("{} outputs, the program has 1", out.len()) };
     let got = f32_values(&ctx.to_host(out.raw())?);
-    ensure!(got == crate::smoke::expected(), "the reloaded executable computed {got:?}");
+    ensure!(got == crate::plugin::program::expected(), "the reloaded executable computed {got:?}");
     Ok(format!("{} bytes reloaded, same numbers", bytes.len()))
 }
 
@@ -262,7 +262,7 @@ fn device_assignment(ctx: &mut Ctx) -> Outcome {
 }
 
 fn delete(ctx: &mut Ctx) -> Outcome {
-    let exe = ctx.compile(crate::smoke::PROGRAM, &crate::smoke::compile_options::single_device())?;
+    let exe = ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
     pjrt!(ctx, PJRT_LoadedExecutable_Delete, &mut args!(PJRT_LoadedExecutable_Delete_Args { executable: exe.raw() }))?;
     let mut d = args!(PJRT_LoadedExecutable_IsDeleted_Args { executable: exe.raw() });
     pjrt!(ctx, PJRT_LoadedExecutable_IsDeleted, &mut d)?;

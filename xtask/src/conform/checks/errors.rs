@@ -9,8 +9,8 @@ use pjrt_sys::{args, *};
 
 use super::{check, Check};
 use crate::conform::harness::{fail, pjrt, CheckError, Ctx, Outcome};
-use crate::smoke::client_options::{self, NamedValues};
-use crate::smoke::session::{Buffer, Client, LoadedExecutable};
+use crate::plugin::client_options::{self, NamedValues};
+use crate::plugin::session::{Buffer, Client, LoadedExecutable};
 
 pub fn checks() -> Vec<Check> {
     vec![
@@ -54,7 +54,7 @@ fn compile_text(ctx: &mut Ctx, code: &str, format: &str) -> Result<(), CheckErro
         format: format.as_ptr() as *const _,
         format_size: format.len(),
     });
-    let options = crate::smoke::compile_options::single_device();
+    let options = crate::plugin::compile_options::single_device();
     let mut a = args!(PJRT_Client_Compile_Args {
         client: client,
         program: &program,
@@ -72,7 +72,7 @@ fn invalid_program(ctx: &mut Ctx) -> Outcome {
 }
 
 fn unknown_program_format(ctx: &mut Ctx) -> Outcome {
-    let outcome = compile_text(ctx, crate::smoke::PROGRAM, "pjrtpkgs-no-such-format");
+    let outcome = compile_text(ctx, crate::plugin::program::PROGRAM, "pjrtpkgs-no-such-format");
     expect_error("compiling a program in format \"pjrtpkgs-no-such-format\"", outcome)
 }
 

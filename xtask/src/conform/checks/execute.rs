@@ -39,7 +39,7 @@ pub fn checks() -> Vec<Check> {
     ]
 }
 
-fn f32_out(ctx: &Ctx, buffer: &crate::smoke::session::Buffer) -> Result<Vec<f32>, CheckError> {
+fn f32_out(ctx: &Ctx, buffer: &crate::plugin::session::Buffer) -> Result<Vec<f32>, CheckError> {
     Ok(f32_values(&ctx.to_host(buffer.raw())?))
 }
 
@@ -50,7 +50,7 @@ fn run_smoke(ctx: &mut Ctx, options: &mut PJRT_ExecuteOptions) -> Outcome {
     let outputs = ctx.execute(exe, &[a.raw(), b.raw()], options)?;
     let [out] = outputs.as_slice() else { fail!("{} outputs, the program has 1", outputs.len()) };
     let got = f32_out(ctx, out)?;
-    let expected = crate::smoke::expected();
+    let expected = crate::plugin::program::expected();
     ensure!(got == expected, "(a + b) * a: got {got:?}, expected {expected:?}");
     Ok(format!("{got:?}"))
 }
@@ -101,7 +101,7 @@ fn device_complete_event(ctx: &mut Ctx) -> Outcome {
         device_complete_events: complete.as_mut_ptr(),
     });
     pjrt!(ctx, PJRT_LoadedExecutable_Execute, &mut e)?;
-    let _out = crate::smoke::session::Buffer::own(ctx.plugin_ref(), outputs[0]);
+    let _out = crate::plugin::session::Buffer::own(ctx.plugin_ref(), outputs[0]);
     ensure!(!complete[0].is_null(), "device_complete_events was asked for and is null");
     ctx.wait(complete[0])?;
     Ok("returned and awaited".into())
@@ -155,7 +155,7 @@ fn context(ctx: &mut Ctx) -> Outcome {
     result.map(|_| "an execute context, same numbers".into())
 }
 
-fn ready_event(ctx: &mut Ctx) -> Result<(*mut PJRT_Event, crate::smoke::session::Buffer<'static>), CheckError> {
+fn ready_event(ctx: &mut Ctx) -> Result<(*mut PJRT_Event, crate::plugin::session::Buffer<'static>), CheckError> {
     let b = ctx.buffer_f32(&[1.0, 2.0], &[2])?;
     let mut a = args!(PJRT_Buffer_ReadyEvent_Args { buffer: b.raw() });
     pjrt!(ctx, PJRT_Buffer_ReadyEvent, &mut a)?;
@@ -259,7 +259,7 @@ fn on_ready(ctx: &mut Ctx) -> Outcome {
         device_complete_events: complete.as_mut_ptr(),
     });
     pjrt!(ctx, PJRT_LoadedExecutable_Execute, &mut e)?;
-    let _out = crate::smoke::session::Buffer::own(ctx.plugin_ref(), outputs[0]);
+    let _out = crate::plugin::session::Buffer::own(ctx.plugin_ref(), outputs[0]);
     ensure!(!complete[0].is_null(), "no completion event");
     let calls = await_callback(ctx, complete[0], || Ok(()))?;
     destroy_event(ctx, complete[0])?;

@@ -112,10 +112,10 @@ fn deserialize(ctx: &mut Ctx) -> Outcome {
 
 fn compile_without_client(ctx: &mut Ctx) -> Outcome {
     let t = topology(ctx)?;
-    let code = crate::smoke::PROGRAM;
+    let code = crate::plugin::program::PROGRAM;
     let program =
         args!(PJRT_Program { code: code.as_ptr() as *mut _, code_size: code.len(), format: "mlir".as_ptr() as *const _, format_size: 4 });
-    let options = crate::smoke::compile_options::single_device();
+    let options = crate::plugin::compile_options::single_device();
     let mut a = args!(PJRT_Compile_Args {
         topology: t,
         program: &program,

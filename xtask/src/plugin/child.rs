@@ -5,7 +5,8 @@
 //! The child appends one JSON value per line to an events file the parent
 //! names; each line is written whole with one `write`, so a crash leaves
 //! every finished line behind. The child's stdout goes to the parent's
-//! stderr: what a plugin prints cannot corrupt the parent's JSON.
+//! stderr: what a plugin prints cannot corrupt the parent's JSON. Every
+//! child is isolated by [`super::isolation`].
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -29,6 +30,16 @@ pub enum Ending {
 }
 
 impl Ending {
+    /// How a child that ended by itself ended.
+    pub fn of(status: std::process::ExitStatus) -> Ending {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ending::Exited(code),
+            (None, Some(signal)) => Ending::Signaled(signal),
+            (None, None) => Ending::Exited(-1),
+        }
+    }
+
     /// "crashed with SIGSEGV (signal 11)", "exited with status 3", ...
     pub fn describe(self) -> String {
         match self {
@@ -88,37 +99,21 @@ pub fn run_with_env(
         .context("cannot create a temporary file for the child process's events")?;
     let stdout = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr for the child process")?;
     let mut command = Command::new(&exe);
-    // Off Google Cloud, libtpu asks the GCE metadata server for each of a
-    // dozen variables, 30 tries each: minutes before GetPjrtApi returns.
-    // TPU_SKIP_MDS_QUERY is libtpu's own switch for running elsewhere.
-    if backend == Some("tpu") && std::env::var_os("TPU_SKIP_MDS_QUERY").is_none() {
-        command.env("TPU_SKIP_MDS_QUERY", "1");
-    }
+    super::isolation::isolate(&mut command, backend);
+    // Set after the scrub: variables named here reach the child.
     command.envs(env.iter().map(|(k, v)| (k, v)));
-    let mut child = command
-        .arg(verb)
-        .arg("--events")
-        .arg(events.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .spawn()
-        .with_context(|| format!("cannot start {} in a child process", exe.display()))?;
+    command.arg(verb).arg("--events").arg(events.path()).args(args).stdout(Stdio::from(stdout));
+    let mut child =
+        super::isolation::Isolated::spawn(&mut command).with_context(|| format!("cannot start {} in a child process", exe.display()))?;
     let mut reader = LineReader::open(events.path())?;
     let start = Instant::now();
     let ending = loop {
         reader.poll(&mut on_event)?;
         if let Some(status) = child.try_wait().context("cannot wait for the child process")? {
-            use std::os::unix::process::ExitStatusExt;
-            break match (status.code(), status.signal()) {
-                (Some(code), _) => Ending::Exited(code),
-                (None, Some(signal)) => Ending::Signaled(signal),
-                (None, None) => Ending::Exited(-1),
-            };
+            break Ending::of(status);
         }
         if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
             break Ending::TimedOut(timeout);
         }
         std::thread::sleep(Duration::from_millis(5));

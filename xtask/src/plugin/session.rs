@@ -244,3 +244,10 @@ impl<'p> Event<'p> {
 }
 
 destroy_on_drop!(Event, PJRT_Event_Destroy(PJRT_Event_Destroy_Args { event }), skip_null: true);
+
+/// "Layouts", or "unknown type 25 (newer than PJRT 0.114)".
+pub fn extension_name(kind: PJRT_Extension_Type) -> String {
+    pjrt_sys::loader::extension_type_name(kind).map(str::to_string).unwrap_or_else(|| {
+        format!("unknown type {kind} (newer than PJRT 0.{}, the newest header pjrtpkgs knows)", pjrt_sys::history::NEWEST_MINOR)
+    })
+}

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::model::{Enum, Field, FieldType, Label, Message, Presence, ProtoModel};
-use crate::diff_headers::Compat;
+use crate::header_diff::Compat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -623,7 +623,7 @@ fn common_prefix(e: &Enum) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff_headers::proto::model::EnumValue;
+    use crate::header_diff::proto::model::EnumValue;
 
     fn enumeration(names: &[&str]) -> Enum {
         Enum {

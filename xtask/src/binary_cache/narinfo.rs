@@ -24,7 +24,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::hash::NarHash;
+use crate::hashing::NarHash;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -90,7 +90,7 @@ impl ContentAddress {
         if method == "text" && algorithm != "sha256" {
             bail!("`CA: {}`: text content addresses are sha256", shown(text));
         }
-        let digest = if encoded.len() == 2 * len { hex::decode(encoded).ok() } else { crate::hash::nix32::decode(encoded, len).ok() }
+        let digest = if encoded.len() == 2 * len { hex::decode(encoded).ok() } else { crate::hashing::nix32::decode(encoded, len).ok() }
             .ok_or_else(|| anyhow!("`CA: {}` holds no {algorithm} hash in nix32 or hex", shown(text)))?;
         Ok(ContentAddress { method, algorithm, digest })
     }
@@ -151,12 +151,12 @@ impl NarInfo {
         for (i, byte) in digest.iter().enumerate() {
             compressed[i % 20] ^= byte;
         }
-        Some(format!("{dir}/{}-{name}", crate::hash::nix32::encode(&compressed)))
+        Some(format!("{dir}/{}-{name}", crate::hashing::nix32::encode(&compressed)))
     }
 
     pub fn content_address_verdict(&self) -> ContentAddressVerdict {
         let Some(ca) = &self.ca else { return ContentAddressVerdict::None };
-        let written = format!("{}:{}:{}", ca.method, ca.algorithm, crate::hash::nix32::encode(&ca.digest));
+        let written = format!("{}:{}:{}", ca.method, ca.algorithm, crate::hashing::nix32::encode(&ca.digest));
         if self.content_addressed_path(ca).as_deref() != Some(self.store_path.as_str()) {
             return ContentAddressVerdict::Mismatch(format!(
                 "it claims the content address {written}, which does not give this store path"
@@ -554,7 +554,7 @@ mod tests {
                     prop_assert!(split_store_path(&info.store_path).is_ok());
                     for r in info.reference_paths() {
                         prop_assert!(split_store_path(&r).is_ok(), "{r}");
-                        prop_assert!(crate::cache::narinfo_name(&r).is_ok());
+                        prop_assert!(crate::binary_cache::narinfo_name(&r).is_ok());
                     }
                     prop_assert!(!info.url.starts_with('/'));
                     let normal = |c: std::path::Component| matches!(c, std::path::Component::Normal(_));

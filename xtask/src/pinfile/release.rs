@@ -29,7 +29,7 @@ pub(super) fn check(release: &ReleasePin, report: &mut dyn FnMut(&str, String)) 
     if release.build == 0 {
         report("release.build", "the build counter starts at 1".to_owned());
     }
-    if let Err(e) = crate::release::floor::Floor::named(&release.glibc_floor) {
+    if let Err(e) = crate::glibc_floor::Floor::named(&release.glibc_floor) {
         report("release.glibc_floor", e);
     }
     if let Some(key) = &release.minisign_public_key {

@@ -6,7 +6,15 @@
 //!                       int major_version; int minor_version; } ... }`.
 //! Loading runs the plugin's static initialisers, and a plugin may abort in
 //! them; `probe` therefore loads it in a child process (`cargo xtask
-//! prebuilt api-version LIB`) whenever the running program is the xtask.
+//! prebuilt api-version --answer FILE LIB`) whenever the running program is
+//! the xtask, isolated as every plugin child is ([`super::child`]).
+//!
+//! The answer travels in FILE, a file of the parent's, as one JSON object
+//! (`{"version": "0.81"}` or `{"error": "..."}`), never on stdout, which
+//! the plugin shares: what a plugin prints (even "0.50" from a destructor)
+//! cannot become its version. The child ends with `_exit` right after
+//! answering, so the plugin's destructors do not run at all. What the
+//! plugin printed is kept only to explain a crash, capped.
 
 use std::io::Read;
 use std::path::Path;
@@ -78,38 +86,49 @@ pub fn probe(library: &Path) -> Result<String> {
     probe_in_child(&exe, library, PROBE_TIMEOUT)
 }
 
-/// Reads the version in a child process (`XTASK prebuilt api-version
-/// LIBRARY`), killed after `timeout`.
-pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result<String> {
-    let mut child = std::process::Command::new(xtask)
-        .args(["prebuilt", "api-version"])
-        .arg(library)
-        .env_remove(crate::project::ROOT_ENV)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot run the xtask to load the plugin")?;
-    // Read both pipes on threads, so a chatty plugin cannot block on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            text
-        })
+/// The child's side: reads the version of `library` in this process,
+/// writes the answer to `answer` and ends the process at once (the
+/// plugin's destructors and atexit handlers never run).
+pub fn answer_in_child(library: &Path, answer: &Path) -> Result<std::convert::Infallible> {
+    let value = match read_in_process(library) {
+        Ok(version) => serde_json::json!({ "version": version }),
+        Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    std::fs::write(answer, value.to_string()).with_context(|| format!("cannot write the answer to {}", answer.display()))?;
+    // SAFETY: _exit(2) ends the process without running anything else.
+    unsafe { libc::_exit(0) }
+}
+
+/// Reads the version in a child process (`XTASK prebuilt api-version
+/// --answer FILE LIBRARY`), its whole process group killed after `timeout`
+/// and as soon as it has answered.
+pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result<String> {
+    let answer = tempfile::Builder::new()
+        .prefix("pjrtpkgs-probe-")
+        .tempfile()
+        .context("cannot create a temporary file for the plugin loader's answer")?;
+    let mut command = std::process::Command::new(xtask);
+    super::isolation::isolate(&mut command, None);
+    command
+        .args(["prebuilt", "api-version", "--answer"])
+        .arg(answer.path())
+        .arg("--")
+        .arg(library)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = super::isolation::Isolated::spawn(&mut command).context("cannot run the xtask to load the plugin")?;
+    let (stdout, stderr) = child.take_pipes();
+    // Both pipes are read (and all but their ends dropped) on threads, so a
+    // chatty plugin neither blocks on a full pipe nor fills memory.
+    let _stdout = super::isolation::Capture::start(stdout);
+    let stderr = super::isolation::Capture::start(stderr);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().context("cannot wait for the plugin loader")? {
             break status;
         }
         if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
             bail!(
                 "loading {} did not finish within {} s (GetPjrtApi or the plugin's initialisers never returned); the loader was killed",
                 library.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -118,19 +137,23 @@ pub fn probe_in_child(xtask: &Path, library: &Path, timeout: Duration) -> Result
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = std::process::Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.success() {
-        if let Some(v) = stdout.lines().last().map(str::trim).filter(|v| !v.is_empty()) {
-            return Ok(v.to_owned());
+    let mut text = String::new();
+    std::fs::File::open(answer.path())
+        .and_then(|f| f.take(64 << 10).read_to_string(&mut text))
+        .context("cannot read the plugin loader's answer")?;
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if let Some(version) = value["version"].as_str() {
+        let well_formed = version
+            .split_once('.')
+            .is_some_and(|(a, b)| [a, b].iter().all(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|c| c.is_ascii_digit())));
+        if status.success() && well_formed {
+            return Ok(version.to_owned());
         }
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let reason = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("error:"))
-        .map(|l| l.trim_start_matches("error:").trim().to_owned())
-        .unwrap_or_else(|| format!("the loader exited with {}", output.status));
-    bail!("{reason}")
+    if let Some(error) = value["error"].as_str() {
+        bail!("{error}");
+    }
+    let ending = super::child::Ending::of(status).describe();
+    let said = super::isolation::tail_of(&stderr.finish(Duration::from_secs(2)), "stderr");
+    bail!("the plugin loader {ending} without an answer (in the plugin's initialisers or GetPjrtApi){said}")
 }

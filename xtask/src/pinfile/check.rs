@@ -8,8 +8,11 @@
 //! - `Stale`: valid, but a pin must be recomputed before it can be used
 //!   (a [bazel_deps] hash that is the placeholder, or that was computed for
 //!   another XLA commit). Exit 3 when there is no error.
+//! - `Warning`: valid, but a build may not do what the pins say (nixpkgs'
+//!   Bazel, as pinned, differs from XLA's .bazelversion below the major
+//!   version: the build goes on with nixpkgs' Bazel). Exit 0.
 //! - `Note`: worth knowing, changes nothing (a prebuilt plugin's unknown API
-//!   version, Bazel versions that differ below the major version). Exit 0.
+//!   version). Exit 0.
 
 use std::fmt;
 use std::ops::Range;
@@ -23,6 +26,7 @@ use super::{Pins, PREBUILT_BACKENDS, SCHEMA_VERSION, SOURCE_BACKENDS, STALE_HASH
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Note,
+    Warning,
     Stale,
     Error,
 }
@@ -47,6 +51,7 @@ impl fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Stale => "stale",
             Severity::Note => "note",
+            Severity::Warning => "warning",
         };
         write!(f, "{}", self.origin)?;
         if let (Some(line), Some(column)) = (self.line, self.column) {
@@ -84,7 +89,7 @@ impl Report {
         match self.counts() {
             (0, 0) => 0,
             (0, _) => super::EXIT_STALE,
-            _ => crate::cli::EXIT_ERROR,
+            _ => crate::output::EXIT_ERROR,
         }
     }
 
@@ -232,9 +237,13 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             );
         } else if bazel.version != x.bazel_version {
             ctx.push(
-                Severity::Note,
+                Severity::Warning,
                 "toolchains.bazel.version",
-                format!("Bazel {} differs from XLA's .bazelversion {} (same major version)", bazel.version, x.bazel_version),
+                format!(
+                    "nixpkgs' {} (Bazel {}) differs from XLA's .bazelversion {} below the major version: the source builds run Bazel {} and record it \
+                     in version_info.json (Nix evaluation also warns when nixpkgs' {} is not {})",
+                    bazel.nixpkgs_attribute, bazel.version, x.bazel_version, bazel.version, bazel.nixpkgs_attribute, bazel.version
+                ),
             );
         }
     }
@@ -262,6 +271,53 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
             is_compute_capability,
             "sm_XX or compute_XX (sm_90, sm_100a, compute_120)",
         );
+        for (setting, why) in &c.overrides {
+            let key = format!("{name}.overrides.{}", segment(setting));
+            if !is_hermetic_setting(setting) {
+                ctx.error(&key, format!("`{setting}` is not a HERMETIC_* setting of XLA's bazelrc"));
+            }
+            if why.trim().is_empty() {
+                ctx.error(&key, "say why the build gives XLA something else here");
+            }
+        }
+        for (system, w) in &c.nvshmem_wheel {
+            let key = format!("{name}.nvshmem_wheel.{}", segment(system));
+            if !SYSTEMS.contains(&system.as_str()) {
+                ctx.error(&key, format!("`{system}` is not a known Nix system ({})", SYSTEMS.join(", ")));
+            }
+            ctx.format(&format!("{key}.sha256"), &w.sha256, is_hex_sha256, "a sha256 in lowercase hex (64 digits)");
+            for problem in wheel_url_problems(&w.url, &c.nvshmem_version, system) {
+                ctx.error(&format!("{key}.url"), format!("{problem} (nvshmem_version)"));
+            }
+            let project = format!("nvidia_nvshmem_cu{want_major}-");
+            if !w.url.rsplit('/').next().unwrap_or("").starts_with(&project) {
+                ctx.error(&format!("{key}.url"), format!("not NVIDIA's NVSHMEM wheel for CUDA {want_major} (`{project}*.whl`)"));
+            }
+        }
+    }
+    match &pins.rules_ml_toolchain {
+        Some(r) => {
+            ctx.format("rules_ml_toolchain.commit", &r.commit, is_commit, "a full commit id (40 lowercase hex digits)");
+            if r.nvshmem_libraries.is_empty() {
+                ctx.error(
+                    "rules_ml_toolchain.nvshmem_libraries",
+                    "empty list: name the libraries rules_ml_toolchain's NVSHMEM template imports",
+                );
+            }
+            for l in &r.nvshmem_libraries {
+                if !is_library_name(l) {
+                    ctx.error(
+                        "rules_ml_toolchain.nvshmem_libraries",
+                        format!("`{}` is not a library name (libnvshmem_host)", l.escape_debug()),
+                    );
+                }
+            }
+        }
+        None if pins.cuda12.is_some() || pins.cuda13.is_some() => ctx.error(
+            "rules_ml_toolchain",
+            "the CUDA builds need [rules_ml_toolchain] (commit, nvshmem_libraries): the NVSHMEM libraries XLA's rules import",
+        ),
+        None => {}
     }
     if let Some(r) = &pins.rocm7 {
         if !r.distro_version.starts_with("rocm_7") {
@@ -378,7 +434,7 @@ pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<
         return vec![format!("`{url}` is not an https URL")];
     }
     let file = url.rsplit('/').next().unwrap_or("");
-    let Some(tags) = crate::prebuilt::wheel_tags(file) else {
+    let Some(tags) = crate::wheels::wheel_tags(file) else {
         return vec![format!("`{file}` is not a wheel file name")];
     };
     let mut problems = Vec::new();
@@ -388,7 +444,7 @@ pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<
     if tags.version != version {
         problems.push(format!("the wheel `{file}` is version {}, not the pinned {version}", tags.version));
     }
-    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::prebuilt::platform_tag_fits(t, system)) {
+    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::wheels::platform_tag_fits(t, system)) {
         problems.push(format!("the wheel `{file}` is not built for {system}"));
     }
     problems
@@ -442,7 +498,7 @@ pub(crate) fn is_hex_sha256(s: &str) -> bool {
 
 /// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.
 pub(crate) fn is_sri_sha256(s: &str) -> bool {
-    crate::hash::NarHash::from_sri(s).is_ok()
+    crate::hashing::NarHash::from_sri(s).is_ok()
 }
 
 /// Dotted numeric version: 7.7.0, 12.9.1, 2.27.7 (at least two parts).
@@ -476,6 +532,21 @@ fn is_attribute(s: &str) -> bool {
     !s.is_empty()
         && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+}
+
+/// `HERMETIC_` + upper-case letters, digits, `_`: a setting of XLA's bazelrc.
+fn is_hermetic_setting(s: &str) -> bool {
+    s.strip_prefix("HERMETIC_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+}
+
+/// A shared library's name without directory or `.so` (libnvshmem_host):
+/// it reaches an install script.
+fn is_library_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && !s.starts_with(['.', '-'])
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// sm_XX / compute_XX with an optional arch-specific `a` / family `f` suffix.

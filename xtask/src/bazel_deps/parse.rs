@@ -1,7 +1,7 @@
 //! Reading the hash Nix reports when a fixed-output derivation does not
 //! match its declared hash.
 
-use crate::hash::NarHash;
+use crate::hashing::NarHash;
 
 /// The hash Nix computed for a fixed-output derivation whose declared hash
 /// was wrong, as SRI (`sha256-…=`), from Nix's error output; `None` when the

@@ -35,7 +35,7 @@ const ALLOWLIST: &str = "PJRT_.*|PLUGIN_Profiler.*";
 pub fn generate(repo: &Repository, commit: Oid, generator: &str) -> Result<Generated> {
     // bindgen panics when it cannot load libclang: check first, for the
     // same clear error diff-headers gives.
-    crate::diff_headers::libclang_available()?;
+    crate::header_diff::libclang_available()?;
     let public = crate::xla_headers::public_headers(repo, commit)?;
     let core = public.iter().find(|h| h.path == CORE_HEADER).expect("public_headers checks the core header");
     let api_version =

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 /// `PJRTPKGS_PYPI_URL` overrides https://pypi.org (a mirror).
-pub(super) fn base_url() -> String {
+pub(crate) fn base_url() -> String {
     let url = std::env::var("PJRTPKGS_PYPI_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "https://pypi.org".to_owned());
     let url = url.trim_end_matches('/').to_owned();
     if url.starts_with("http://") {

@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use crate::hash::NarHash;
+use crate::hashing::NarHash;
 
 /// The compressions `cache push` writes and `cache verify` decodes: the same
 /// set, so every cache pushed here can be checked here.

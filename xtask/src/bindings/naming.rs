@@ -33,7 +33,7 @@ pub fn name_anonymous_enums(source: &str) -> Result<String> {
         match ident {
             Some(ident) => {
                 let Some(name) = names.get(ident) else {
-                    bail!("anonymous type `{ident}` has no constant to name it after; extend xtask/src/bindgen/naming.rs");
+                    bail!("anonymous type `{ident}` has no constant to name it after; extend xtask/src/bindings/naming.rs");
                 };
                 out.push_str(name);
                 rest = &rest[i + ident.len()..];

@@ -5,7 +5,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use crate::hash::Hashing;
+use crate::hashing::Hashing;
 use anyhow::{bail, Context, Result};
 
 /// Lowercase hex sha256 of a file, with a progress bar for large files.

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde_json::{json, Value};
 
 use super::{ProtoChange, ProtoChangeKind, ProtoReport, Wire};
-use crate::diff_headers::{Compat, Verdict};
+use crate::header_diff::{Compat, Verdict};
 
 fn count(report: &ProtoReport, compat: Compat) -> usize {
     report.changes.iter().filter(|c| c.compat == compat).count()
