@@ -15,12 +15,12 @@
 pub(crate) mod checks;
 pub(crate) mod harness;
 mod history;
+mod lanes;
 mod matrix;
 mod report;
 mod together;
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -130,12 +130,14 @@ pub struct Args {
     /// Child mode of --together: each plugin's pinned backend ("-": none).
     #[arg(long, hide = true)]
     pub together_backend: Vec<String>,
-    /// Child mode: run the checks of GROUP on PLUGIN (a path) in this process.
-    #[arg(long, value_name = "GROUP", hide = true)]
+    /// Child mode: run these checks (comma-separated group names and check
+    /// ids, in order) on PLUGIN (a path) in this process.
+    #[arg(long, value_name = "CHECKS", hide = true)]
     pub child: Option<String>,
-    /// Child mode: skip the group's checks up to and including this one.
-    #[arg(long, value_name = "ID", hide = true)]
-    pub resume_after: Option<String>,
+    /// Child mode: wait for the lead lane's word in this file before the
+    /// first check (the plugin loaded meanwhile).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub gate: Option<PathBuf>,
     /// Child mode: the pinned backend of the plugin (cuda12, cpu...).
     #[arg(long, hide = true)]
     pub backend: Option<String>,
@@ -258,85 +260,69 @@ pub fn conform(
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} conform {pos}/{len} {wide_msg}").expect("valid template"));
     let groups: Vec<(&'static str, Vec<String>)> =
         groups.iter().map(|g| (g.name, g.checks.iter().map(|c| c.id.clone()).collect())).collect();
-    // The API and client groups first, in one process: they say what the
-    // plugin is and make its first client; a crash there is not repeated by
-    // the groups that follow (they are told what is broken).
-    let (serial, rest) = groups.split_at(2);
-    let serial_ids: Vec<String> = serial.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
-    let serial_names: Vec<&str> = serial.iter().map(|(name, _)| *name).collect();
-    run_group(path, &serial_names.join(","), &serial_ids, backend, options, timeout, &report.broken, &bar)?.merge_into(&mut report);
     // An accelerator plugin takes its device once per client: one process
-    // at a time. A CPU plugin's groups run side by side, in as many lanes
-    // as jobs, each lane one process (one plugin load, one client, each
-    // program compiled once) that a crash restarts after the check it hit.
-    let accelerator = backend.is_some_and(|b| b != "cpu")
-        || report.extensions.iter().any(|e| matches!(e.name.as_deref(), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")));
+    // at a time. So does a plugin whose extensions (reported by the lead
+    // lane) say it is one: the gate stops the other lanes, whose checks then
+    // run after the lead.
+    let accelerator = backend.is_some_and(|b| b != "cpu");
     let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
-    let lanes = lanes(rest, jobs);
-    let broken = report.broken.clone();
-    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..lanes.len()).map(|_| None).collect());
+    let plan = lanes::plan(&groups, jobs);
+    let found_accelerator = |info: &[serde_json::Value]| {
+        info.iter()
+            .filter_map(|i| i.get("extensions")?.as_array())
+            .flatten()
+            .any(|e| matches!(e.get("name").and_then(|n| n.as_str()), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")))
+    };
+    let setup = lanes::Setup { path, backend, options, timeout, bar: &bar, accelerator: &found_accelerator };
+    let gate_dir = tempfile::Builder::new().prefix("pjrtpkgs-lanes-").tempdir()?;
+    let gate = lanes::Gate::new(gate_dir.path());
+    let done: std::sync::Mutex<Vec<Option<Result<lanes::LaneRun>>>> = std::sync::Mutex::new((0..plan.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for (index, (names, ids)) in lanes.iter().enumerate() {
-            let (done, broken, bar) = (&done, &broken, &bar);
+        for (index, ids) in plan.iter().enumerate() {
+            let role = match (index, plan.len()) {
+                (_, 1) => lanes::Role::Alone,
+                (0, _) => lanes::Role::Lead(&gate),
+                _ => lanes::Role::Gated(&gate),
+            };
+            let (done, setup, gate) = (&done, &setup, &gate);
             scope.spawn(move || {
-                let run = run_group(path, names, ids, backend, options, timeout, broken, bar);
+                let run = lanes::run_lane(setup, ids, role, &BTreeMap::new());
+                // Whatever happened to the lead, the others are not left waiting.
+                if matches!(role, lanes::Role::Lead(_)) {
+                    gate.open(lanes::Word::Stop);
+                }
                 done.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(run);
             });
         }
     });
-    let mut runs: Vec<GroupRun> = Vec::new();
+    let mut runs: Vec<lanes::LaneRun> = Vec::new();
     for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
         runs.push(run.expect("every lane ran")?);
     }
-    // Back in the order of the groups.
-    let order: Vec<&String> = rest.iter().flat_map(|(_, ids)| ids.iter()).collect();
-    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
-    for mut run in runs {
-        for r in std::mem::take(&mut run.results) {
-            results.insert(r.id.clone(), r);
-        }
-        run.merge_into(&mut report);
+    // The checks of stopped lanes, after the lead, in one process.
+    let broken: BTreeMap<String, String> = runs.iter().flat_map(|r| r.broken.clone()).collect();
+    let unreported: BTreeSet<String> = runs.iter().flat_map(|r| r.unreported.iter().cloned()).collect();
+    if !unreported.is_empty() {
+        let ids: Vec<String> = lanes::plan(&groups, 1).remove(0).into_iter().filter(|id| unreported.contains(id)).collect();
+        runs.push(lanes::run_lane(&setup, &ids, lanes::Role::Alone, &broken)?);
     }
-    report.checks.extend(order.into_iter().filter_map(|id| results.remove(id)));
+    // Back in the order of the groups.
+    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
+    for run in runs {
+        for info in &run.info {
+            report.absorb_info(info);
+        }
+        results.extend(run.results.into_iter().map(|r| (r.id.clone(), r)));
+        report.crashed.extend(run.crashed);
+        report.broken.extend(run.broken);
+    }
+    let order: Vec<&String> = groups.iter().flat_map(|(_, ids)| ids.iter()).collect();
+    report.crashed.sort_by_key(|id| order.iter().position(|o| *o == id));
+    report.checks.extend(groups.iter().flat_map(|(_, ids)| ids.iter()).filter_map(|id| results.remove(id)));
     bar.finish_and_clear();
     report.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     report.count();
     Ok(report)
-}
-
-/// The groups after `api` and `client` dealt into `jobs` lanes, heaviest
-/// first (the groups that compile most), each lane a comma-separated list
-/// of groups and their checks in order.
-fn lanes(groups: &[(&'static str, Vec<String>)], jobs: usize) -> Vec<(String, Vec<String>)> {
-    const WEIGHT: &[&str] = &["execute", "compile", "buffer", "errors", "extensions", "topology"];
-    let mut sorted: Vec<&(&str, Vec<String>)> = groups.iter().collect();
-    sorted.sort_by_key(|(name, _)| WEIGHT.iter().position(|w| w == name).unwrap_or(WEIGHT.len()));
-    let n = jobs.min(sorted.len()).max(1);
-    let mut lanes: Vec<(Vec<&str>, Vec<String>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
-    for (i, (name, ids)) in sorted.into_iter().enumerate() {
-        lanes[i % n].0.push(name);
-        lanes[i % n].1.extend(ids.iter().cloned());
-    }
-    lanes.into_iter().filter(|(names, _)| !names.is_empty()).map(|(names, ids)| (names.join(","), ids)).collect()
-}
-
-/// What the children of one group reported.
-struct GroupRun {
-    results: Vec<CheckResult>,
-    info: Vec<serde_json::Value>,
-    crashed: Vec<String>,
-    broken: BTreeMap<String, String>,
-}
-
-impl GroupRun {
-    fn merge_into(self, report: &mut Report) {
-        for info in &self.info {
-            report.absorb_info(info);
-        }
-        report.checks.extend(self.results);
-        report.crashed.extend(self.crashed);
-        report.broken.extend(self.broken);
-    }
 }
 
 /// One event of a child.
@@ -348,134 +334,6 @@ enum Event<'a> {
     Info { info: serde_json::Value },
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_group(
-    path: &Path,
-    group: &str,
-    ids: &[String],
-    backend: Option<&str>,
-    options: &[ClientOption],
-    timeout: Duration,
-    broken: &BTreeMap<String, String>,
-    bar: &indicatif::ProgressBar,
-) -> Result<GroupRun> {
-    let mut run = GroupRun { results: Vec::new(), info: Vec::new(), crashed: Vec::new(), broken: broken.clone() };
-    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
-    let mut resume_after: Option<String> = None;
-    while results.len() < ids.len() {
-        let mut argv: Vec<OsString> = vec!["--child".into(), group.into()];
-        if let Some(id) = &resume_after {
-            argv.extend(["--resume-after".into(), id.into()]);
-        }
-        if let Some(backend) = backend {
-            argv.extend(["--backend".into(), backend.into()]);
-        }
-        for o in options {
-            argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
-        }
-        for (what, reason) in run.broken.iter() {
-            argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
-        }
-        // Where the child keeps the PJRT call it is in (see pjrt_sys::in_flight).
-        let in_flight = tempfile::Builder::new().prefix("pjrtpkgs-in-flight-").tempfile()?;
-        in_flight.as_file().set_len(pjrt_sys::in_flight::FILE_SIZE)?;
-        argv.extend(["--in-flight".into(), in_flight.path().into()]);
-        argv.push("--".into());
-        argv.push(path.into());
-        let mut begun: Option<String> = None;
-        let mut making: Option<String> = None;
-        let info = &mut run.info;
-        let ending = child::run("conform", &argv, backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
-            Some("begin") => {
-                let id = event["id"].as_str().unwrap_or_default().to_string();
-                bar.set_message(id.clone());
-                begun = Some(id);
-            }
-            Some("result") => {
-                if let Some(result) = serde_json::from_value::<CheckResult>(event.clone()).ok().filter(|r| ids.contains(&r.id)) {
-                    bar.inc(1);
-                    begun = None;
-                    results.insert(result.id.clone(), result);
-                }
-            }
-            Some("info") => info.push(event["info"].clone()),
-            Some("making") => making = event["what"].as_str().map(str::to_string),
-            Some("made") => making = None,
-            _ => {}
-        })?;
-        if results.len() == ids.len() {
-            break;
-        }
-        // The child ended before its last check: blame the check it was in,
-        // or the first one it never reached, and resume after it. Whose
-        // fault it was is in the record the child left: the plugin's if it
-        // died inside a call into the plugin (or on a plugin thread, or in
-        // plugin code), the harness's otherwise.
-        let record = pjrt_sys::in_flight::Record::read(in_flight.path()).unwrap_or_default();
-        let (culprit, began) = match begun {
-            Some(id) => (id, true),
-            None => match ids.iter().find(|id| !results.contains_key(*id)) {
-                Some(first) => (first.clone(), false),
-                None => break,
-            },
-        };
-        let plugin_fault = match ending {
-            child::Ending::Signaled(_) => record.plugin_to_blame(),
-            _ => record.in_call,
-        };
-        let call = record.call.clone().filter(|_| record.in_call);
-        let detail = blame(ending, &record, plugin_fault, began);
-        // A crash while making the plugin or the client would repeat in
-        // every check that needs it: later children are told to skip them.
-        if let Some(what) = making {
-            run.broken.insert(what.clone(), format!("making the {what}: {detail} (in {culprit})"));
-        }
-        let status = if plugin_fault {
-            run.crashed.push(culprit.clone());
-            Status::Fail
-        } else {
-            Status::Error
-        };
-        bar.inc(1);
-        results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status, detail, since: None, call });
-        resume_after = Some(culprit);
-    }
-    // A plugin that does not load, a client that is not created: the
-    // groups that follow are told, instead of trying again.
-    for (id, what) in [("api.load", "plugin"), ("client.create", "client")] {
-        if let Some(r) = results.get(id).filter(|r| r.status == Status::Fail) {
-            run.broken.entry(what.to_string()).or_insert_with(|| format!("{id} failed: {}", r.detail));
-        }
-    }
-    run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
-    Ok(run)
-}
-
-/// Why a child died, as the result of the check it was in: the plugin's
-/// fault ("the plugin crashed with SIGSEGV (signal 11) in PJRT_Client_Compile
-/// during this check") or the harness's.
-fn blame(ending: child::Ending, record: &pjrt_sys::in_flight::Record, plugin_fault: bool, began: bool) -> String {
-    let when = if began { "during this check" } else { "before the check began (see stderr)" };
-    if plugin_fault {
-        let place = match (&record.call, record.in_call) {
-            (Some(call), true) => format!(" in {call}"),
-            _ if !record.on_harness_thread && record.signal != 0 => " on one of its own threads".to_string(),
-            _ => " in its own code".to_string(),
-        };
-        return format!("the plugin {}{place} {when}", ending.describe());
-    }
-    let after = match &record.call {
-        Some(call) => format!("after {call} returned"),
-        None => "before any call into the plugin".to_string(),
-    };
-    let fault = if record.fault_address != 0 { format!(", at address {:#x}", record.fault_address) } else { String::new() };
-    format!(
-        "the harness (not the plugin) {} outside any plugin call, {after}{fault}, {when}: a fault of pjrtpkgs, \
-         or of its reading of memory the plugin handed over; not counted against the plugin",
-        ending.describe()
-    )
-}
-
 /// Child mode: runs the checks of one group here, emitting events.
 fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
     if let Some(path) = &args.in_flight {
@@ -483,25 +341,42 @@ fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
     }
     let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
     let events = child::Events::open(args.events.as_deref())?;
-    let mut all = checks::groups();
-    let mut chosen = Vec::new();
+    // GROUP is a comma-separated list of group names and check ids, run in
+    // that order.
+    let mut all: Vec<(&str, Option<checks::Check>)> =
+        checks::groups().into_iter().flat_map(|g| g.checks.into_iter().map(move |c| (g.name, Some(c)))).collect();
+    let mut chosen: Vec<checks::Check> = Vec::new();
     for name in group.split(',') {
-        let Some(index) = all.iter().position(|g| g.name == name) else {
-            bail!("no check group named {name}");
-        };
-        chosen.push(all.remove(index));
+        let before = chosen.len();
+        for (group, slot) in all.iter_mut() {
+            if *group == name || slot.as_ref().is_some_and(|c| c.id == name) {
+                chosen.extend(slot.take());
+            }
+        }
+        if chosen.len() == before {
+            bail!("no check group or check named {name} (or named twice)");
+        }
     }
     let mut ctx = Ctx::new(path, args.backend.clone(), args.client_options.clone(), events);
     for (what, reason) in &args.broken {
         ctx.mark_broken(what, reason);
     }
-    let mut skipping = args.resume_after.is_some();
-    for check in chosen.iter().flat_map(|g| g.checks.iter()) {
-        if skipping {
-            skipping = Some(&check.id) != args.resume_after.as_ref();
-            continue;
+    if let Some(gate) = &args.gate {
+        // Loaded while the lead lane makes its client; then told what broke.
+        let _ = ctx.load();
+        match lanes::wait_at_gate(gate)? {
+            lanes::Word::Stop => return Ok(ExitCode::SUCCESS),
+            lanes::Word::Go(broken) => {
+                for (what, reason) in &broken {
+                    ctx.mark_broken(what, reason);
+                }
+            }
         }
+        ctx.events.emit(&serde_json::json!({ "event": "gate" }));
+    }
+    for check in &chosen {
         ctx.events.emit(&Event::Begin { id: &check.id });
+        ctx.current = check.id.clone();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)));
         let since = ctx.take_since();
         let (status, detail) = judge(outcome, check.optional);
@@ -511,8 +386,15 @@ fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
             ctx.events.emit(&Event::Info { info });
         }
     }
-    drop(ctx);
-    Ok(ExitCode::SUCCESS)
+    for (id, detail) in ctx.run_rechecks() {
+        ctx.events.emit(&Event::Result { id: &id, status: Status::Fail, detail: &detail, since: None });
+    }
+    // Every result is written: the process ends here, without tearing the
+    // client and the plugin down (not a check; a crash there would be
+    // nobody's news) and without waiting for it.
+    // SAFETY: _exit(2) ends the process; nothing is left to flush (events
+    // are written with one write each, stdout is unused).
+    unsafe { libc::_exit(0) }
 }
 
 /// A check's outcome as a status and its reason.

@@ -272,3 +272,92 @@ fn a_crash_outside_any_plugin_call_is_the_harness_error_not_a_plugin_fail() {
     // decide the exit status (2); a harness error alone would be 1.
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
+
+/// The statuses and crashes of a report, for comparing runs.
+fn verdicts(report: &serde_json::Value) -> (Vec<(String, String)>, serde_json::Value, serde_json::Value) {
+    let checks = report["checks"].as_array().unwrap().iter().map(|c| (c["id"].to_string(), c["status"].to_string())).collect();
+    (checks, report["crashed"].clone(), report["broken"].clone())
+}
+
+/// Issue 21 (speed): the checks are dealt into lanes, the lead lane making
+/// the first client while the others wait at a gate. However many lanes,
+/// the report is the same: one lane, two, three, and a crash making the
+/// client (the others are told, and never try), or in GetPjrtApi (a lane
+/// that crashed loading the plugin ahead of the lead is started again,
+/// told the plugin is broken, and no crash is counted twice).
+#[test]
+fn the_report_does_not_depend_on_the_number_of_lanes() {
+    let Some(dir) = cc() else { return };
+    let fakes = [
+        Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_PlatformVersion), Behaviour::Abort)], ..Fake::new(81) },
+        Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_Create), Behaviour::Segfault)], ..Fake::new(81) },
+        Fake { get_api: Some(Behaviour::Segfault), ..Fake::new(81) },
+    ];
+    for (i, fake) in fakes.into_iter().enumerate() {
+        let plugin = fake.build(dir.path(), &format!("lanes_{i}"));
+        let one = conform(&plugin, &["--jobs", "1"]).json;
+        assert_complete(&one);
+        for jobs in ["2", "3"] {
+            let many = conform(&plugin, &["--jobs", jobs]).json;
+            assert_eq!(verdicts(&many), verdicts(&one), "fake {i}, --jobs {jobs} against --jobs 1");
+        }
+    }
+}
+
+/// A fake whose PJRT_Client_Create appends its process id to `log`, with
+/// " overlap" when a process that made a client before is still alive.
+fn client_logger(log: &Path) -> Behaviour {
+    let body = format!(
+        "{{ char line[64]; int overlap = 0; FILE* f = fopen(\"{}\", \"a+\"); if (!f) return NULL; rewind(f); \
+         while (fgets(line, sizeof line, f)) {{ int pid = atoi(line); if (pid > 0 && pid != getpid() && kill(pid, 0) == 0) overlap = 1; }} \
+         fprintf(f, \"%d%s\\n\", (int)getpid(), overlap ? \" overlap\" : \"\"); fclose(f); return NULL; }}",
+        log.display()
+    );
+    Behaviour::C(Box::leak(body.into_boxed_str()))
+}
+
+/// An accelerator takes its device once per client: a plugin whose
+/// extensions say it is one (a Gpu_Custom_Call extension, no backend
+/// known) never has clients in two processes at once, though the lanes
+/// were started before the lead found out. A CPU plugin's lanes do (the
+/// control: the log can show an overlap).
+#[test]
+fn an_accelerator_never_has_clients_in_two_processes_at_once() {
+    let Some(dir) = cc() else { return };
+    for gpu in [true, false] {
+        let log = dir.path().join(format!("clients-{gpu}.log"));
+        let fake =
+            Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_Create), client_logger(&log))], gpu_extension: gpu, ..Fake::new(81) };
+        let plugin = fake.build(dir.path(), &format!("accelerator_{gpu}"));
+        let run = conform(&plugin, &["--jobs", "2"]);
+        assert_complete(&run.json);
+        assert_eq!(check(&run.json, "client.create")["status"], "PASS", "{}", run.stderr);
+        let log = std::fs::read_to_string(&log).unwrap();
+        let processes: std::collections::BTreeSet<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
+        assert!(processes.len() >= 2, "gpu {gpu}: the checks ran in one process:\n{log}");
+        assert_eq!(log.contains("overlap"), !gpu, "gpu {gpu}:\n{log}");
+    }
+}
+
+/// A callback called twice, the second time 5 ms after the first (from a
+/// thread of the plugin's): the event checks no longer sleep through a
+/// window after each callback, they look again once the process's other
+/// checks have run; the second call is still caught.
+#[test]
+fn a_callback_called_twice_late_fails_its_check() {
+    let Some(dir) = cc() else { return };
+    const LATE: &str = "#include <pthread.h>\n\
+        struct late { void (*callback)(void*, void*); void* user; };\n\
+        static void* call_again(void* p) { struct late* l = p; usleep(5000); l->callback(NULL, l->user); return NULL; }\n";
+    // PJRT_Event_OnReady_Args: struct_size, extension_start, event, callback, user_arg.
+    let twice = Behaviour::C(
+        "{ void** a = args; struct late* l = malloc(sizeof *l); l->callback = (void (*)(void*, void*))a[3]; l->user = a[4]; \
+         l->callback(NULL, l->user); pthread_t t; pthread_create(&t, NULL, call_again, l); pthread_detach(t); return NULL; }",
+    );
+    let fake = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Event_OnReady), twice)], extra_c: LATE, ..Fake::new(106) };
+    let plugin = fake.build(dir.path(), "callback_twice");
+    let run = conform(&plugin, &[]);
+    let c = check(&run.json, "event.create_and_set");
+    assert_eq!(c["status"], "FAIL", "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("called 2 times"), "{c}");
+}

@@ -57,7 +57,7 @@ impl Status {
 }
 
 /// Why a check did not pass.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CheckError {
     Fail(String),
     Unsupported(String),
@@ -81,7 +81,26 @@ impl From<loader::Error> for CheckError {
     }
 }
 
+impl CheckError {
+    /// The reason, as a check's detail words it.
+    pub fn describe(&self) -> String {
+        match self {
+            CheckError::Fail(m) | CheckError::Unsupported(m) | CheckError::Skip(m) => m.clone(),
+            CheckError::Pjrt { function, code, message } => {
+                format!("{function} failed with {}: {}", loader::error_code_name(*code), message.lines().next().unwrap_or(""))
+            }
+        }
+    }
+}
+
 pub type Outcome = Result<String, CheckError>;
+
+/// A verdict to look at again (see [`Ctx::recheck_later`]).
+struct Recheck {
+    id: String,
+    due: std::time::Instant,
+    recheck: Box<dyn FnOnce() -> Option<String>>,
+}
 
 /// `return Err(CheckError::Fail(format!(...)))`
 macro_rules! fail {
@@ -154,9 +173,16 @@ pub struct Ctx {
     user_options: Vec<ClientOption>,
     /// The newest PJRT minor version a check reached (for its result).
     since: Cell<u32>,
+    /// The check running, for [`Ctx::recheck_later`].
+    pub current: String,
+    /// Verdicts to look at again once every check has run.
+    rechecks: Vec<Recheck>,
     // Fields drop in this order: what uses the client goes first.
     programs: Vec<(&'static str, Result<LoadedExecutable<'static>, String>)>,
-    exe: Lazy<LoadedExecutable<'static>>,
+    /// A second compilation of the two-output program: compared with the
+    /// first by `executable.fingerprint`, deleted by `executable.delete`.
+    spare: Option<LoadedExecutable<'static>>,
+    exe: Option<Result<LoadedExecutable<'static>, CheckError>>,
     client: Lazy<Client<'static>>,
     named_values: Option<NamedValues>,
     pub options: Vec<ClientOption>,
@@ -173,7 +199,10 @@ impl Ctx {
             backend,
             user_options,
             since: Cell::new(0),
+            current: String::new(),
+            rechecks: Vec::new(),
             programs: Vec::new(),
+            spare: None,
             exe: None,
             client: None,
             named_values: None,
@@ -183,9 +212,19 @@ impl Ctx {
         }
     }
 
-    /// Marks a prerequisite ("plugin", "client") as one not to make again.
+    /// Marks a prerequisite ("plugin", "client") as one not to make again,
+    /// nor to use if it was made here already (a lane that loaded the
+    /// plugin ahead of the lead, told that the lead's load failed).
     pub fn mark_broken(&mut self, what: &str, reason: &str) {
         self.broken.insert(what.to_string(), reason.to_string());
+        match what {
+            "plugin" => {
+                self.plugin = None;
+                self.initialized = None;
+            }
+            "client" => self.client = None,
+            _ => {}
+        }
     }
 
     /// Announces that `what` is being made: a crash before [`made`] is
@@ -298,24 +337,62 @@ impl Ctx {
         self.devices()?.first().copied().ok_or_else(|| CheckError::Skip("the client has no addressable device".into()))
     }
 
-    /// The test program (`(a + b) * a` on f32[2,2]) compiled once.
+    /// The test program (`(a + b) * a` on f32[2,2]) compiled once, or SKIP.
     pub fn executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
-        let client = self.client()?;
+        self.compile_executable().map_err(|e| match e {
+            CheckError::Skip(m) => CheckError::Skip(m),
+            e => CheckError::Skip(format!("the test program does not compile: {}", e.describe())),
+        })
+    }
+
+    /// The test program compiled once with the single-device options, or
+    /// why it did not compile (what `compile.mlir_with_options` judges).
+    pub fn compile_executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
+        self.client()?;
         if self.exe.is_none() {
-            let result = crate::plugin::session::compile_raw(
-                self.plugin_ref(),
-                client,
-                crate::plugin::program::PROGRAM,
-                "mlir",
-                &crate::plugin::compile_options::single_device(),
-            )
-            .map_err(|e| e.to_string());
-            self.exe = Some(result);
+            let options = crate::plugin::compile_options::single_device();
+            self.exe = Some(self.compile(crate::plugin::program::PROGRAM, &options));
         }
         match self.exe.as_ref().expect("set above") {
             Ok(e) => Ok(e.raw()),
-            Err(e) => Err(CheckError::Skip(format!("the test program does not compile: {e}"))),
+            Err(e) => Err(e.clone()),
         }
+    }
+
+    /// The spare compilation of `program` (compiled on first use, kept
+    /// until taken): a second executable of a program already compiled.
+    pub fn spare(&mut self, code: &str) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
+        if self.spare.is_none() {
+            self.spare = Some(self.compile(code, &crate::plugin::compile_options::single_device())?);
+        }
+        Ok(self.spare.as_ref().expect("set above").raw())
+    }
+
+    /// The spare compilation, taken (compiled now if there is none).
+    pub fn take_spare(&mut self, code: &str) -> Result<LoadedExecutable<'static>, CheckError> {
+        self.spare(code)?;
+        Ok(self.spare.take().expect("made above"))
+    }
+
+    /// Looks at the running check's verdict again once every check of the
+    /// process has run, and no sooner than `after` from now: `recheck`
+    /// returns why the check fails after all (a callback called twice), or
+    /// None. A window that would otherwise be slept through by the check.
+    pub fn recheck_later(&mut self, after: std::time::Duration, recheck: impl FnOnce() -> Option<String> + 'static) {
+        self.rechecks.push(Recheck { id: self.current.clone(), due: std::time::Instant::now() + after, recheck: Box::new(recheck) });
+    }
+
+    /// The rechecks (see [`Ctx::recheck_later`]), each once it is due: the
+    /// checks that fail after all, and why.
+    pub fn run_rechecks(&mut self) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for r in std::mem::take(&mut self.rechecks) {
+            std::thread::sleep(r.due.saturating_duration_since(std::time::Instant::now()));
+            if let Some(why) = (r.recheck)() {
+                failed.push((r.id, why));
+            }
+        }
+        failed
     }
 
     /// `code` compiled once (keyed by `key`) with the single-device options.

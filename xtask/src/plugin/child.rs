@@ -116,7 +116,7 @@ pub fn run_with_env(
             child.kill();
             break Ending::TimedOut(timeout);
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     };
     reader.poll(&mut on_event)?;
     Ok(ending)

@@ -51,8 +51,9 @@ fn mlir_without_options(ctx: &mut Ctx) -> Outcome {
     Ok("(a + b) * a, empty CompileOptionsProto".into())
 }
 
+/// The test program every later check of the process runs.
 fn mlir_with_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    ctx.compile_executable()?;
     Ok("(a + b) * a, 1 replica x 1 partition".into())
 }
 
@@ -148,8 +149,9 @@ fn fingerprint(ctx: &mut Ctx) -> Outcome {
     let exe = executable(ctx)?;
     let first = fingerprint_of(ctx, exe.raw)?;
     ensure!(!first.is_empty(), "empty fingerprint");
-    let again = ctx.compile(TWO_OUTPUTS, &crate::plugin::compile_options::single_device())?;
-    let again = ctx.executable_of(again.raw())?;
+    // The spare compilation, which executable.delete then deletes.
+    let again = ctx.spare(TWO_OUTPUTS)?;
+    let again = ctx.executable_of(again)?;
     let second = fingerprint_of(ctx, again.raw)?;
     ensure!(first == second, "the same program compiled twice has two fingerprints");
     Ok(format!("{} bytes, stable across compilations", first.len()))
@@ -261,8 +263,10 @@ fn device_assignment(ctx: &mut Ctx) -> Outcome {
     Ok(format!("{size} bytes of DeviceAssignmentProto"))
 }
 
+/// Deletes an executable no other check uses: the spare compilation of the
+/// two-output program (made by executable.fingerprint, or now).
 fn delete(ctx: &mut Ctx) -> Outcome {
-    let exe = ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    let exe = ctx.take_spare(TWO_OUTPUTS)?;
     pjrt!(ctx, PJRT_LoadedExecutable_Delete, &mut args!(PJRT_LoadedExecutable_Delete_Args { executable: exe.raw() }))?;
     let mut d = args!(PJRT_LoadedExecutable_IsDeleted_Args { executable: exe.raw() });
     pjrt!(ctx, PJRT_LoadedExecutable_IsDeleted, &mut d)?;
