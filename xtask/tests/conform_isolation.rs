@@ -361,3 +361,39 @@ fn a_callback_called_twice_late_fails_its_check() {
     assert_eq!(c["status"], "FAIL", "{c}");
     assert!(c["detail"].as_str().unwrap().contains("called 2 times"), "{c}");
 }
+
+/// The exit status of a run whose only problem is the harness's: 1, the
+/// report printed all the same. The fake's PJRT_Plugin_Initialize returns
+/// an error whose message points at unmapped memory: the harness crashes
+/// reading it (outside any plugin call) while making the plugin, so
+/// plugin.initialize is ERROR and every check that needs an initialized
+/// plugin SKIPs; nothing FAILs.
+#[test]
+fn a_harness_error_alone_exits_1() {
+    let Some(dir) = cc() else { return };
+    // PJRT_Error_Message_Args: struct_size, extension_start, error, message, message_size.
+    let garbage_message = Behaviour::C("((void**)args)[3] = (void*)0x10; ((size_t*)args)[4] = 64; return NULL;");
+    let fake = Fake {
+        members: vec![
+            (offset_of!(PJRT_Api, PJRT_Plugin_Initialize), Behaviour::C("return (void*)1;")),
+            (offset_of!(PJRT_Api, PJRT_Error_Message), garbage_message),
+        ],
+        ..Fake::new(81)
+    };
+    let plugin = fake.build(dir.path(), "harness_error_only");
+    let run = conform(&plugin, &[]);
+    let r = &run.json;
+    assert_complete(r);
+    assert_eq!(r["counts"]["FAIL"], 0, "{}", r["counts"]);
+    assert_eq!(r["counts"]["ERROR"], 1, "{}", r["counts"]);
+    let c = check(r, "plugin.initialize");
+    assert_eq!(c["status"], "ERROR", "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("after PJRT_Error_Message returned"), "{c}");
+    assert_eq!(r["crashed"], serde_json::json!([]));
+    assert_eq!(run.code, Some(1), "a harness error and no failure: {}", run.stderr);
+    // The text report says so too, with the same status.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["conform", plugin.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ERROR") && text.contains("plugin.initialize"), "{text}");
+}
