@@ -97,8 +97,8 @@ pub struct Args {
     /// Nix system of a prebuilt plugin to fetch (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// Groups of checks run side by side, each in its own process (default:
-    /// the number of CPUs; always 1 for GPU and TPU plugins).
+    /// At most N processes side by side, each a lane of checks (default:
+    /// the number of CPUs; 1 for GPU and TPU plugins).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Run every pinned plugin that runs here; write docs/compat-matrix.md.

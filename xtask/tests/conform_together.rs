@@ -69,3 +69,40 @@ fn an_abort_while_making_a_client_names_the_call() {
     assert_eq!(r["members"][0]["load"], "ok");
     assert_eq!(r["members"][1]["load"], "ok");
 }
+
+/// Two plugins that need the same library (by soname), each shipping its
+/// own copy in a directory of its RUNPATH: the process loads one copy, the
+/// first plugin's, and the second plugin uses it (what happens to two
+/// plugins built against different abseils). The report names the library,
+/// both plugins, and the one file loaded.
+#[test]
+fn a_library_two_plugins_need_is_loaded_once() {
+    if !require_command("cc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins = Vec::new();
+    for name in ["plugin_a", "plugin_b"] {
+        let own = dir.path().join(format!("{name}-libs"));
+        std::fs::create_dir(&own).unwrap();
+        let source = own.join("shared.c");
+        std::fs::write(&source, "int pjrt_fake_state(void) { static int calls; return ++calls; }\n").unwrap();
+        let library = own.join("libpjrtfakeshared.so");
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-Wl,-soname,libpjrtfakeshared.so", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // --no-as-needed: the fake calls nothing in it, and must need it all the same.
+        let link = vec!["-Wl,--no-as-needed".into(), library.display().to_string(), format!("-Wl,-rpath,{}", own.display())];
+        plugins.push(Fake { link, ..Fake::new(81) }.build(dir.path(), name));
+    }
+    let (_, r, stderr) = together(&[&plugins[0], &plugins[1]], &[]);
+    let libraries = r["shared_libraries"].as_array().unwrap_or_else(|| panic!("{r}: {stderr}"));
+    let shared = libraries.iter().find(|l| l["name"] == "libpjrtfakeshared.so").unwrap_or_else(|| panic!("{libraries:?}"));
+    assert_eq!(shared["needed_by"], serde_json::json!(["plugin_a.so", "plugin_b.so"]));
+    let first = dir.path().join("plugin_a-libs/libpjrtfakeshared.so");
+    assert_eq!(shared["loaded"], serde_json::json!([first]), "one copy, the first plugin's: {shared}");
+}

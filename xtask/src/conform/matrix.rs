@@ -274,6 +274,29 @@ fn render_together(out: &mut String, runs: &[TogetherRun]) {
                 format!(" ({}{})", shared.join(", "), if r.shared_symbols > 8 { ", ..." } else { "" })
             }
         );
+        let label = |file: &str| {
+            r.members
+                .iter()
+                .find(|m| m.path.file_name().is_some_and(|f| f.to_string_lossy() == file))
+                .map_or(file.to_string(), |m| m.plugin.clone())
+        };
+        let libraries: Vec<String> = r
+            .shared_libraries
+            .iter()
+            .map(|l| {
+                let copies = match l.loaded.len() {
+                    0 => "not loaded".to_string(),
+                    1 => "one copy".to_string(),
+                    n => format!("{n} copies"),
+                };
+                format!("`{}` ({}; {copies})", l.name, l.needed_by.iter().map(|f| label(f)).collect::<Vec<_>>().join(", "))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "- libraries (DT_NEEDED) two or more plugins need: {}",
+            if libraries.is_empty() { "none".to_string() } else { libraries.join(", ") }
+        );
         let _ = writeln!(
             out,
             "- interposition (a plugin's references bound to another plugin's copy): {}",

@@ -78,6 +78,22 @@ pub struct Shared {
     pub bound: BTreeMap<String, String>,
 }
 
+/// glibc's own libraries, shown together in the text report.
+const GLIBC: &[&str] = &["libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so", "ld-linux"];
+
+/// A library (DT_NEEDED) two or more plugins need: loaded once, its state
+/// (abseil's logging, a protobuf registry) is theirs to share.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedLibrary {
+    /// The name the plugins need it by (a soname).
+    pub name: String,
+    /// The plugins that need it (file names).
+    pub needed_by: Vec<String>,
+    /// The files of that name the process had loaded once every plugin was
+    /// in: one means one copy for all of them.
+    pub loaded: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Together {
     pub dlopen: String,
@@ -93,6 +109,8 @@ pub struct Together {
     pub interposed: Vec<String>,
     /// Platform names that more than one plugin reports.
     pub platform_collisions: Vec<String>,
+    /// Libraries two or more plugins need (the C runtime included).
+    pub shared_libraries: Vec<SharedLibrary>,
 }
 
 impl Together {
@@ -131,6 +149,21 @@ impl Together {
                 if bound.is_empty() { String::new() } else { format!(": {}", bound.join(", ")) }
             );
         }
+        let _ = writeln!(out, "  libraries (DT_NEEDED) two or more plugins need: {}", self.shared_libraries.len());
+        let (glibc, others): (Vec<&SharedLibrary>, Vec<&SharedLibrary>) =
+            self.shared_libraries.iter().partition(|l| GLIBC.iter().any(|g| l.name.starts_with(g)) && l.loaded.len() == 1);
+        if !glibc.is_empty() {
+            let names: Vec<&str> = glibc.iter().map(|l| l.name.as_str()).collect();
+            let _ = writeln!(out, "    glibc's, one copy each: {}", names.join(", "));
+        }
+        for l in others {
+            let copies = match l.loaded.as_slice() {
+                [] => "not loaded".to_string(),
+                [one] => format!("one copy, {}", one.display()),
+                more => format!("{} copies: {}", more.len(), more.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+            };
+            let _ = writeln!(out, "    {} (needed by {}): {copies}", l.name, l.needed_by.join(", "));
+        }
         let _ =
             writeln!(out, "  interposition: {}", if self.interposed.is_empty() { "none".to_string() } else { self.interposed.join("; ") });
         let _ = writeln!(
@@ -143,17 +176,20 @@ impl Together {
 }
 
 /// The dynamic symbols a library defines and exports (global or weak,
-/// default or protected visibility), from its `.dynsym`.
-pub fn exported_symbols(path: &Path) -> Result<BTreeSet<String>> {
+/// default or protected visibility), from its `.dynsym`, and the libraries
+/// it needs (DT_NEEDED).
+fn read_library(path: &Path) -> Result<(BTreeSet<String>, Vec<String>)> {
     use object::{Object, ObjectSymbol};
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = object::File::parse(&*data).with_context(|| format!("{} is not an object file", path.display()))?;
-    Ok(file
+    let exported = file
         .dynamic_symbols()
         .filter(|s| s.is_definition() && s.is_global() && !s.is_undefined())
         .filter_map(|s| s.name().ok().map(str::to_string))
         .filter(|n| !n.is_empty())
-        .collect())
+        .collect();
+    let needed = crate::plugin::elf::read(&data).map(|elf| elf.needed).unwrap_or_default();
+    Ok((exported, needed))
 }
 
 /// Runs the plugins together in a child process and assembles the report.
@@ -166,16 +202,23 @@ pub fn run(plugins: &[(String, PathBuf, Option<String>)], dlopen: Dlopen, option
             .collect(),
         ..Default::default()
     };
-    // Who defines what, read from the files.
+    // Who defines what, and needs what, read from the files.
     let mut definers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut needers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (_, path, _) in plugins {
-        for symbol in exported_symbols(path)? {
+        let (exported, needed) = read_library(path)?;
+        for symbol in exported {
             if symbol != "GetPjrtApi" {
                 definers.entry(symbol).or_default().push(file_name(path));
             }
         }
+        for library in needed {
+            needers.entry(library).or_default().push(file_name(path));
+        }
     }
     definers.retain(|_, files| files.len() > 1);
+    needers.retain(|_, files| files.len() > 1);
+    let mut objects: Vec<PathBuf> = Vec::new();
     let debug = tempfile::Builder::new().prefix("pjrtpkgs-ld-debug-").tempdir()?;
     let in_flight = tempfile::Builder::new().prefix("pjrtpkgs-in-flight-").tempfile()?;
     in_flight.as_file().set_len(pjrt_sys::in_flight::FILE_SIZE)?;
@@ -197,6 +240,10 @@ pub fn run(plugins: &[(String, PathBuf, Option<String>)], dlopen: Dlopen, option
     ];
     let members = &mut report.members;
     let ending = child::run_with_env("conform", &argv, None, timeout, &env, |event| {
+        if event["event"] == "objects" {
+            objects = event["paths"].as_array().into_iter().flatten().filter_map(|p| p.as_str()).map(PathBuf::from).collect();
+            return;
+        }
         let Some(i) = event["index"].as_u64().map(|i| i as usize).filter(|i| *i < members.len()) else { return };
         let m = &mut members[i];
         let text = |key: &str| event[key].as_str().map(str::to_string);
@@ -260,6 +307,13 @@ pub fn run(plugins: &[(String, PathBuf, Option<String>)], dlopen: Dlopen, option
             platforms.entry(p.as_str()).or_default().push(m.plugin.as_str());
         }
     }
+    report.shared_libraries = needers
+        .into_iter()
+        .map(|(name, needed_by)| {
+            let loaded = objects.iter().filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy() == name)).cloned().collect();
+            SharedLibrary { name, needed_by, loaded }
+        })
+        .collect();
     report.platform_collisions =
         platforms.iter().filter(|(_, v)| v.len() > 1).map(|(p, v)| format!("`{p}` is reported by {}", v.join(" and "))).collect();
     Ok(report)
@@ -290,6 +344,7 @@ pub fn run_child(
         events.emit(&serde_json::json!({ "event": "loaded", "index": i, "load": load, "api_version": version }));
         plugins.push(loaded.ok().map(|p| &*Box::leak(Box::new(p))));
     }
+    events.emit(&serde_json::json!({ "event": "objects", "paths": loaded_objects() }));
     for (i, plugin) in plugins.iter().enumerate() {
         let Some(plugin) = plugin else { continue };
         let backend = backends.get(i).filter(|b| b.as_str() != "-").map(String::as_str);
@@ -306,6 +361,26 @@ pub fn run_child(
         std::mem::forget(client);
     }
     Ok(())
+}
+
+/// The files of every object loaded in this process (dl_iterate_phdr).
+fn loaded_objects() -> Vec<String> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: glibc hands a valid dl_phdr_info; data is the Vec below.
+        let (info, names) = unsafe { (&*info, &mut *(data as *mut Vec<String>)) };
+        if !info.dlpi_name.is_null() {
+            // SAFETY: dlpi_name is a NUL-terminated string owned by the loader.
+            let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.to_string_lossy().into_owned();
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+        0
+    }
+    let mut names: Vec<String> = Vec::new();
+    // SAFETY: the callback only reads what glibc passes and writes to `names`.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut names as *mut Vec<String> as *mut libc::c_void) };
+    names
 }
 
 /// `(a + b) * a` on the client's first device, checked against the expected numbers.

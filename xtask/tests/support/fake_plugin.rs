@@ -54,6 +54,8 @@ pub struct Fake {
     /// A raw value for `PJRT_Api`'s second member (`priv`, then
     /// `extension_start`), e.g. garbage an old plugin left there.
     pub second_member: Option<usize>,
+    /// More arguments for the compiler and linker (libraries to link).
+    pub link: Vec<String>,
     /// More C source, before the members (e.g. exported functions, helpers
     /// of a member's body).
     pub extra_c: &'static str,
@@ -72,6 +74,7 @@ impl Fake {
             layouts_extension: None,
             gpu_extension: false,
             second_member: None,
+            link: Vec::new(),
             extra_c: "",
         }
     }
@@ -125,7 +128,13 @@ impl Fake {
         let source = dir.join(format!("{name}.c"));
         let library = dir.join(format!("{name}.so"));
         std::fs::write(&source, self.source()).unwrap();
-        let out = Command::new("cc").args(["-shared", "-fPIC", "-O0", "-o"]).arg(&library).arg(&source).output().expect("cc runs");
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O0", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .args(&self.link)
+            .output()
+            .expect("cc runs");
         assert!(out.status.success(), "cc failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), self.source());
         library
     }
