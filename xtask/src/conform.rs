@@ -19,6 +19,8 @@ mod lanes;
 mod matrix;
 mod report;
 mod together;
+mod worker;
+mod zygote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,13 +30,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use pjrt_sys::history as api_history;
 use pjrt_sys::loader::BINDINGS_VERSION;
-use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
-use serde::Serialize;
 
 use crate::plugin::child;
 use crate::plugin::client_options::{self, ClientOption};
 use crate::xla_repo::XlaRepoArg;
-use harness::{CheckError, Ctx, Status};
+use harness::Ctx;
 use report::{CheckResult, Report};
 
 pub use history::{recorded_tip, TABLE_PATH as HISTORY_TABLE_PATH};
@@ -134,10 +134,13 @@ pub struct Args {
     /// ids, in order) on PLUGIN (a path) in this process.
     #[arg(long, value_name = "CHECKS", hide = true)]
     pub child: Option<String>,
-    /// Child mode: wait for the lead lane's word in this file before the
-    /// first check (the plugin loaded meanwhile).
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub gate: Option<PathBuf>,
+    /// Fork-server mode: load PLUGIN, then fork a worker for each order
+    /// written in --orders (see conform/zygote.rs).
+    #[arg(long, hide = true)]
+    pub zygote: bool,
+    /// Fork-server mode: the directory the orders are written in.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub orders: Option<PathBuf>,
     /// Child mode: the pinned backend of the plugin (cuda12, cpu...).
     #[arg(long, hide = true)]
     pub backend: Option<String>,
@@ -191,6 +194,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(if report.troubled() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS });
     }
     let plugin = args.plugin.clone().expect("clap requires PLUGIN without --matrix/--history");
+    if args.zygote {
+        let orders = args.orders.as_deref().context("--zygote needs --orders")?;
+        if let Some(path) = &args.in_flight {
+            pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
+        }
+        return zygote::serve(Path::new(&plugin), args.backend.clone(), orders, child::Events::open(args.events.as_deref())?);
+    }
     if let Some(group) = &args.child {
         return run_child(group, &args);
     }
@@ -273,9 +283,22 @@ pub fn conform(
             .flatten()
             .any(|e| matches!(e.get("name").and_then(|n| n.as_str()), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")))
     };
-    let setup = lanes::Setup { path, backend, options, timeout, bar: &bar, accelerator: &found_accelerator };
-    let gate_dir = tempfile::Builder::new().prefix("pjrtpkgs-lanes-").tempdir()?;
-    let gate = lanes::Gate::new(gate_dir.path());
+    // One load of the plugin, forked for every process, where it allows. A
+    // load that crashes or hangs is api.load's failure, and not tried again.
+    let mut plan = plan;
+    let mut preset: Option<lanes::LaneRun> = None;
+    let zygote = match zygote::Zygote::start(path, backend, options, timeout)? {
+        zygote::Started::Serving(z) => Some(z),
+        zygote::Started::Declined => None,
+        zygote::Started::DiedLoading(ending, record) => {
+            preset = Some(lanes::died_loading(ending, &record));
+            plan[0].retain(|id| id != "api.load");
+            None
+        }
+    };
+    let initial_broken = preset.as_ref().map(|p| p.broken.clone()).unwrap_or_default();
+    let setup = lanes::Setup { path, backend, options, timeout, bar: &bar, accelerator: &found_accelerator, zygote: zygote.as_ref() };
+    let gate = lanes::Gate::default();
     let done: std::sync::Mutex<Vec<Option<Result<lanes::LaneRun>>>> = std::sync::Mutex::new((0..plan.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for (index, ids) in plan.iter().enumerate() {
@@ -284,9 +307,9 @@ pub fn conform(
                 (0, _) => lanes::Role::Lead(&gate),
                 _ => lanes::Role::Gated(&gate),
             };
-            let (done, setup, gate) = (&done, &setup, &gate);
+            let (done, setup, gate, initial_broken) = (&done, &setup, &gate, &initial_broken);
             scope.spawn(move || {
-                let run = lanes::run_lane(setup, ids, role, &BTreeMap::new());
+                let run = lanes::run_lane(setup, ids, role, initial_broken);
                 // Whatever happened to the lead, the others are not left waiting.
                 if matches!(role, lanes::Role::Lead(_)) {
                     gate.open(lanes::Word::Stop);
@@ -295,7 +318,7 @@ pub fn conform(
             });
         }
     });
-    let mut runs: Vec<lanes::LaneRun> = Vec::new();
+    let mut runs: Vec<lanes::LaneRun> = preset.into_iter().collect();
     for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
         runs.push(run.expect("every lane ran")?);
     }
@@ -315,7 +338,11 @@ pub fn conform(
         results.extend(run.results.into_iter().map(|r| (r.id.clone(), r)));
         report.crashed.extend(run.crashed);
         report.broken.extend(run.broken);
+        report.processes.started += run.processes.started;
+        report.processes.forked += run.processes.forked;
     }
+    // The fork server, serving or not.
+    report.processes.started += 1;
     let order: Vec<&String> = groups.iter().flat_map(|(_, ids)| ids.iter()).collect();
     report.crashed.sort_by_key(|id| order.iter().position(|o| *o == id));
     report.checks.extend(groups.iter().flat_map(|(_, ids)| ids.iter()).filter_map(|id| results.remove(id)));
@@ -325,148 +352,17 @@ pub fn conform(
     Ok(report)
 }
 
-/// One event of a child.
-#[derive(Debug, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum Event<'a> {
-    Begin { id: &'a str },
-    Result { id: &'a str, status: Status, detail: &'a str, since: Option<String> },
-    Info { info: serde_json::Value },
-}
-
-/// Child mode: runs the checks of one group here, emitting events.
-fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
+/// Child mode: runs the checks named in `checks` here, emitting events.
+fn run_child(checks: &str, args: &Args) -> Result<ExitCode> {
     if let Some(path) = &args.in_flight {
         pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
     }
     let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
     let events = child::Events::open(args.events.as_deref())?;
-    // GROUP is a comma-separated list of group names and check ids, run in
-    // that order.
-    let mut all: Vec<(&str, Option<checks::Check>)> =
-        checks::groups().into_iter().flat_map(|g| g.checks.into_iter().map(move |c| (g.name, Some(c)))).collect();
-    let mut chosen: Vec<checks::Check> = Vec::new();
-    for name in group.split(',') {
-        let before = chosen.len();
-        for (group, slot) in all.iter_mut() {
-            if *group == name || slot.as_ref().is_some_and(|c| c.id == name) {
-                chosen.extend(slot.take());
-            }
-        }
-        if chosen.len() == before {
-            bail!("no check group or check named {name} (or named twice)");
-        }
-    }
     let mut ctx = Ctx::new(path, args.backend.clone(), args.client_options.clone(), events);
     for (what, reason) in &args.broken {
         ctx.mark_broken(what, reason);
     }
-    if let Some(gate) = &args.gate {
-        // Loaded while the lead lane makes its client; then told what broke.
-        let _ = ctx.load();
-        match lanes::wait_at_gate(gate)? {
-            lanes::Word::Stop => return Ok(ExitCode::SUCCESS),
-            lanes::Word::Go(broken) => {
-                for (what, reason) in &broken {
-                    ctx.mark_broken(what, reason);
-                }
-            }
-        }
-        ctx.events.emit(&serde_json::json!({ "event": "gate" }));
-    }
-    for check in &chosen {
-        ctx.events.emit(&Event::Begin { id: &check.id });
-        ctx.current = check.id.clone();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)));
-        let since = ctx.take_since();
-        let (status, detail) = judge(outcome, check.optional);
-        let since = (since > 0).then(|| format!("0.{since}"));
-        ctx.events.emit(&Event::Result { id: &check.id, status, detail: &detail, since });
-        if let Some(info) = info_after(&check.id, &mut ctx, status) {
-            ctx.events.emit(&Event::Info { info });
-        }
-    }
-    for (id, detail) in ctx.run_rechecks() {
-        ctx.events.emit(&Event::Result { id: &id, status: Status::Fail, detail: &detail, since: None });
-    }
-    // Every result is written: the process ends here, without tearing the
-    // client and the plugin down (not a check; a crash there would be
-    // nobody's news) and without waiting for it.
-    // SAFETY: _exit(2) ends the process; nothing is left to flush (events
-    // are written with one write each, stdout is unused).
-    unsafe { libc::_exit(0) }
-}
-
-/// A check's outcome as a status and its reason.
-fn judge(outcome: std::thread::Result<harness::Outcome>, optional: bool) -> (Status, String) {
-    match outcome {
-        Ok(Ok(detail)) => (Status::Pass, detail),
-        Ok(Err(CheckError::Fail(m))) => (Status::Fail, m),
-        Ok(Err(CheckError::Unsupported(m))) => (Status::Unsupported, m),
-        Ok(Err(CheckError::Skip(m))) => (Status::Skip, m),
-        Ok(Err(CheckError::Pjrt { function, code, message })) => {
-            let text = format!("{function} failed with {}: {}", pjrt_sys::loader::error_code_name(code), checks_first_line(&message));
-            if code == pjrt_sys::PJRT_Error_Code_UNIMPLEMENTED {
-                (Status::Unsupported, text)
-            } else if optional {
-                (Status::Unsupported, format!("{text} (an optional entry point)"))
-            } else {
-                (Status::Fail, text)
-            }
-        }
-        Err(panic) => {
-            let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            (Status::Error, format!("the check itself panicked (a bug of pjrtpkgs, not of the plugin): {}", message.unwrap_or_default()))
-        }
-    }
-}
-
-fn checks_first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(240).collect()
-}
-
-/// What the parent should learn after a check: the plugin's identity after
-/// `api.load`, the platform and options after `client.create`.
-fn info_after(id: &str, ctx: &mut Ctx, status: Status) -> Option<serde_json::Value> {
-    match (id, status) {
-        ("api.load", Status::Pass) => {
-            let plugin = ctx.plugin().ok()?;
-            let (major, minor) = plugin.api_version();
-            let extensions: Vec<report::ExtensionInfo> = plugin
-                .extensions()
-                .iter()
-                .map(|e| {
-                    let run = api_history::enumerator("PJRT_Extension_Type", e.kind as i64);
-                    report::ExtensionInfo {
-                        kind: e.kind as i64,
-                        name: run.map(|r| r.name.trim_start_matches("PJRT_Extension_Type_").to_string()),
-                        struct_size: e.struct_size as u64,
-                        since: run.map(|r| r.since),
-                    }
-                })
-                .collect();
-            Some(serde_json::json!({
-                "api_version": format!("{major}.{minor}"),
-                "api_struct_size": plugin.struct_size(),
-                "extensions": extensions,
-            }))
-        }
-        ("plugin.attributes", Status::Pass) => {
-            let mut a = pjrt_sys::args!(PJRT_Plugin_Attributes_Args {});
-            pjrt_sys::call!(ctx.plugin_ref(), PJRT_Plugin_Attributes, &mut a).ok()?;
-            let attributes = harness::named_values(a.attributes, a.num_attributes).ok()?;
-            Some(serde_json::json!({ "attributes": attributes }))
-        }
-        ("client.create", _) => {
-            let mut info = serde_json::json!({ "client_options": ctx.options });
-            if let Ok(client) = ctx.client() {
-                let mut a = pjrt_sys::args!(PJRT_Client_PlatformName_Args { client: client });
-                if pjrt_sys::call!(ctx.plugin_ref(), PJRT_Client_PlatformName, &mut a).is_ok() {
-                    info["platform"] = harness::text(a.platform_name, a.platform_name_size).into();
-                }
-            }
-            Some(info)
-        }
-        _ => None,
-    }
+    worker::run(&mut ctx, checks)?;
+    worker::end()
 }

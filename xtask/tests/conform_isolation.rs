@@ -397,3 +397,78 @@ fn a_harness_error_alone_exits_1() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ERROR") && text.contains("plugin.initialize"), "{text}");
 }
+
+/// Issue 21 (speed): the plugin is loaded once, by a fork server, and
+/// every lane's process (restarts included) is forked from it. A plugin
+/// whose loading starts a thread cannot be forked safely: each lane then
+/// starts its own process, and the report is the same as with one lane.
+#[test]
+fn lanes_are_forked_from_one_load_unless_the_load_starts_a_thread() {
+    let Some(dir) = cc() else { return };
+    let crash = (offset_of!(PJRT_Api, PJRT_Client_PlatformVersion), Behaviour::Abort);
+    let plugin = Fake { members: vec![crash], ..Fake::new(81) }.build(dir.path(), "forked");
+    let r = conform(&plugin, &["--jobs", "2"]).json;
+    assert_complete(&r);
+    assert_eq!(r["processes"]["started"], 1, "one load: {}", r["processes"]);
+    assert!(r["processes"]["forked"].as_u64().unwrap() >= 3, "the lead, its restart after the crash, the second lane: {}", r["processes"]);
+
+    const THREAD: &str = "#include <pthread.h>\n\
+        static void* idle(void* p) { (void)p; for (;;) pause(); return NULL; }\n\
+        __attribute__((constructor)) static void start(void) { pthread_t t; pthread_create(&t, NULL, idle, NULL); }\n";
+    let plugin = Fake { members: vec![crash], extra_c: THREAD, ..Fake::new(81) }.build(dir.path(), "threaded");
+    let many = conform(&plugin, &["--jobs", "2"]).json;
+    assert_complete(&many);
+    assert_eq!(many["processes"]["forked"], 0, "{}", many["processes"]);
+    assert!(many["processes"]["started"].as_u64().unwrap() >= 4, "the server, the lanes, a restart: {}", many["processes"]);
+    let one = conform(&plugin, &["--jobs", "1"]).json;
+    assert_eq!(verdicts(&many), verdicts(&one));
+    assert_eq!(check(&many, "client.platform_version")["status"], "FAIL");
+}
+
+/// A worker that kills the fork server (its parent): the workers die with
+/// it, and the checks they had not reported run in processes of their own.
+/// The fake kills its parent once (a marker file), in
+/// PJRT_Client_PlatformVersion; the second time it answers.
+#[test]
+fn a_dead_fork_server_is_replaced_by_processes_of_their_own() {
+    let Some(dir) = cc() else { return };
+    let marker = dir.path().join("killed-once");
+    let body = format!(
+        "{{ if (access(\"{0}\", F_OK) != 0) {{ FILE* f = fopen(\"{0}\", \"w\"); if (f) fclose(f); kill(getppid(), SIGKILL); sleep(5); }} return NULL; }}",
+        marker.display()
+    );
+    let killer = Behaviour::C(Box::leak(body.into_boxed_str()));
+    let plugin = Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_PlatformVersion), killer)], ..Fake::new(81) }
+        .build(dir.path(), "kills_its_parent");
+    let run = conform(&plugin, &["--jobs", "2"]);
+    let r = &run.json;
+    assert_complete(r);
+    assert!(marker.exists(), "the fake never ran its member");
+    assert_eq!(check(r, "client.platform_version")["status"], "PASS", "run again, answered: {}", check(r, "client.platform_version"));
+    assert_eq!(r["crashed"], serde_json::json!([]), "nothing is blamed for the server's death");
+    assert!(r["processes"]["started"].as_u64().unwrap() >= 2, "{}", r["processes"]);
+    let one = conform(&plugin, &["--jobs", "1"]).json;
+    assert_eq!(verdicts(r), verdicts(&one));
+}
+
+/// A plugin whose GetPjrtApi never returns: the fork server's load is
+/// api.load's, killed at the time limit once, and nothing loads it again.
+#[test]
+fn a_hanging_load_fails_api_load_once() {
+    let Some(dir) = cc() else { return };
+    let plugin = Fake { get_api: Some(Behaviour::Hang), ..Fake::new(81) }.build(dir.path(), "hang_get_api");
+    let started = std::time::Instant::now();
+    let run = conform(&plugin, &["--timeout", "2"]);
+    let took = started.elapsed();
+    let r = &run.json;
+    assert_complete(r);
+    let load = check(r, "api.load");
+    assert_eq!(load["status"], "FAIL", "{load}");
+    assert!(
+        load["detail"].as_str().unwrap().contains("did not finish within 2 s") && load["detail"].as_str().unwrap().contains("GetPjrtApi"),
+        "{load}"
+    );
+    assert_eq!(check(r, "client.create")["status"], "SKIP");
+    assert!(took < std::time::Duration::from_secs(4), "the load was waited for more than once: {took:?}");
+    assert_eq!(r["processes"]["forked"], 0);
+}

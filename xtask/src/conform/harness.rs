@@ -212,6 +212,12 @@ impl Ctx {
         }
     }
 
+    /// Takes the plugin as loaded elsewhere (by the fork server this
+    /// process was forked from): [`Ctx::load`] returns it.
+    pub fn adopt(&mut self, loaded: Result<&'static Plugin, String>) {
+        self.plugin = Some(loaded);
+    }
+
     /// Marks a prerequisite ("plugin", "client") as one not to make again,
     /// nor to use if it was made here already (a lane that loaded the
     /// plugin ahead of the lead, told that the lead's load failed).

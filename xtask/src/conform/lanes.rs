@@ -9,21 +9,22 @@
 //! same program share one, and the checks that feed the plugin what it may
 //! not survive come last, where a crash leaves little to resume.
 //!
-//! The lead lane (`api`, `client` and more) starts first; the others load
-//! the plugin side by side with it and wait at a gate until the lead has
-//! made its client: they are told then what is broken (a plugin that does
-//! not load, a client that is not created, or a crash while making one, is
-//! not tried again), or to stop (an accelerator plugin, found by its
-//! extensions, takes its device once per client: its other checks run
-//! after the lead, in one process).
+//! Processes are forked from a server that loaded the plugin once
+//! ([`super::zygote`]), or, where it cannot serve, started afresh. The lead
+//! lane (`api`, `client` and more) starts first; the others start once the
+//! lead has made its client, and are told what is broken (a plugin that
+//! does not load, a client that is not created, or a crash while making
+//! one, is not tried again), or not started at all: an accelerator plugin,
+//! found by its extensions, takes its device once per client, and its
+//! other checks run after the lead, in one process.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::harness::Status;
 use super::report::CheckResult;
@@ -79,7 +80,7 @@ pub fn plan(groups: &[(&str, Vec<String>)], jobs: usize) -> Vec<Vec<String>> {
 
 /// What the lead lane tells the others once it has made its client (or
 /// failed to).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Word {
     /// Run, skipping what needs these broken prerequisites (what: reason).
     Go(BTreeMap<String, String>),
@@ -87,34 +88,21 @@ pub enum Word {
     Stop,
 }
 
-/// The gate the non-lead lanes wait at: a file their processes poll (it
-/// appears whole, by rename), and the same word for the lanes' threads here.
+/// Where the other lanes wait for the lead's word.
+#[derive(Default)]
 pub struct Gate {
-    path: PathBuf,
     word: Mutex<Option<Word>>,
     opened: Condvar,
 }
 
 impl Gate {
-    pub fn new(dir: &Path) -> Gate {
-        Gate { path: dir.join("gate"), word: Mutex::new(None), opened: Condvar::new() }
-    }
-
     /// Opens the gate with `word`; later calls change nothing.
     pub fn open(&self, word: Word) {
         let mut slot = self.word.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_some() {
-            return;
+        if slot.is_none() {
+            *slot = Some(word);
+            self.opened.notify_all();
         }
-        // A gate that cannot be written leaves the waiting processes to
-        // their timeout; the threads here go on with the word.
-        let text = serde_json::to_vec(&word).unwrap_or_default();
-        let temporary = self.path.with_extension("new");
-        if std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &self.path)).is_err() {
-            eprintln!("warning: cannot write the lanes' gate {}", self.path.display());
-        }
-        *slot = Some(word);
-        self.opened.notify_all();
     }
 
     /// The word, once the gate is open.
@@ -125,25 +113,12 @@ impl Gate {
     }
 }
 
-/// Child side: waits for the gate file at `path` and reads the word.
-pub fn wait_at_gate(path: &Path) -> Result<Word> {
-    loop {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                return serde_json::from_slice(&bytes).with_context(|| format!("the lanes' gate {} is unreadable", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(1)),
-            Err(e) => return Err(e).with_context(|| format!("cannot read the lanes' gate {}", path.display())),
-        }
-    }
-}
-
 /// A lane's part in the gate.
 #[derive(Clone, Copy)]
 pub enum Role<'g> {
     /// Opens the gate once `client.create` has a result (or it ends).
     Lead(&'g Gate),
-    /// Starts at once, waits at the gate before its first check.
+    /// Starts once the gate is open, if told to.
     Gated(&'g Gate),
     /// Runs on its own (one lane, or the checks of stopped lanes).
     Alone,
@@ -159,6 +134,8 @@ pub struct Setup<'a> {
     /// Whether the plugin, by the `info` the lead collected, is an
     /// accelerator's (then the gate says stop).
     pub accelerator: &'a (dyn Fn(&[serde_json::Value]) -> bool + Sync),
+    /// The fork server, if the plugin allows one.
+    pub zygote: Option<&'a super::zygote::Zygote>,
 }
 
 /// What the processes of one lane reported.
@@ -170,6 +147,7 @@ pub struct LaneRun {
     pub broken: BTreeMap<String, String>,
     /// The checks the lane did not run (the gate said stop).
     pub unreported: Vec<String>,
+    pub processes: super::report::Processes,
 }
 
 /// The prerequisites a lead lane's results say are broken: a plugin that
@@ -188,7 +166,6 @@ pub fn run_lane(setup: &Setup, ids: &[String], role: Role, broken: &BTreeMap<Str
     let mut run = LaneRun { broken: broken.clone(), ..Default::default() };
     let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
     let mut remaining: Vec<String> = ids.to_vec();
-    let mut first = true;
     let open_gate = |run: &LaneRun, results: &BTreeMap<String, CheckResult>| {
         if let Role::Lead(gate) = role {
             let mut broken = run.broken.clone();
@@ -196,87 +173,93 @@ pub fn run_lane(setup: &Setup, ids: &[String], role: Role, broken: &BTreeMap<Str
             gate.open(if (setup.accelerator)(&run.info) { Word::Stop } else { Word::Go(broken) });
         }
     };
-    while !remaining.is_empty() {
-        let gated = matches!(role, Role::Gated(_)) && first;
-        if let (Role::Gated(gate), false) = (role, gated) {
-            match gate.wait() {
-                Word::Go(b) => run.broken.extend(b),
-                Word::Stop => {
-                    run.unreported = remaining;
-                    break;
-                }
+    if let Role::Gated(gate) = role {
+        match gate.wait() {
+            Word::Go(b) => run.broken.extend(b),
+            Word::Stop => {
+                run.unreported = remaining;
+                return Ok(run);
             }
         }
-        first = false;
-        let mut argv: Vec<OsString> = vec!["--child".into(), remaining.join(",").into()];
-        if let Some(backend) = setup.backend {
-            argv.extend(["--backend".into(), backend.into()]);
-        }
-        for o in setup.options {
-            argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
-        }
-        for (what, reason) in run.broken.iter() {
-            argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
-        }
-        if let (Role::Gated(gate), true) = (role, gated) {
-            argv.extend(["--gate".into(), gate.path.clone().into()]);
-        }
+    }
+    let mut zygote = setup.zygote;
+    while !remaining.is_empty() {
         // Where the child keeps the PJRT call it is in (see pjrt_sys::in_flight).
         let in_flight = tempfile::Builder::new().prefix("pjrtpkgs-in-flight-").tempfile()?;
         in_flight.as_file().set_len(pjrt_sys::in_flight::FILE_SIZE)?;
-        argv.extend(["--in-flight".into(), in_flight.path().into()]);
-        argv.push("--".into());
-        argv.push(setup.path.into());
         let mut begun: Option<String> = None;
         let mut making: Option<String> = None;
-        let mut passed_gate = false;
-        // A gated process waits for the lead for at most its own timeout.
-        let timeout = if gated { setup.timeout * 2 } else { setup.timeout };
-        let ending = {
-            let (results, run_ref) = (&mut results, &mut run);
-            child::run("conform", &argv, setup.backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
-                Some("begin") => {
-                    let id = event["id"].as_str().unwrap_or_default().to_string();
-                    setup.bar.set_message(id.clone());
-                    begun = Some(id);
-                }
-                Some("result") => {
-                    if let Some(result) = serde_json::from_value::<CheckResult>(event.clone()).ok().filter(|r| ids.contains(&r.id)) {
-                        begun = None;
-                        let id = result.id.clone();
-                        if results.insert(id.clone(), result).is_none() {
-                            setup.bar.inc(1);
-                        }
-                        if id == "client.create" {
-                            open_gate(run_ref, results);
-                        }
+        let broken = run.broken.clone();
+        let (results_ref, run_ref) = (&mut results, &mut run);
+        let on_event = |event: serde_json::Value| match event.get("event").and_then(|e| e.as_str()) {
+            Some("begin") => {
+                let id = event["id"].as_str().unwrap_or_default().to_string();
+                setup.bar.set_message(id.clone());
+                begun = Some(id);
+            }
+            Some("result") => {
+                if let Some(result) = serde_json::from_value::<CheckResult>(event.clone()).ok().filter(|r| ids.contains(&r.id)) {
+                    begun = None;
+                    let id = result.id.clone();
+                    if results_ref.insert(id.clone(), result).is_none() {
+                        setup.bar.inc(1);
+                    }
+                    if id == "client.create" {
+                        open_gate(run_ref, results_ref);
                     }
                 }
-                Some("info") => {
-                    run_ref.info.push(event["info"].clone());
-                    // An accelerator is known by its extensions, reported
-                    // with api.load: the other lanes need not wait.
-                    if let Role::Lead(gate) = role {
-                        if (setup.accelerator)(&run_ref.info) {
-                            gate.open(Word::Stop);
-                        }
+            }
+            Some("info") => {
+                run_ref.info.push(event["info"].clone());
+                // An accelerator is known by its extensions, reported
+                // with api.load: the other lanes need not wait.
+                if let Role::Lead(gate) = role {
+                    if (setup.accelerator)(&run_ref.info) {
+                        gate.open(Word::Stop);
                     }
                 }
-                Some("making") => making = event["what"].as_str().map(str::to_string),
-                Some("made") => making = None,
-                Some("gate") => passed_gate = true,
-                _ => {}
-            })?
+            }
+            Some("making") => making = event["what"].as_str().map(str::to_string),
+            Some("made") => making = None,
+            _ => {}
+        };
+        let ending = match zygote.filter(|z| z.alive()) {
+            Some(z) => match z.run(&remaining, &broken, in_flight.path(), setup.timeout, on_event)? {
+                Some(ending) => {
+                    run.processes.forked += 1;
+                    ending
+                }
+                None => {
+                    // The server died, its worker with it: the checks not
+                    // reported run in processes of their own.
+                    zygote = None;
+                    run.processes.forked += 1;
+                    remaining.retain(|id| !results.contains_key(id));
+                    continue;
+                }
+            },
+            None => {
+                let mut argv: Vec<OsString> = vec!["--child".into(), remaining.join(",").into()];
+                if let Some(backend) = setup.backend {
+                    argv.extend(["--backend".into(), backend.into()]);
+                }
+                for o in setup.options {
+                    argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
+                }
+                for (what, reason) in &broken {
+                    argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
+                }
+                argv.extend(["--in-flight".into(), in_flight.path().into()]);
+                argv.push("--".into());
+                argv.push(setup.path.into());
+                let ending = child::run("conform", &argv, setup.backend, setup.timeout, on_event)?;
+                run.processes.started += 1;
+                ending
+            }
         };
         remaining.retain(|id| !results.contains_key(id));
         if remaining.is_empty() {
             break;
-        }
-        // A gated process that ended before passing the gate (told to stop,
-        // or dead while loading the plugin ahead of the lead) ran nothing:
-        // it is started again once the gate is open.
-        if gated && !passed_gate {
-            continue;
         }
         // The child ended before its last check: blame the check it was in,
         // or the first one it never reached, and resume after it. Whose
@@ -316,6 +299,28 @@ pub fn run_lane(setup: &Setup, ids: &[String], role: Role, broken: &BTreeMap<Str
     broken_by(&results, &mut run.broken);
     run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
     Ok(run)
+}
+
+/// `api.load`'s result when the fork server died, or ran past the time
+/// limit, loading the plugin: as if a lane's process had, in that check;
+/// the plugin is then broken for every other check.
+pub fn died_loading(ending: child::Ending, record: &pjrt_sys::in_flight::Record) -> LaneRun {
+    let plugin_fault = match ending {
+        child::Ending::Signaled(_) => record.plugin_to_blame(),
+        _ => record.in_call,
+    };
+    let detail = blame(ending, record, plugin_fault, true);
+    let mut run = LaneRun::default();
+    run.broken.insert("plugin".into(), format!("making the plugin: {detail} (in api.load)"));
+    let status = if plugin_fault {
+        run.crashed.push("api.load".into());
+        Status::Fail
+    } else {
+        Status::Error
+    };
+    let call = record.call.clone().filter(|_| record.in_call);
+    run.results.push(CheckResult { id: "api.load".into(), status, detail, since: None, call });
+    run
 }
 
 /// Why a child died, as the result of the check it was in: the plugin's

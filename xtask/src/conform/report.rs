@@ -40,6 +40,12 @@ pub struct ExtensionInfo {
     pub since: Option<u32>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Processes {
+    pub started: usize,
+    pub forked: usize,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -61,6 +67,10 @@ pub struct Report {
     /// Prerequisites whose making crashed ("plugin", "client"), and how:
     /// the checks that need them skipped.
     pub broken: BTreeMap<String, String>,
+    /// The processes the run used: `started` (each loads the plugin: the
+    /// fork server, or every lane process where it cannot serve) and
+    /// `forked` (from the fork server, the plugin already loaded).
+    pub processes: Processes,
     pub wall_ms: f64,
 }
 
