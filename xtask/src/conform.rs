@@ -3,11 +3,12 @@
 //! pinned plugin that runs here; `--history`: the table of the PJRT C API's
 //! history that makes the suite version-aware.
 //!
-//! The parent process never loads the plugin. Each group of checks runs in
-//! a child process (this executable in `--child GROUP` mode) that reports
-//! each check as it begins and ends; when a child crashes or hangs, the
-//! check it was in fails with the signal's name and a new child resumes the
-//! group after it. The report always completes.
+//! The parent process never loads the plugin. The checks run in child
+//! processes (forked from one load of the plugin, see `zygote`, or this
+//! executable in `--child CHECKS` mode), dealt into lanes (see `lanes`),
+//! each reporting its checks as they begin and end; when a child crashes or
+//! hangs, the check it was in fails with the signal's name and a new child
+//! resumes after it. The report always completes.
 
 // PJRT constants keep their C names, as the header spells them.
 #![allow(non_upper_case_globals)]
@@ -55,7 +56,7 @@ errors (each must be a PJRT_Error with a code, never a crash), the extension cha
 entry points.\n\n\
 Version-aware: every PJRT call goes through a gate that knows, from XLA's history \
 (crates/pjrt-sys/src/history_table.rs), which PJRT version introduced it; a member past the plugin's \
-struct_size is UNSUPPORTED and never called. Each group of checks runs in a child process: a check that \
+struct_size is UNSUPPORTED and never called. The checks run in child processes: a check that \
 crashes or hangs the plugin FAILs with the signal's name and the report still completes.\n\n\
 Results: PASS, FAIL, UNSUPPORTED (the plugin does not offer it), SKIP (a prerequisite is missing), each \
 with a reason.\n\n\
@@ -90,8 +91,8 @@ pub struct Args {
     /// Print every check, not only those that did not pass.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Seconds a group of checks may run before its process is killed (the
-    /// check it was in fails).
+    /// Seconds a process of checks may run before it is killed (the check
+    /// it was in fails, the others go on).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
     /// Nix system of a prebuilt plugin to fetch (default: this machine's).
@@ -101,6 +102,11 @@ pub struct Args {
     /// the number of CPUs; 1 for GPU and TPU plugins).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Start every process afresh, each loading the plugin, instead of
+    /// forking them from one load (for a plugin that misbehaves when its
+    /// process is forked after loading it).
+    #[arg(long)]
+    pub no_fork: bool,
     /// Run every pinned plugin that runs here; write docs/compat-matrix.md.
     #[arg(long, conflicts_with_all = ["plugin", "baseline", "json"])]
     pub matrix: bool,
@@ -207,7 +213,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
     let (path, backend) = crate::plugin::locate::resolve(&plugin, args.system.as_deref())?;
     let progress = !args.json;
-    let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
+    let settings = Settings {
+        client_options: &args.client_options,
+        timeout: Duration::from_secs(args.timeout),
+        jobs: args.jobs,
+        fork: !args.no_fork,
+        progress,
+    };
+    let report = conform(&plugin, &path, backend.as_deref(), &settings)?;
     let changes = baseline.as_ref().map(|b| report::compare(b, &report));
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -240,17 +253,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-/// Runs every group of checks on the plugin at `path`, each in child
-/// processes, and assembles the report.
-pub fn conform(
-    label: &str,
-    path: &Path,
-    backend: Option<&str>,
-    options: &[ClientOption],
-    timeout: Duration,
-    jobs: Option<usize>,
-    progress: bool,
-) -> Result<Report> {
+/// How a run goes, besides the plugin.
+pub struct Settings<'a> {
+    pub client_options: &'a [ClientOption],
+    /// The time limit of each process.
+    pub timeout: Duration,
+    /// At most this many processes side by side (None: one per CPU).
+    pub jobs: Option<usize>,
+    /// Fork the processes from one load of the plugin (see `zygote`).
+    pub fork: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Runs every check on the plugin at `path`, in child processes, and
+/// assembles the report.
+pub fn conform(label: &str, path: &Path, backend: Option<&str>, settings: &Settings) -> Result<Report> {
+    let Settings { client_options: options, timeout, jobs, fork, progress } = *settings;
     let start = Instant::now();
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -287,7 +306,8 @@ pub fn conform(
     // load that crashes or hangs is api.load's failure, and not tried again.
     let mut plan = plan;
     let mut preset: Option<lanes::LaneRun> = None;
-    let zygote = match zygote::Zygote::start(path, backend, options, timeout)? {
+    let started = if fork { zygote::Zygote::start(path, backend, options, timeout)? } else { zygote::Started::Declined };
+    let zygote = match started {
         zygote::Started::Serving(z) => Some(z),
         zygote::Started::Declined => None,
         zygote::Started::DiedLoading(ending, record) => {
@@ -342,7 +362,7 @@ pub fn conform(
         report.processes.forked += run.processes.forked;
     }
     // The fork server, serving or not.
-    report.processes.started += 1;
+    report.processes.started += usize::from(fork);
     let order: Vec<&String> = groups.iter().flat_map(|(_, ids)| ids.iter()).collect();
     report.crashed.sort_by_key(|id| order.iter().position(|o| *o == id));
     report.checks.extend(groups.iter().flat_map(|(_, ids)| ids.iter()).filter_map(|id| results.remove(id)));

@@ -411,6 +411,9 @@ fn lanes_are_forked_from_one_load_unless_the_load_starts_a_thread() {
     assert_complete(&r);
     assert_eq!(r["processes"]["started"], 1, "one load: {}", r["processes"]);
     assert!(r["processes"]["forked"].as_u64().unwrap() >= 3, "the lead, its restart after the crash, the second lane: {}", r["processes"]);
+    let afresh = conform(&plugin, &["--jobs", "2", "--no-fork"]).json;
+    assert_eq!(afresh["processes"]["forked"], 0, "{}", afresh["processes"]);
+    assert_eq!(verdicts(&afresh), verdicts(&r), "--no-fork");
 
     const THREAD: &str = "#include <pthread.h>\n\
         static void* idle(void* p) { (void)p; for (;;) pause(); return NULL; }\n\

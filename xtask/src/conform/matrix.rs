@@ -43,7 +43,9 @@ pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
         }
         eprintln!("conform --matrix: {name} {} ...", pin.version);
         let outcome = crate::plugin::locate::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
-            super::conform(name, &path, Some(&pin.backend), &[], Duration::from_secs(timeout), jobs, false).map_err(|e| format!("{e:#}"))
+            let settings =
+                super::Settings { client_options: &[], timeout: Duration::from_secs(timeout), jobs, fork: true, progress: false };
+            super::conform(name, &path, Some(&pin.backend), &settings).map_err(|e| format!("{e:#}"))
         });
         columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome });
     }
