@@ -1,6 +1,6 @@
 //! Everything about PJRT plugins, below the verbs: finding one ([`locate`]),
 //! reading its API version ([`probe`]), running it in an isolated child
-//! process ([`child`], [`environment`]), talking to it ([`session`],
+//! process ([`child`], [`environment`], [`isolation`], [`wake`]), talking to it ([`session`],
 //! [`client_options`], [`compile_options`], [`program`]) and reading its
 //! ELF ([`elf`]).
 
@@ -14,3 +14,4 @@ pub mod locate;
 pub mod probe;
 pub mod program;
 pub(crate) mod session;
+pub mod wake;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::harness::{load_failure, Ctx};
 use crate::plugin::child::{self, Ending, EventReader, Running};
 use crate::plugin::client_options::ClientOption;
+use crate::plugin::wake::Wake;
 
 /// What the parent asks the server for: a worker running these checks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,14 +91,14 @@ impl Zygote {
             if threads.is_some() {
                 break;
             }
-            let ending = match server.try_end()? {
-                Some(ending) => ending,
-                None if started.elapsed() > timeout => {
+            let ending = match (server.try_end()?, timeout.checked_sub(started.elapsed())) {
+                (Some(ending), _) => ending,
+                (None, None) => {
                     server.kill();
                     Ending::TimedOut(timeout)
                 }
-                None => {
-                    std::thread::sleep(Duration::from_millis(1));
+                (None, Some(left)) => {
+                    server.wait(left);
                     continue;
                 }
             };
@@ -149,6 +150,13 @@ impl Zygote {
         let written = self.orders.path().join(format!("{n}.new"));
         std::fs::write(&written, serde_json::to_vec(&order)?).context("cannot write an order for the fork server")?;
         std::fs::rename(&written, self.orders.path().join(format!("{n}.json"))).context("cannot hand an order to the fork server")?;
+        let mut wake = Wake::new();
+        wake.file(events.path());
+        {
+            let server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+            wake.file(server.events_path());
+            wake.process(server.id());
+        }
         let mut reader = EventReader::open(events.path())?;
         loop {
             reader.poll(&mut on_event)?;
@@ -157,7 +165,9 @@ impl Zygote {
                     reader.poll(&mut on_event)?;
                     return Ok(ending);
                 }
-                None => std::thread::sleep(Duration::from_millis(1)),
+                // The server reports the worker's end, at its time limit too;
+                // the limit here is a safety net.
+                None => wake.wait(Duration::from_secs(1)),
             }
         }
     }
@@ -212,7 +222,14 @@ pub fn serve(path: &Path, backend: Option<String>, orders: &Path, mut events: ch
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let mut workers: Vec<Worker> = Vec::new();
+    let parent = std::os::unix::process::parent_id();
+    let mut wake = Wake::new();
+    wake.file(orders);
     loop {
+        // Orphaned (the parent was killed outright): nobody will order.
+        if std::os::unix::process::parent_id() != parent {
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         for entry in std::fs::read_dir(orders).with_context(|| format!("cannot read the orders in {}", orders.display()))?.flatten() {
             let file = entry.path();
             if file.extension().is_none_or(|e| e != "json") {
@@ -228,6 +245,7 @@ pub fn serve(path: &Path, backend: Option<String>, orders: &Path, mut events: ch
                 0 => work(order, path, backend.clone(), loaded.clone()),
                 pid => {
                     let timeout = Duration::from_millis(order.timeout_ms);
+                    wake.process(pid as u32);
                     workers.push(Worker { n: order.n, pid, deadline: Instant::now() + timeout, timeout, killed: false });
                 }
             }
@@ -245,6 +263,7 @@ pub fn serve(path: &Path, backend: Option<String>, orders: &Path, mut events: ch
                     serde_json::json!({ "event": "ended", "n": w.n, "code": libc::WEXITSTATUS(status) })
                 };
                 events.emit(&event);
+                wake.forget_process(w.pid as u32);
                 return false;
             }
             if !w.killed && Instant::now() > w.deadline {
@@ -254,7 +273,8 @@ pub fn serve(path: &Path, backend: Option<String>, orders: &Path, mut events: ch
             }
             true
         });
-        std::thread::sleep(Duration::from_millis(1));
+        let next = workers.iter().filter(|w| !w.killed).map(|w| w.deadline.saturating_duration_since(Instant::now())).min();
+        wake.wait(next.unwrap_or(Duration::MAX).min(Duration::from_secs(1)));
     }
 }
 

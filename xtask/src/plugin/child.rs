@@ -99,12 +99,12 @@ pub fn run_with_env(
             child.poll(&mut on_event)?;
             return Ok(ending);
         }
-        if child.started.elapsed() > timeout {
+        let Some(left) = timeout.checked_sub(child.started.elapsed()) else {
             child.kill();
             child.poll(&mut on_event)?;
             return Ok(Ending::TimedOut(timeout));
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        };
+        child.wait(left);
     }
 }
 
@@ -115,7 +115,8 @@ pub struct Running {
     child: super::isolation::Isolated,
     reader: EventReader,
     // Removed when the child is dropped.
-    _events: tempfile::NamedTempFile,
+    events: tempfile::NamedTempFile,
+    wake: super::wake::Wake,
     started: Instant,
 }
 
@@ -136,8 +137,26 @@ impl Running {
         command.arg(verb).arg("--events").arg(events.path()).args(args).stdout(Stdio::from(stdout));
         let child = super::isolation::Isolated::spawn(&mut command)
             .with_context(|| format!("cannot start {} in a child process", exe.display()))?;
+        let mut wake = super::wake::Wake::new();
+        wake.file(events.path());
+        wake.process(child.id());
         let reader = EventReader::open(events.path())?;
-        Ok(Running { child, reader, _events: events, started: Instant::now() })
+        Ok(Running { child, reader, events, wake, started: Instant::now() })
+    }
+
+    /// The file the child writes its events to.
+    pub fn events_path(&self) -> &Path {
+        self.events.path()
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Blocks until the child wrote an event or ended, or `limit` passed.
+    pub fn wait(&mut self, limit: Duration) {
+        self.wake.wait(limit);
     }
 
     /// Calls `on_event` for each line the child wrote since the last poll.
