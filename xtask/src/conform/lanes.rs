@@ -37,12 +37,13 @@ use crate::plugin::client_options::ClientOption;
 const LAST: &[&str] = &["compile.mlir_without_options", "errors.unknown_element_type", "errors.mistyped_client_option"];
 
 /// Groups whose checks compile the test program or the two-output program,
-/// run by the lead lane, which compiles each once.
-const WITH_THE_LEAD: &[&str] = &["api", "client", "compile", "execute", "errors", "extensions"];
+/// run by the lead lane, which compiles each once; `api` and
+/// `client.create` come first.
+const WITH_THE_LEAD: &[&str] = &["api", "compile", "execute", "errors", "extensions"];
 
-/// Checks of those groups that compile a program of their own (the
-/// donating program), run by the second lane.
-const BESIDE_THE_LEAD: &[&str] = &["execute.donation", "execute.non_donatable_input"];
+/// Checks run by the second lane although their group is the lead's: the
+/// donating program's, and one that only makes a client.
+const BESIDE_THE_LEAD: &[&str] = &["execute.donation", "execute.non_donatable_input", "errors.unknown_client_option"];
 
 /// The checks (`groups`: name and check ids, in the report's order) dealt
 /// into at most `jobs` lanes, each an ordered list of check ids; the first
@@ -61,7 +62,7 @@ pub fn plan(groups: &[(&str, Vec<String>)], jobs: usize) -> Vec<Vec<String>> {
         for id in ids {
             if last(id) {
                 hostile.push(id.clone());
-            } else if WITH_THE_LEAD.contains(group) && !BESIDE_THE_LEAD.contains(&id.as_str()) {
+            } else if id == "client.create" || (WITH_THE_LEAD.contains(group) && !BESIDE_THE_LEAD.contains(&id.as_str())) {
                 lead.push(id.clone());
             } else {
                 second.push(id.clone());
