@@ -204,13 +204,13 @@ impl Plugin {
         // The error functions are the first members of every PJRT_Api.
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
             let mut args = args!(PJRT_Error_Message_Args { error: error });
-            unsafe { f(&mut args) };
+            unsafe { crate::no_unwind::call_void(f, &mut args) };
             // SAFETY: message/message_size describe a buffer owned by the error (or null).
             message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
             let mut args = args!(PJRT_Error_GetCode_Args { error: error });
-            let nested = unsafe { f(&mut args) };
+            let nested = unsafe { crate::no_unwind::call(f, &mut args) };
             if nested.is_null() {
                 code = args.code;
             } else {
@@ -224,7 +224,7 @@ impl Plugin {
     fn destroy_error(&self, error: *mut PJRT_Error) {
         if let Ok(f) = api_fn!(self, PJRT_Error_Destroy) {
             let mut args = args!(PJRT_Error_Destroy_Args { error: error });
-            unsafe { f(&mut args) };
+            unsafe { crate::no_unwind::call_void(f, &mut args) };
         }
     }
 

@@ -109,9 +109,10 @@ macro_rules! ext_call {
         // SAFETY: the member lies within the extension's struct_size (gated).
         let f = unsafe { ::core::ptr::addr_of!((*(ext.base as *const pjrt_sys::$ty)).$member).read() };
         match f {
-            Some(f) => {
-                ctx.plugin_ref().check(unsafe { f($args) }, ::core::stringify!($member)).map_err($crate::conform::harness::CheckError::from)
-            }
+            Some(f) => ctx
+                .plugin_ref()
+                .check(unsafe { pjrt_sys::no_unwind::call(f, $args) }, ::core::stringify!($member))
+                .map_err($crate::conform::harness::CheckError::from),
             None => Err($crate::conform::harness::CheckError::Unsupported(format!(
                 "{}.{} is null: the plugin does not implement it",
                 ::core::stringify!($ty),
@@ -552,7 +553,7 @@ impl Ctx {
         let Some(f) = f else {
             return Err(CheckError::Unsupported(format!("{member} is null: the plugin does not implement it")));
         };
-        self.plugin_ref().check(unsafe { f(args.words.as_mut_ptr()) }, member)?;
+        self.plugin_ref().check(unsafe { pjrt_sys::no_unwind::call(f, args.words.as_mut_ptr()) }, member)?;
         Ok(args)
     }
 }

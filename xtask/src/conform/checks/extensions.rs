@@ -220,7 +220,9 @@ macro_rules! profiler_call {
             return Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} lies past its {size} bytes", stringify!($member))));
         }
         match unsafe { (*api).$member } {
-            Some(f) => profiler_error(api, unsafe { f($args) }, concat!("PLUGIN_Profiler_Api.", stringify!($member))),
+            Some(f) => {
+                profiler_error(api, unsafe { pjrt_sys::no_unwind::call(f, $args) }, concat!("PLUGIN_Profiler_Api.", stringify!($member)))
+            }
             None => Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} is null", stringify!($member)))),
         }
     }};
