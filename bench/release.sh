@@ -10,7 +10,9 @@
 # fetched and verified once before timing; every timed release still
 # re-verifies each cached plugin's sha256, loads it in a child process to
 # read its PJRT API version, reads its ELF twice (check, then archive),
-# compresses, hashes and writes SHA256SUMS and the notes. The peer only
+# compresses, hashes and writes the SBOMs, compat.json, the notes and
+# SHA256SUMS (`--no-conform`: running conform on each plugin for
+# compat.json, some 30 s, is not archiving). The peer only
 # archives and compresses: the trees of the first release, one archive per
 # plugin, one after the other, as a shell loop would.
 set -euo pipefail
@@ -27,14 +29,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Once, untimed: fetch and verify the wheels, and the reference release.
-"$xtask" release "${plugins[@]}" --unsigned --out "$work/reference" >/dev/null
+"$xtask" release "${plugins[@]}" --unsigned --no-conform --out "$work/reference" >/dev/null
 mkdir "$work/trees"
 for a in "$work"/reference/*.tar.gz; do tar -xzf "$a" -C "$work/trees"; done
 mtime=$(date -d "$(sed -n 's/^date = "\(.*\)"/\1/p' pins.toml | head -n1)" +%s)
 peer="cd $work/trees && for d in *; do tar --sort=name --mtime=@$mtime --owner=0 --group=0 --numeric-owner -cf - \"\$d\" | gzip -n > $work/peer/\$d.tar.gz; done"
 
 hyperfine --warmup "$warmup" --runs "$runs" --export-json "$work/hyperfine.json" --export-markdown /dev/stdout \
-  --prepare "rm -rf $work/out" -n "xtask release (3 CPU wheels)" "$xtask release ${plugins[*]} --unsigned --out $work/out" \
+  --prepare "rm -rf $work/out" -n "xtask release (3 CPU wheels)" "$xtask release ${plugins[*]} --unsigned --no-conform --out $work/out" \
   --prepare "rm -rf $work/peer && mkdir $work/peer" -n "tar + gzip -n (same files)" "$peer"
 
 # Every timed run wrote the reference's bytes.

@@ -90,6 +90,9 @@ let
     else
       map (check format key) values;
 
+  # [prebuilt.<name>.runtime] (the NVIDIA wheels for `prebuilt fetch
+  # --with-runtime`) is not read: the Nix packages take CUDA from nixpkgs
+  # and NVSHMEM from [cudaNN.nvshmem_wheel].
   prebuiltEntry = name: entry: {
     inherit name;
     inherit (entry) version backend;

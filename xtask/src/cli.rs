@@ -62,6 +62,7 @@ pub enum Command {
     #[command(subcommand)]
     DepsHash(crate::deps_hash::Command),
     Release(crate::release::Args),
+    Doctor(crate::doctor::Args),
 }
 
 /// The whole program: parse, run the verb, turn every way it can end into
@@ -117,5 +118,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(cmd) => crate::cache::run(cmd),
         Command::DepsHash(cmd) => crate::deps_hash::run(cmd),
         Command::Release(args) => crate::release::run(args),
+        Command::Doctor(args) => crate::doctor::run(args),
     }
 }

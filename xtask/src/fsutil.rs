@@ -78,6 +78,45 @@ pub fn single_component<'a>(name: &'a str, what: &str) -> anyhow::Result<&'a str
     }
 }
 
+/// Creates `dir` and the directories missing above it with mode 0700,
+/// whatever the umask (a key directory is nobody else's to list).
+/// Directories that exist are left as they are.
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()) {
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", d.display())),
+        }
+        // The mode given to mkdir(2) is masked by the umask; 0700 must hold.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot restrict {}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether a temporary file or directory named `<prefix><pid>-<random>` was
+/// left behind: `rest` is the name after the prefix. True when the process
+/// `pid` is gone (killed mid-download or mid-extraction) or the entry is
+/// older than a day (a pid can be reused); a name without a pid counts by
+/// age only.
+pub fn abandoned(path: &Path, rest: &str) -> bool {
+    let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()).filter(|&p| p > 0);
+    let gone = pid.is_some_and(|pid| {
+        // kill(pid, 0) sends nothing; ESRCH = no such process (EPERM: alive, another user's).
+        let status = unsafe { libc::kill(pid, 0) };
+        status != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    });
+    let old = std::fs::symlink_metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    gone || old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod conform;
 pub mod deps_hash;
 pub mod diff_headers;
+pub mod doctor;
 pub mod hash;
 pub mod pins;
 pub mod prebuilt;

@@ -7,10 +7,15 @@
 //! - `check`: the rules a well-formed file must follow (formats, cross-field
 //!   consistency, staleness), reported as located findings;
 //! - `document`: edits that keep comments and ordering, written atomically.
+//!
+//! `release` and `runtime` hold one table each, with its rules; `formats`
+//! the value formats both they and `check` use.
 
 mod check;
 mod document;
+mod formats;
 mod release;
+mod runtime;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,9 +24,10 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use check::{check, Finding, Report, Severity};
-pub(crate) use check::{is_hex_sha256, is_member_path, is_project_name, wheel_url_problems};
 pub use document::PinsDocument;
+pub(crate) use formats::{is_hex_sha256, is_member_path, is_project_name, wheel_url_problems};
 pub use release::ReleasePin;
+pub use runtime::{RuntimePin, RuntimeWheel, SHARED_WHEEL_TABLES};
 
 /// The placeholder SRI hash meaning "unknown or stale". Nix rejects it with a
 /// hash mismatch that names the real hash.
@@ -171,6 +177,10 @@ pub struct PrebuiltPin {
     pub xla_commit: Option<String>,
     /// By Nix system.
     pub platforms: BTreeMap<String, PrebuiltPlatform>,
+    /// The runtime libraries its release pairs with it (GPU plugins), for
+    /// `prebuilt fetch NAME --with-runtime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimePin>,
 }
 
 /// [prebuilt.<name>.platforms.<system>]: one wheel.

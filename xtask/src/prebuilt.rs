@@ -3,7 +3,8 @@
 //! verified before anything uses them. Where they are cached is
 //! [`crate::plugin::locate`]'s business, PyPI and wheels [`crate::wheels`]'.
 
-//!
+mod runtime;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ pub const PINNED_SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux", "aarch64-
 pub enum Command {
     /// Pin (or re-pin) binary plugins from PyPI in pins.toml.
     #[command(
-        long_about = "Pin binary PJRT plugins from PyPI in pins.toml: for each of x86_64-linux, aarch64-linux and aarch64-darwin where the release has a wheel, its canonical URL and sha256 (as PyPI gives them), and the plugin library inside it. Every chosen wheel is downloaded once and verified, so a pin is never written unchecked. The PJRT API version is read by loading the host's plugin and calling GetPjrtApi(); it applies to every platform of the same release. When the host's plugin cannot be loaded (missing GPU libraries), the version is recorded as \"unknown\" with the loader's reason.\n\nWithout NAME, every pinned plugin is updated to its latest release.",
+        long_about = "Pin binary PJRT plugins from PyPI in pins.toml: for each of x86_64-linux, aarch64-linux and aarch64-darwin where the release has a wheel, its canonical URL and sha256 (as PyPI gives them), and the plugin library inside it. Every chosen wheel is downloaded once and verified, so a pin is never written unchecked. The PJRT API version is read by loading the host's plugin and calling GetPjrtApi(); it applies to every platform of the same release. When the host's plugin cannot be loaded (missing GPU libraries), the version is recorded as \"unknown\" with the loader's reason.\n\nA GPU plugin's runtime libraries are pinned too ([prebuilt.NAME.runtime], for `prebuilt fetch NAME --with-runtime`): the wheels its paired release (jax-cuda12-plugin for jax-cuda12-pjrt, at the same version) lists under its with-cuda / with-rocm extra, read from that release's METADATA; of each, the newest stable release that satisfies the requirement on the major version of its lower bound, NVSHMEM as [cudaNN.nvshmem_wheel] pins it. Once pinned they stay while the plugin's release stays; requirements not on PyPI are recorded as unavailable. Runtime wheels (several GB) are pinned from PyPI's digests and downloaded and verified by the first `fetch --with-runtime`.\n\nWithout NAME, every pinned plugin is updated to its latest release.",
         after_help = "Examples:\n  cargo xtask prebuilt update                      # every pinned plugin, latest releases\n  cargo xtask prebuilt update xla-cpu-pjrt --version 0.0.1\n  cargo xtask prebuilt update jax-cuda13-pjrt --backend cuda13\n\nEnvironment: PJRTPKGS_PYPI_URL points at a PyPI mirror (default https://pypi.org).\n\nExit status: 0 pinned, 1 failed (network, PyPI, checksum mismatch; pins.toml is written after each plugin, so the plugins done before the failure stay pinned)."
     )]
     Update {
@@ -41,8 +42,8 @@ pub enum Command {
     },
     /// Download, verify and extract a pinned plugin; print its path.
     #[command(
-        long_about = "Download the pinned wheel of a plugin into the cache with a progress bar, verify its sha256 while streaming (a mismatch deletes the download and fails), extract the plugin library and any bundled headers, and print the library's path. Cached files are verified again before reuse; a corrupt one is deleted and fetched again.",
-        after_help = "Examples:\n  cargo xtask prebuilt fetch xla-cpu-pjrt\n  cargo xtask prebuilt fetch libtpu --system x86_64-linux\n\nCache: $PJRTPKGS_CACHE_DIR, else $XDG_CACHE_HOME/pjrtpkgs, else ~/.cache/pjrtpkgs (under prebuilt/).\n\nExit status: 0 the path was printed, 1 failed (not pinned, no wheel for the system, network, checksum mismatch)."
+        long_about = "Download the pinned wheel of a plugin into the cache with a progress bar, verify its sha256 while streaming (a mismatch deletes the download and fails), extract the plugin library and any bundled headers, and print the library's path. Cached files are verified again before reuse; a corrupt one is deleted and fetched again.\n\nWith --with-runtime, also download the runtime libraries pinned in [prebuilt.NAME.runtime] (for the CUDA plugins: the NVIDIA wheels of the plugin's paired release, several GB), verified the same way, and lay the plugin and them out as pip would in site-packages, where the plugin's RPATH looks ($ORIGIN/../../nvidia/cublas/lib, $ORIGIN/../../nvidia/cu13/lib...). The printed path is the plugin in that tree: it loads with nothing installed system-wide but the GPU driver.",
+        after_help = "Examples:\n  cargo xtask prebuilt fetch xla-cpu-pjrt\n  cargo xtask prebuilt fetch libtpu --system x86_64-linux\n  cargo xtask prebuilt fetch jax-cuda12-pjrt --with-runtime\n\nCache: $PJRTPKGS_CACHE_DIR, else $XDG_CACHE_HOME/pjrtpkgs, else ~/.cache/pjrtpkgs (under prebuilt/).\n\nExit status: 0 the path was printed, 1 failed (not pinned, no wheel for the system, network, checksum mismatch, a runtime library not pinned or not available, a refused wheel, not enough disk space)."
     )]
     Fetch {
         /// Name of the plugin in pins.toml ([prebuilt.NAME]).
@@ -50,6 +51,9 @@ pub enum Command {
         /// Nix system of the wheel (default: this machine's).
         #[arg(long)]
         system: Option<String>,
+        /// Also fetch the runtime libraries pinned for it and lay them out where the plugin looks.
+        #[arg(long)]
+        with_runtime: bool,
     },
     /// Load a plugin library and print the PJRT API version it reports.
     #[command(hide = true)]
@@ -67,8 +71,11 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Update { name, version, backend, library } => {
             update(name.as_deref(), version.as_deref(), backend.as_deref(), library.as_deref())?;
         }
-        Command::Fetch { name, system } => {
-            let path = fetch_plugin(&name, system.as_deref())?;
+        Command::Fetch { name, system, with_runtime } => {
+            let path = match with_runtime {
+                true => crate::plugin::runtime::fetch_with_runtime(&name, system.as_deref())?,
+                false => fetch_plugin(&name, system.as_deref())?,
+            };
             crate::output::emit_line(&path.display().to_string())?;
         }
         Command::ApiVersion { library, answer: Some(answer) } => match pjrt_api::answer_in_child(&library, &answer)? {},
@@ -103,7 +110,7 @@ pub fn update(name: Option<&str>, version: Option<&str>, backend: Option<&str>, 
         None => pins.prebuilt.keys().cloned().collect(),
     };
     for name in &names {
-        let pin = pin_release(name, pins.prebuilt.get(name), version, backend, library)?;
+        let pin = pin_release(name, pins.prebuilt.get(name), version, backend, library, &pins)?;
         let systems: Vec<&str> = pin.platforms.keys().map(String::as_str).collect();
         eprintln!(
             "{name} {} ({}): PJRT API {}{}, wheels for {}",
@@ -126,6 +133,7 @@ fn pin_release(
     version: Option<&str>,
     backend: Option<&str>,
     library: Option<&str>,
+    pins: &Pins,
 ) -> Result<PrebuiltPin> {
     let backend = match (backend, existing, guess_backend(name)) {
         (Some(b), _, _) => b.to_owned(),
@@ -208,5 +216,15 @@ fn pin_release(
     // The XLA commit a wheel was built from is known only to whoever pinned
     // it by hand: kept while the release stays the same.
     let xla_commit = existing.filter(|e| e.version == release.version).and_then(|e| e.xla_commit.clone());
-    Ok(PrebuiltPin { version: release.version, backend, pjrt_api_version: api, pjrt_api_version_note: note, xla_commit, platforms })
+    let systems: Vec<&str> = platforms.keys().map(String::as_str).collect();
+    let runtime = runtime::pin(name, &release.version, &backend, &systems, existing.and_then(|e| e.runtime.as_ref()), pins)?;
+    Ok(PrebuiltPin {
+        version: release.version,
+        backend,
+        pjrt_api_version: api,
+        pjrt_api_version_note: note,
+        xla_commit,
+        platforms,
+        runtime,
+    })
 }

@@ -9,18 +9,28 @@
 //!   checked), the PJRT headers under `include/` and
 //!   `share/pjrt/version_info.json` — nix/lib.nix's layout, under one
 //!   top-level directory named like the archive;
-//! - `SHA256SUMS` and its minisign signature `SHA256SUMS.minisig`;
-//! - `RELEASE_NOTES.md`.
+//! - a CycloneDX SBOM per archive (`<archive>.cdx.json`, [`sbom`]);
+//! - `compat.json`, the compatibility feed ([`compat`]);
+//! - `RELEASE_NOTES.md`;
+//! - `SHA256SUMS`, listing every file above, and its minisign signature
+//!   `SHA256SUMS.minisig`, whose trusted comment names the tag.
 //!
 //! Everything is written to a staging directory and moved into place at the
-//! end: a refused plugin leaves no partial release behind.
+//! end: a refused plugin leaves no partial release behind ([`staging`]).
 
 mod archive;
+pub mod compat;
+pub mod fetch;
 mod headers;
 mod input;
+mod input_tree;
+pub mod loader;
 mod notes;
 pub mod portability;
+mod probe;
+pub mod sbom;
 mod sign;
+mod staging;
 mod sums;
 mod verify;
 pub mod version;
@@ -74,10 +84,15 @@ provided by every system of the glibc floor ([release] glibc_floor, manylinux_2_
 / GCC symbol version it needs must exist there. A plugin over the floor is refused, with the versions and the symbols \
 that need them; nothing is written.\n\n\
 The archives are bit-for-bit reproducible: sorted entries, the [xla] commit date as every mtime, owner 0, fixed modes, \
-gzip without name or timestamp. The signature is not (minisign signs with a fresh nonce); it verifies the same.",
-    after_help = "Examples:\n  cargo xtask release xla-cpu-pjrt fastatomstruct-xla-cpu lammps-jax-pjrt-cpu --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n  \
-nix build .#pjrt-cpu && cargo xtask release ./result --out dist --tag v0.93.1\n  \
-cargo xtask release xla-cpu-pjrt --unsigned --dev --out /tmp/dist\n  cargo xtask release verify dist\n  \
+gzip without name or timestamp. The signature is not (minisign signs with a fresh nonce); it verifies the same.\n\n\
+Beside the archives: a CycloneDX 1.6 SBOM per archive (<archive>.cdx.json) and compat.json, the compatibility feed \
+(PJRT API version and struct size, extensions, StableHLO versions, conform counts and failing checks, what each plugin \
+needs to load; conform runs on each plugin as archived, in a child process, unless --no-conform). SHA256SUMS lists \
+every file, the notes included; the signature's trusted comment names the tag.",
+    after_help = "Examples:\n  cargo xtask release xla-cpu-pjrt fastatomstruct-xla-cpu lammps-jax-pjrt-cpu --unsigned --tag v0.93.1\n  \
+cargo xtask release sign dist --tag v0.93.1 --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n  \
+nix build .#pjrt-cpu && cargo xtask release ./result --out dist --tag v0.93.1 --unsigned\n  \
+cargo xtask release xla-cpu-pjrt --unsigned --dev --out /tmp/dist\n  cargo xtask release verify dist --tag v0.93.1\n  \
 cargo xtask release check ./result/lib/pjrt_c_api_cpu_plugin.so\n  cargo xtask release keygen\n  cargo xtask release bump\n\n\
 Environment: PJRTPKGS_RELEASE_KEY_FILE is --key; PJRTPKGS_RELEASE_KEY_PASSWORD decrypts an encrypted key; \
 SOURCE_DATE_EPOCH sets the --dev date.\n\n\
@@ -94,6 +109,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     Verify(verify::Args),
+    Sign(SignArgs),
     Check(CheckArgs),
     Keygen(sign::KeygenArgs),
     Bump(BumpArgs),
@@ -111,7 +127,8 @@ pub struct BuildArgs {
     /// Nix system of the prebuilt wheels named without @SYSTEM (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// minisign secret key that signs SHA256SUMS.
+    /// minisign secret key that signs SHA256SUMS. Plugins are loaded (their version, conform) as your user:
+    /// for real releases make the release --unsigned and sign it elsewhere with `release sign`.
     #[arg(long, value_name = "FILE", env = KEY_ENV)]
     pub key: Option<PathBuf>,
     /// Make an unsigned release (for trying things out; `release verify --unsigned` checks it).
@@ -139,6 +156,10 @@ pub struct BuildArgs {
     /// Archives written at once [default: the number of CPUs]
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Do not run `conform` on the archived plugins: compat.json then records no struct size,
+    /// extensions, StableHLO versions or conformance counts.
+    #[arg(long)]
+    pub no_conform: bool,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -180,13 +201,14 @@ pub struct BumpArgs {}
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Some(Command::Verify(a)) => verify::run(a),
+        Some(Command::Sign(a)) => sign_release(a),
         Some(Command::Check(a)) => check_files(a),
         Some(Command::Keygen(a)) => sign::keygen(a),
         Some(Command::Bump(_)) => bump(),
         None => {
             let summary = build(&args.build)?;
             if args.build.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -201,12 +223,17 @@ pub struct Summary {
     pub archives: Vec<ArchiveSummary>,
     pub signed_by: Option<String>,
     pub notes: String,
+    pub compat: String,
+    /// Every file of the release, as `SHA256SUMS` lists them.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveSummary {
     pub file: String,
     pub sha256: String,
+    pub size: u64,
+    pub sbom: String,
     pub input: String,
     pub backend: String,
     pub system: String,
@@ -225,25 +252,38 @@ struct Planned {
     portability: Portability,
 }
 
+/// An archive as written: its summary and the sha256 of each file in it
+/// (paths below its top directory, the plugin first).
+struct Written {
+    sha256: String,
+    size: u64,
+    files: Vec<(String, String)>,
+}
+
 /// The files of `input`'s lib/ as archived: each read, its search path
 /// rewritten, then judged. Returns (file name, bytes, judgement, problems).
 type LibFile = (String, Vec<u8>, Portability, Vec<String>, elf::ElfInfo);
 
 fn lib_files(input: &Input, floor: &Floor, extra: &[String]) -> Result<Vec<LibFile>> {
     let bundled: Vec<String> = input.bundled.iter().map(|p| file_name(p)).collect();
-    let mut out = Vec::new();
+    // Every file read and rewritten first: each is judged beside the others.
+    let mut rewritten = Vec::new();
     let files = std::iter::once((&input.plugin, true)).chain(input.bundled.iter().map(|p| (p, false)));
     for (path, is_plugin) in files {
-        let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let info = elf::read(&data).with_context(|| format!("{}", path.display()))?;
+        let mut data = input.read_library(path)?;
+        let info = elf::read(&data).with_context(|| input.describe(path))?;
         let wanted = portability::wanted_search_path(&info, &bundled);
-        elf::set_search_path(&mut data, wanted).with_context(|| format!("cannot rewrite the RUNPATH of {}", path.display()))?;
+        elf::set_search_path(&mut data, wanted).with_context(|| format!("cannot rewrite the RUNPATH of {}", input.describe(path)))?;
         let info = elf::read(&data)?;
-        let (report, problems) = portability::check(&info, floor, is_plugin, &bundled, extra);
         let name = if is_plugin { plugin_lib_name(&input.backend) } else { file_name(path) };
-        out.push((name, data, report, problems, info));
+        rewritten.push((name, data, info, is_plugin));
     }
-    Ok(out)
+    let neighbors: Vec<portability::Neighbor> =
+        rewritten.iter().filter(|f| !f.3).map(|(name, _, info, _)| portability::Neighbor { name, elf: Some(info) }).collect();
+    let judged: Vec<(Portability, Vec<String>)> =
+        rewritten.iter().map(|(_, _, info, is_plugin)| portability::check(info, floor, *is_plugin, &neighbors, extra)).collect();
+    drop(neighbors);
+    Ok(rewritten.into_iter().zip(judged).map(|((name, data, info, _), (report, problems))| (name, data, report, problems, info)).collect())
 }
 
 fn file_name(path: &Path) -> String {
@@ -261,8 +301,33 @@ fn project_commit(root: &Path) -> (Option<String>, bool) {
     (commit, modified)
 }
 
+/// `--out` as given, made absolute, once it is known to be usable: not a
+/// symbolic link (the release would land wherever it points), not a
+/// non-empty directory. Checked before any work is done.
+fn usable_out(out: &Path) -> Result<PathBuf> {
+    let out = std::path::absolute(out)?;
+    match std::fs::symlink_metadata(&out) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            bail!("--out {} is a symbolic link: the release would be written wherever it points; give the real directory", out.display())
+        }
+        Ok(meta) if !meta.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
+        Ok(_) if std::fs::read_dir(&out).with_context(|| format!("cannot list {}", out.display()))?.next().is_some() => {
+            bail!("{} is not empty: remove it or choose another --out", out.display())
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot look at --out {}", out.display())),
+    }
+    if out.parent().is_none() {
+        bail!("--out {} has no parent directory", out.display());
+    }
+    Ok(out)
+}
+
 /// `release`: see the command's long help.
 pub fn build(args: &BuildArgs) -> Result<Summary> {
+    // --out first: a refusal there costs nothing.
+    let out = usable_out(&args.out)?;
     let root = crate::project::root()?;
     let pins = Pins::load(&root.join("pins.toml"))?;
     let Some(release) = pins.release.clone() else {
@@ -280,17 +345,9 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         (None, false) => bail!("no signing key: pass --key FILE (or set {KEY_ENV}), or --unsigned to try things out"),
     };
     let public = match &key {
-        Some(k) => Some(minisign::PublicKey::from_secret_key(k).map_err(|e| anyhow::anyhow!("{e}"))?),
+        Some(k) => Some(sign::check_pinned(k, release.minisign_public_key.as_deref())?),
         None => None,
     };
-    if let (Some(public), Some(pinned)) = (&public, &release.minisign_public_key) {
-        if public.to_base64() != pinned.trim() {
-            bail!(
-                "the signing key's public half ({}) is not pins.toml's [release] minisign_public_key ({pinned}): consumers could not verify the release",
-                public.to_base64()
-            );
-        }
-    }
 
     // The version, from the header of the pinned commit.
     let repo = crate::xla_repo::open_for(&args.xla, &[&pins.xla.commit])?;
@@ -319,7 +376,8 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
             );
         }
     }
-    let mtime = version::epoch_seconds(&pins.xla.date)?.max(0) as u64;
+    let date = version::epoch_seconds(&pins.xla.date)?;
+    let mtime = date.max(0) as u64;
     let (pjrtpkgs_commit, modified) = project_commit(&root);
     if modified {
         eprintln!(
@@ -362,7 +420,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
             (Origin::Source, _) => headers::of_commit(&repo, &pins.xla.commit)?,
             (Origin::Prebuilt, own) => {
                 let from_plugin = match own {
-                    Some(dir) => headers::own(dir, api)?,
+                    Some(dir) => headers::own(&input, dir, api)?,
                     None => None,
                 };
                 match from_plugin {
@@ -386,19 +444,19 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
     // order of the inputs.
     planned.sort_by(|a, b| a.name.cmp(&b.name));
 
-    // The output directory: staged beside it, moved into place at the end.
-    let out = std::path::absolute(&args.out)?;
-    if out.exists() && std::fs::read_dir(&out).with_context(|| format!("cannot list {}", out.display()))?.next().is_some() {
-        bail!("{} is not empty: remove it or choose another --out", out.display());
-    }
+    // The output directory: staged beside it, moved into place at the end;
+    // first the staging directories of releases that died there.
     let parent = out.parent().context("--out has no parent directory")?;
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = tempfile::Builder::new().prefix(".release-").tempdir_in(parent)?;
+    for dir in staging::sweep_stale(parent) {
+        eprintln!("removed {}, left by an interrupted release", dir.display());
+    }
+    let staging = staging::Staging::create(parent)?;
 
     let infos: Vec<Value> = planned.iter().map(|p| version_info(p, &pins, &version, release.build, &pjrtpkgs_commit, modified)).collect();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, planned.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<String>>>> = Mutex::new((0..planned.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Written>>>> = Mutex::new((0..planned.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
@@ -411,11 +469,15 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         }
     });
     let mut archives = Vec::new();
+    let mut written = Vec::new();
     for (p, result) in planned.iter().zip(results.into_inner().expect("no panics while holding the lock")) {
-        let sha256 = result.expect("every archive was attempted")?;
+        let w = result.expect("every archive was attempted")?;
+        let file = format!("{}.tar.gz", p.name);
         archives.push(ArchiveSummary {
-            file: format!("{}.tar.gz", p.name),
-            sha256,
+            sbom: sbom::file_name(&file),
+            file,
+            sha256: w.sha256.clone(),
+            size: w.size,
             input: p.input.label.clone(),
             backend: p.input.backend.clone(),
             system: p.system.clone(),
@@ -423,14 +485,39 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
             pjrt_api_version: p.input.api_version.clone(),
             portability: p.portability.clone(),
         });
+        written.push(w);
     }
 
-    let sums_text = sums::render(&archives.iter().map(|a| (a.file.clone(), a.sha256.clone())).collect::<Vec<_>>());
-    std::fs::write(staging.path().join(sums::FILE), &sums_text)?;
-    if let Some(key) = &key {
-        let signature = sign::sign(key, sums_text.as_bytes(), &format!("pjrtpkgs {} {}", version.tag(), sums::FILE))?;
-        std::fs::write(staging.path().join(sign::signature_name(sums::FILE)), signature)?;
+    // What each plugin reports about itself (compat.json), run as archived.
+    let mut entries = Vec::new();
+    for ((a, p), w) in archives.iter().zip(&planned).zip(&written) {
+        let conform = if args.no_conform {
+            Err("not run: `release --no-conform`".to_owned())
+        } else if p.system != crate::pinfile::host_system() {
+            Err(format!("not run: a {} plugin cannot run on this {} machine", p.system, crate::pinfile::host_system()))
+        } else {
+            eprintln!("conform {} ...", a.file);
+            probe_archived(p, &floor, &release.system_libraries, staging.path())
+        };
+        entries.push(compat_entry(a, p, w, conform, &floor));
     }
+
+    // SBOMs.
+    let vendored = sbom::vendored_commits(&repo, &pins.xla.commit).unwrap_or_default();
+    let nixpkgs = sbom::nixpkgs_revision(&root);
+    for ((a, p), w) in archives.iter().zip(&planned).zip(&written) {
+        let doc = sbom_of(a, p, w, &pins, &version, date, pjrtpkgs_commit.as_deref(), &vendored, nixpkgs.as_deref());
+        write_new(&staging.path().join(&a.sbom), doc.as_bytes())?;
+    }
+
+    // The compatibility feed.
+    let feed = compat::Compat {
+        schema: compat::SCHEMA,
+        release: compat::ReleaseInfo { tag: version.tag(), build: release.build, dev: dev.clone(), glibc_floor: floor.tag.to_owned() },
+        xla: compat::XlaInfo { commit: pins.xla.commit.clone(), pjrt_api_version: pins.xla.pjrt_api_version.clone() },
+        archives: entries,
+    };
+    write_new(&staging.path().join(compat::FILE), feed.to_json().as_bytes())?;
 
     // Notes.
     let previous = notes::previous(&root, &version, args.previous.as_deref())?;
@@ -459,10 +546,10 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
             system: a.system.clone(),
             api_version: a.pjrt_api_version.clone(),
             origin: match p.input.origin {
-                Origin::Source => "XLA source".to_owned(),
+                Origin::Source => notes::Made::Source,
                 Origin::Prebuilt => {
                     let field = |k: &str| p.input.info.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-                    format!("wheel {} {}", field("package"), field("version"))
+                    notes::Made::Wheel { package: field("package"), version: field("version") }
                 }
             },
             max_glibc: a.portability.max_versions.get("GLIBC").cloned().unwrap_or_else(|| "-".to_owned()),
@@ -476,12 +563,23 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         api_version: &pins.xla.pjrt_api_version,
         floor: floor.tag,
         archives: &lines,
-        signed_by: public.as_ref().map(|p| p.to_base64()),
+        // The key that signs, or will: `release --unsigned` then `release
+        // sign` (the workflow) signs with the pinned key.
+        signed_by: public.as_ref().map(|p| p.to_base64()).or_else(|| release.minisign_public_key.clone()),
         previous: previous.as_ref(),
         header_diff,
         changes: notes::new_entries(&changelog, previous.as_ref().map(|p| p.changelog.as_str())),
     });
-    std::fs::write(staging.path().join(NOTES_FILE), text)?;
+    write_new(&staging.path().join(NOTES_FILE), text.as_bytes())?;
+
+    // SHA256SUMS lists every file of the release; the signature binds the tag.
+    let listed = sums::of_directory(staging.path())?;
+    let sums_text = sums::render(&listed);
+    write_new(&staging.path().join(sums::FILE), sums_text.as_bytes())?;
+    if let Some(key) = &key {
+        let signature = sign::sign(key, sums_text.as_bytes(), &sign::trusted_comment(&version.tag()))?;
+        write_new(&staging.path().join(sign::signature_name(sums::FILE)), signature.as_bytes())?;
+    }
 
     // Into place.
     if out.exists() {
@@ -496,11 +594,180 @@ pub fn build(args: &BuildArgs) -> Result<Summary> {
         eprintln!("{}  {}", a.sha256, a.file);
     }
     eprintln!("released {} in {}{}", version.tag(), out.display(), if key.is_some() { "" } else { " (UNSIGNED)" });
-    Ok(Summary { version: version.tag(), out, archives, signed_by: public.map(|p| p.to_base64()), notes: NOTES_FILE.to_owned() })
+    Ok(Summary {
+        version: version.tag(),
+        out,
+        archives,
+        signed_by: public.map(|p| p.to_base64()),
+        notes: NOTES_FILE.to_owned(),
+        compat: compat::FILE.to_owned(),
+        files: listed.into_iter().map(|(name, _)| name).collect(),
+    })
+}
+
+/// Writes a new file of the release (never over another).
+fn write_new(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn arch_of(system: &str) -> &str {
     system.split('-').next().unwrap_or(system)
+}
+
+/// Conform on the plugin as archived: its lib/ written to a scratch
+/// directory of the staging area (bundled libraries beside it, as in the
+/// archive), then removed.
+fn probe_archived(p: &Planned, floor: &Floor, extra: &[String], staging: &Path) -> Result<probe::Probed, String> {
+    let dir = staging.join(format!(".probe-{}", p.name));
+    let run = || -> Result<probe::Probed, String> {
+        let files = lib_files(&p.input, floor, extra).map_err(|e| format!("not run: {e:#}"))?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("not run: cannot create {}: {e}", dir.display()))?;
+        for (name, data, ..) in &files {
+            std::fs::write(dir.join(name), data).map_err(|e| format!("not run: cannot write {}: {e}", dir.join(name).display()))?;
+        }
+        probe::conform(&dir.join(plugin_lib_name(&p.input.backend)))
+    };
+    let result = run();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn compat_entry(
+    a: &ArchiveSummary,
+    p: &Planned,
+    w: &Written,
+    conform: Result<probe::Probed, String>,
+    floor: &Floor,
+) -> compat::ArchiveCompat {
+    let api: ApiVersion = p.input.api_version.parse().expect("checked when planned");
+    let (probed, note) = match conform {
+        Ok(probed) => (Some(probed), None),
+        Err(note) => (None, Some(note)),
+    };
+    let mut note = note;
+    if let Some(reported) = probed.as_ref().and_then(|p| p.api_version.as_deref()).filter(|r| *r != p.input.api_version) {
+        note = Some(format!("conform read PJRT {reported} from the plugin; the release records {}", p.input.api_version));
+    }
+    let portability = &p.portability;
+    compat::ArchiveCompat {
+        file: a.file.clone(),
+        sha256: a.sha256.clone(),
+        size: w.size,
+        sbom: a.sbom.clone(),
+        backend: a.backend.clone(),
+        system: a.system.clone(),
+        origin: match p.input.origin {
+            Origin::Source => "source".to_owned(),
+            Origin::Prebuilt => "prebuilt".to_owned(),
+        },
+        version: a.version.clone(),
+        pjrt: compat::Pjrt {
+            api_version: api.to_string(),
+            api_major: api.major,
+            api_minor: api.minor,
+            api_struct_size: probed.as_ref().and_then(|p| p.api_struct_size),
+            extensions: probed.as_ref().map(|p| p.extensions.clone()),
+        },
+        stablehlo: probed.as_ref().and_then(|p| p.stablehlo.clone()),
+        conform: compat::Conform {
+            ran: probed.is_some(),
+            counts: probed.as_ref().map(|p| p.counts.clone()),
+            failing: probed.as_ref().map(|p| p.failing.clone()).unwrap_or_default(),
+            note,
+        },
+        loads_with: compat::LoadsWith {
+            glibc_floor: floor.tag.to_owned(),
+            max_versions: portability.max_versions.clone(),
+            needed: portability.needed.clone(),
+            bundled: portability.bundled.clone(),
+            system: portability.needed.iter().filter(|n| !portability.bundled.contains(n)).cloned().collect(),
+            driver: compat::driver_for(&p.input.backend),
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sbom_of(
+    a: &ArchiveSummary,
+    p: &Planned,
+    w: &Written,
+    pins: &Pins,
+    release: &ReleaseVersion,
+    date: i64,
+    pjrtpkgs_commit: Option<&str>,
+    vendored: &[(&'static str, String)],
+    nixpkgs: Option<&str>,
+) -> String {
+    let info = &p.input.info;
+    let field = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
+    let toolchain = |k: &str| info.get("toolchains").and_then(|t| t.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let made = match p.input.origin {
+        Origin::Source => sbom::Made::Source {
+            xla_commit: pins.xla.commit.clone(),
+            xla_hash: Some(pins.xla.hash.clone()),
+            vendored: vendored.to_vec(),
+            bazel: toolchain("bazel"),
+            nixpkgs: nixpkgs.map(str::to_owned),
+        },
+        Origin::Prebuilt => sbom::Made::Wheel {
+            package: field("package").unwrap_or_default(),
+            version: field("version").unwrap_or_default(),
+            url: field("url").unwrap_or_default(),
+            sha256: field("sha256").unwrap_or_default(),
+            library: field("library").unwrap_or_default(),
+            license: p.input.license.clone(),
+        },
+    };
+    let mut needs = Vec::new();
+    let major = |b: &str| b.trim_start_matches(|c: char| c.is_ascii_alphabetic()).to_owned();
+    match p.input.backend.as_str() {
+        b @ ("cuda12" | "cuda13") => {
+            let unknown = || Some(format!("the CUDA {} the plugin was built for; the exact version is not recorded", major(b)));
+            let (cuda, note) = match toolchain("cuda") {
+                Some(v) => (v, None),
+                None => (major(b), unknown()),
+            };
+            needs.push(sbom::nvidia("CUDA runtime", cuda, note));
+            if let Some(v) = toolchain("cudnn") {
+                needs.push(sbom::nvidia("cuDNN", v, None));
+            }
+            if let Some(v) = toolchain("nccl") {
+                needs.push(sbom::nvidia("NCCL", v, None));
+            }
+            if p.input.origin == Origin::Source {
+                let pin = if b == "cuda12" { &pins.cuda12 } else { &pins.cuda13 };
+                if let Some(pin) = pin {
+                    needs.push(sbom::nvidia("NVSHMEM", pin.nvshmem_version.clone(), Some("XLA's hermetic NVSHMEM pin".to_owned())));
+                }
+            }
+        }
+        "rocm7" => needs.push(sbom::Needs {
+            name: "ROCm",
+            version: toolchain("rocm").unwrap_or_else(|| "7".to_owned()),
+            license: serde_json::json!([{ "license": { "name": "AMD ROCm component licences (mostly MIT, Apache-2.0, NCSA)" } }]),
+            note: None,
+        }),
+        _ => {}
+    }
+    sbom::Sbom {
+        archive: &a.file,
+        archive_sha256: &a.sha256,
+        stem: &p.name,
+        version: &a.version,
+        tag: &release.tag(),
+        backend: &a.backend,
+        system: &a.system,
+        api_version: &a.pjrt_api_version,
+        date,
+        pjrtpkgs_commit,
+        files: &w.files,
+        made,
+        needs,
+    }
+    .to_json()
 }
 
 /// version_info.json of an archive: the input's keys (as nix/lib.nix
@@ -530,8 +797,8 @@ fn version_info(p: &Planned, pins: &Pins, release: &ReleaseVersion, build: u32, 
     Value::Object(info)
 }
 
-/// Writes `<name>.tar.gz` into `dir`; returns its sha256.
-fn write_archive(p: &Planned, info: &Value, floor: &Floor, extra: &[String], mtime: u64, dir: &Path) -> Result<String> {
+/// Writes `<name>.tar.gz` into `dir`.
+fn write_archive(p: &Planned, info: &Value, floor: &Floor, extra: &[String], mtime: u64, dir: &Path) -> Result<Written> {
     let files = lib_files(&p.input, floor, extra)?;
     let mut entries = Vec::new();
     for (name, data, _, problems, _) in files {
@@ -546,18 +813,20 @@ fn write_archive(p: &Planned, info: &Value, floor: &Floor, extra: &[String], mti
     let mut json = serde_json::to_vec_pretty(info)?;
     json.push(b'\n');
     entries.push(archive::Entry { path: format!("{}/share/pjrt/version_info.json", p.name), contents: json, executable: false });
+    let prefix = format!("{}/", p.name);
+    let files = sbom::file_hashes(entries.iter().map(|e| (e.path.strip_prefix(&prefix).unwrap_or(&e.path), e.contents.as_slice())));
 
     let path = dir.join(format!("{}.tar.gz", p.name));
     let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let hashing = crate::hashing::Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let hashing = archive::write_tar_gz(&entries, mtime, hashing).with_context(|| format!("cannot write {}", path.display()))?;
-    let (sha, _) = {
+    let (sha, size) = {
         use std::io::Write as _;
         let mut hashing = hashing;
         hashing.flush()?;
         hashing.finish()
     };
-    Ok(sha.to_hex())
+    Ok(Written { sha256: sha.to_hex(), size, files })
 }
 
 /// `release check`: see the command's long help.
@@ -578,11 +847,30 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     let mut refused = false;
     for path in &args.files {
-        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data = read_capped(path)?;
         let info = elf::read(&data).with_context(|| format!("{}", path.display()))?;
+        // What the loader would find next to it: only through $ORIGIN, and
+        // only plain names (a path is opened as itself).
         let dir = path.parent().unwrap_or(Path::new("."));
-        let bundled: Vec<String> = info.needed.iter().filter(|n| dir.join(n).is_file()).cloned().collect();
-        let (portability, problems) = portability::check(&info, &floor, true, &bundled, &extra);
+        let origin = info.search_path().iter().any(|e| *e == "$ORIGIN" || *e == "${ORIGIN}");
+        let mut found: Vec<(String, Option<elf::ElfInfo>)> = Vec::new();
+        let mut problems = Vec::new();
+        for name in info.needed.iter().filter(|n| origin && !n.contains('/')) {
+            let candidate = dir.join(name);
+            if !candidate.is_file() {
+                continue;
+            }
+            match read_capped(&candidate).and_then(|d| elf::read(&d)) {
+                Ok(neighbor) => found.push((name.clone(), Some(neighbor))),
+                Err(e) => {
+                    problems.push(format!("{} is not a shared library the loader can open: {e:#}", candidate.display()));
+                    found.push((name.clone(), None));
+                }
+            }
+        }
+        let neighbors: Vec<portability::Neighbor> = found.iter().map(|(name, e)| portability::Neighbor { name, elf: e.as_ref() }).collect();
+        let (portability, more) = portability::check(&info, &floor, true, &neighbors, &extra);
+        problems.extend(more);
         refused |= !problems.is_empty();
         if !args.json {
             for p in &problems {
@@ -600,9 +888,84 @@ fn check_files(args: CheckArgs) -> Result<ExitCode> {
         reports.push(json!({ "file": path, "ok": problems.is_empty(), "problems": problems, "portability": portability }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?);
+        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&json!({ "floor": floor.tag, "files": reports }))?))?;
     }
     Ok(if refused { ExitCode::from(EXIT_PROBLEMS) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Sign a release made with --unsigned, after checking it",
+    long_about = "Sign the SHA256SUMS of a release directory made by `release --unsigned` (the release workflow makes it in a job that holds no secret, and signs it here, in a job that runs nothing else). Nothing is signed unless the directory verifies first, as `release verify --unsigned --tag TAG` checks it: every file listed and matching, nothing else, compat.json describing release TAG. The signature's trusted comment is `pjrtpkgs TAG SHA256SUMS`.",
+    after_help = "Examples:\n  cargo xtask release sign dist --tag v0.93.1 --key ~/.cache/pjrtpkgs/keys/pjrtpkgs-release.key\n\n\
+Environment: PJRTPKGS_RELEASE_KEY_FILE is --key; PJRTPKGS_RELEASE_KEY_PASSWORD decrypts an encrypted key.\n\n\
+Exit status: 0 signed; 1 error or refusal (the directory does not verify, it is signed already, the key is not the pinned one)."
+)]
+pub struct SignArgs {
+    /// The release directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The tag being released (the workflow passes the pushed tag).
+    #[arg(long, value_name = "TAG", required = true)]
+    pub tag: String,
+    /// minisign secret key.
+    #[arg(long, value_name = "FILE", env = KEY_ENV, required = true)]
+    pub key: PathBuf,
+}
+
+/// `release sign`: see the command's long help.
+pub fn sign_release(args: SignArgs) -> Result<ExitCode> {
+    let key = sign::load_secret_key(&args.key)?;
+    let pinned = match crate::project::pins_toml() {
+        Ok(path) => crate::pinfile::Pins::load(&path)?.release.and_then(|r| r.minisign_public_key),
+        Err(_) => None,
+    };
+    let public = sign::check_pinned(&key, pinned.as_deref())?;
+    let sig_path = args.dir.join(sign::signature_name(sums::FILE));
+    if std::fs::symlink_metadata(&sig_path).is_ok() {
+        bail!("{} exists: the release is signed already", sig_path.display());
+    }
+    let dir = args.dir.to_str().with_context(|| format!("{} is not a UTF-8 path", args.dir.display()))?;
+    let report = verify::verify(dir, None, Some(&args.tag))?;
+    if !report.ok {
+        bail!("{} does not verify as release {}, so it is not signed:\n  {}", args.dir.display(), args.tag, report.problems.join("\n  "));
+    }
+    // Sign the very bytes just verified.
+    let sums_path = args.dir.join(sums::FILE);
+    let sums = std::fs::read(&sums_path).with_context(|| format!("cannot read {}", sums_path.display()))?;
+    let listed = sums::parse(&String::from_utf8_lossy(&sums))?;
+    let checked: Vec<(String, String)> = report.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    if listed_sorted != checked {
+        bail!("{} changed while it was being verified; nothing signed", sums_path.display());
+    }
+    let signature = sign::sign(&key, &sums, &sign::trusted_comment(&args.tag))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&sig_path)
+        .with_context(|| format!("cannot create {}", sig_path.display()))?;
+    std::io::Write::write_all(&mut f, signature.as_bytes()).with_context(|| format!("cannot write {}", sig_path.display()))?;
+    eprintln!("signed {} as {} with key {}", sums_path.display(), args.tag, sign::key_id(&public));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A shared library named on the command line, refused when larger than
+/// any plugin can be.
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if meta.len() > input::MAX_LIBRARY_BYTES {
+        bail!("{} is {} bytes, larger than any plugin: refused unread", path.display(), meta.len());
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(input::MAX_LIBRARY_BYTES + 1).read_to_end(&mut data).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(data)
 }
 
 /// `release bump`: see the command's long help.

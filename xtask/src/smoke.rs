@@ -207,17 +207,31 @@ fn in_child(path: &Path, backend: Option<&str>, args: &Args, report: &mut Report
         *report = child_report;
         report.plugin = plugin;
     }
-    match ending {
-        crate::plugin::child::Ending::Exited(0) if report.ok => Ok(ExitCode::SUCCESS),
-        crate::plugin::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => Ok(ExitCode::from(EXIT_MISMATCH)),
-        crate::plugin::child::Ending::Exited(_) if report.error.is_some() => Ok(ExitCode::from(crate::output::EXIT_ERROR)),
+    let code = match ending {
+        crate::plugin::child::Ending::Exited(0) if report.ok => ExitCode::SUCCESS,
+        crate::plugin::child::Ending::Exited(code) if code == EXIT_MISMATCH as i32 => ExitCode::from(EXIT_MISMATCH),
+        crate::plugin::child::Ending::Exited(_) if report.error.is_some() => ExitCode::from(crate::output::EXIT_ERROR),
         ending => {
             let during = PHASES.iter().find(|(p, _)| *p == phase).map_or(phase.as_str(), |(_, what)| what);
+            let meaning = match ending {
+                crate::plugin::child::Ending::Signaled(s) => format!(" ({})", crate::plugin::diagnosis::explain_signal(s).0),
+                _ => String::new(),
+            };
             report.ok = false;
-            report.error = Some(format!("the plugin {} while {during}: no result", ending.describe()));
-            Ok(ExitCode::from(crate::output::EXIT_ERROR))
+            report.error = Some(format!("the plugin {} while {during}{meaning}: no result", ending.describe()));
+            ExitCode::from(crate::output::EXIT_ERROR)
+        }
+    };
+    // It did not load, or made no client: say why, as `doctor` finds it,
+    // in place of the loader's or the plugin's raw words.
+    if !report.ok && (report.api_version.is_none() || report.timings_ms.client.is_none()) {
+        if let Some(raw) = report.error.take() {
+            // `locate` gives a backend for pinned plugins only.
+            let pinned = backend.is_some().then_some(args.plugin.as_str());
+            report.error = Some(crate::plugin::diagnosis::explain_failure(path, pinned, backend, &raw));
         }
     }
+    Ok(code)
 }
 
 /// Child mode: the smoke test itself, writing its progress as events.

@@ -275,6 +275,25 @@ client_max_body_size 0;\n    location / {{ dav_methods PUT DELETE; create_full_p
 }
 
 #[test]
+fn keygen_makes_its_directories_private_whatever_the_umask() {
+    let Some(env) = Env::new() else { return };
+    let keys = env.path("new/keys");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask 000; exec '{}' cache keygen ci-test-umask --out '{}'", env!("CARGO_BIN_EXE_xtask"), keys.display()))
+        .env("PJRTPKGS_ROOT", env.dir.path());
+    env.setup(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [env.path("new"), keys.clone()] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o} (a key directory is nobody else's to list)", dir.display());
+    }
+    assert_eq!(std::fs::metadata(keys.join("ci-test-umask.secret")).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
 fn keygen_writes_a_private_secret_whose_public_half_nix_agrees_with() {
     let Some(env) = Env::new() else { return };
     let keys = env.path("keys");

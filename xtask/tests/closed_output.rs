@@ -70,6 +70,8 @@ const ROWS: &[Row] = &[
     Row { verb: "deps-hash refresh", needs: &[], args: |_| args(["deps-hash", "refresh", "metal", "--system", "x86_64-linux"]) },
     Row { verb: "conform --json", needs: &[], args: |c| args([OsString::from("conform"), c.not_a_plugin().into(), "--json".into()]) },
     Row { verb: "conform", needs: &[], args: |c| args([OsString::from("conform"), c.not_a_plugin().into()]) },
+    Row { verb: "doctor --json", needs: &[], args: |c| args([OsString::from("doctor"), c.not_a_plugin().into(), "--json".into()]) },
+    Row { verb: "doctor", needs: &[], args: |c| args([OsString::from("doctor"), c.not_a_plugin().into()]) },
     Row { verb: "release check", needs: &[], args: |c| args([OsString::from("release"), "check".into(), c.not_a_plugin().into()]) },
     Row {
         verb: "release check --json",

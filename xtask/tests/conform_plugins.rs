@@ -97,6 +97,23 @@ fn cpu_plugin_newer_than_the_bindings_0_106() {
     assert_eq!(status(&r, "device.attributes").0, "PASS");
 }
 
+/// The plugin lets a C++ exception (`std::bad_variant_access`) escape
+/// `PJRT_Client_Create` when an option has the wrong type. Whatever Rust
+/// code surrounds the call, the plugin's own runtime must see no handler and
+/// terminate, naming the exception: SIGABRT, as for a C caller. Unwinding
+/// into the harness's frames gave SIGABRT or SIGSEGV depending on the build.
+#[test]
+fn an_escaping_cxx_exception_ends_in_terminate_not_in_our_frames() {
+    if prebuilt("fastatomstruct-xla-cpu").is_none() {
+        return;
+    }
+    let run = conform(&["fastatomstruct-xla-cpu", "--json"]);
+    let (s, d) = status(&run.report, "errors.mistyped_client_option");
+    assert_eq!(s, "FAIL");
+    assert!(d.contains("SIGABRT"), "{d}");
+    assert!(run.stderr.contains("terminating due to uncaught exception of type std::bad_variant_access"), "{}", run.stderr);
+}
+
 #[test]
 fn cpu_plugin_newer_than_the_history_0_115() {
     let Some(r) = check_cpu_plugin("lammps-jax-pjrt-cpu") else { return };

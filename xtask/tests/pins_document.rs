@@ -171,6 +171,7 @@ fn plugin(name: &str, systems: &[(&str, &str)]) -> PrebuiltPin {
         pjrt_api_version: "0.81".to_owned(),
         pjrt_api_version_note: None,
         xla_commit: None,
+        runtime: None,
         platforms: systems.iter().map(|(s, arch)| (s.to_string(), wheel(name, "1.0", arch))).collect(),
     }
 }
@@ -492,4 +493,60 @@ fn support_nix() -> bool {
     let present = Command::new("nix-instantiate").arg("--version").output().is_ok();
     assert!(present || std::env::var("CI").as_deref() != Ok("true"), "nix-instantiate is required under CI=true");
     present
+}
+
+/// Issue 20: [prebuilt.<name>.runtime] follows its rules: a pinned version
+/// satisfies the paired release's requirement, a wheel's URL is of its
+/// project, version and system, every Linux system of the plugin has its
+/// wheel, a file pinned elsewhere (`pinned_in`) is pinned there at that
+/// version, project names are normalized.
+#[test]
+fn runtime_pins_are_checked() {
+    let base = project_text();
+    let cublas = "prebuilt.jax-cuda12-pjrt.runtime.wheels.nvidia-cublas-cu12";
+    let errors_of = |text: &str| check_errors(text);
+    let has = |errors: &[(String, String)], key: &str, what: &str| errors.iter().any(|(k, m)| k == key && m.contains(what));
+
+    // A version below the requirement (and no longer the wheel's).
+    let text = base.replacen("version = \"12.9.3.13\"", "version = \"12.0.1\"", 1);
+    let errors = errors_of(&text);
+    assert!(has(&errors, &format!("{cublas}.version"), "does not satisfy"), "{errors:?}");
+    assert!(has(&errors, &format!("{cublas}.platforms.x86_64-linux.url"), "not the pinned 12.0.1"), "{errors:?}");
+
+    // Another project's wheel under cuBLAS's name.
+    let cublas_url = base.lines().find(|l| l.starts_with("url = ") && l.contains("nvidia_cublas_cu12-") && l.contains("x86_64")).unwrap();
+    let cudnn_url = base.lines().find(|l| l.starts_with("url = ") && l.contains("nvidia_cudnn_cu12-") && l.contains("x86_64")).unwrap();
+    let text = base.replacen(cublas_url, &cudnn_url.replace("9.28.0.42", "12.9.3.13"), 1);
+    assert!(has(&errors_of(&text), &format!("{cublas}.platforms.x86_64-linux.url"), "another project"));
+
+    // A system the plugin is pinned for without its wheel.
+    let header = format!("[{cublas}.platforms.aarch64-linux]");
+    let start = base.find(&header).unwrap();
+    let end = start + base[start..].find("\n\n").unwrap() + 2;
+    let text = format!("{}{}", &base[..start], &base[end..]);
+    assert!(has(&errors_of(&text), &format!("{cublas}.platforms"), "no wheel for aarch64-linux"));
+
+    // NVSHMEM is pinned once, in [cuda12.nvshmem_wheel], at its version.
+    let nvshmem = "prebuilt.jax-cuda12-pjrt.runtime.wheels.nvidia-nvshmem-cu12";
+    let at = base.find(&format!("[{nvshmem}]")).unwrap();
+    let text = format!("{}{}", &base[..at], base[at..].replacen("version = \"3.2.5\"", "version = \"3.2.6\"", 1));
+    assert!(has(&errors_of(&text), &format!("{nvshmem}.version"), "[cuda12.nvshmem_wheel] pins version 3.2.5"));
+    let text = format!(
+        "{}{}",
+        &base[..at],
+        base[at..].replacen("pinned_in = \"cuda12.nvshmem_wheel\"", "pinned_in = \"cuda13.nvshmem_wheel\"", 1)
+    );
+    assert!(has(&errors_of(&text), &format!("{nvshmem}.pinned_in"), "another project"));
+
+    // Names as PyPI normalizes them: one project, one key.
+    let text = base.replace("runtime.wheels.nvidia-cublas-cu12", "runtime.wheels.nvidia_cublas_cu12");
+    let errors = errors_of(&text);
+    assert!(errors.iter().any(|(k, m)| k.ends_with("wheels.nvidia_cublas_cu12") && m.contains("normalized")), "{errors:?}");
+
+    // What could not be pinned is a note, not an error, and `fetch
+    // --with-runtime` is said to refuse.
+    let report = check(&base, "pins.toml");
+    let note = report.findings.iter().find(|f| f.key == "prebuilt.jax-rocm7-pjrt.runtime.unavailable").expect("a note on ROCm");
+    assert_eq!(note.severity, Severity::Note);
+    assert!(note.message.contains("--with-runtime") && note.message.contains("amd-hipblas-instinct"), "{}", note.message);
 }

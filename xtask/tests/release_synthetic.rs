@@ -5,176 +5,17 @@
 //! a synthetic XLA history. The standard tools are the peers: `sha256sum
 //! -c`, Debian's `minisign`, GNU `tar`, the dynamic loader itself.
 
+mod release_support;
 mod support;
 mod upgrade_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
+use release_support::*;
 use serde_json::Value;
 use support::require_command;
-use upgrade_support::{git, pins_for, Scratch, SyntheticXla};
-
-const BASE_DATE: &str = "2024-03-29T15:40:47-07:00";
-/// `date -d 2024-03-29T15:40:47-07:00 +%s`
-const BASE_EPOCH: u64 = 1_711_752_047;
-
-/// A synthetic XLA history, a scratch project pinned to its `base` commit
-/// (PJRT 0.1) and a work directory.
-struct Env {
-    xla: SyntheticXla,
-    project: Scratch,
-    work: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Option<Env> {
-        if !require_command("git") || !require_command("cc") || !require_command("readelf") {
-            return None;
-        }
-        let xla = SyntheticXla::build();
-        let project = Scratch::new(&pins_for(&xla.base, BASE_DATE, "0.1", "7.4.1"));
-        let work = tempfile::Builder::new().prefix("release-test-").tempdir().unwrap();
-        Some(Env { xla, project, work })
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.work.path().join(rel)
-    }
-
-    /// `cargo xtask ARGS` on the scratch project, from `cwd` (default: the work directory).
-    fn xtask_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(args)
-            .current_dir(cwd)
-            .env("PJRTPKGS_ROOT", self.project.path())
-            .env("PJRTPKGS_CACHE_DIR", self.project.cache.path())
-            .env("XLA_REPO", self.xla.path())
-            .env_remove("PJRTPKGS_RELEASE_KEY_FILE")
-            .env_remove("PJRTPKGS_RELEASE_KEY_PASSWORD")
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .expect("the xtask binary runs")
-    }
-
-    fn xtask(&self, args: &[&str]) -> Output {
-        self.xtask_in(self.work.path(), args)
-    }
-
-    /// Compiles `source` into a shared library at `out` with `args`.
-    fn cc(&self, source: &str, out: &Path, args: &[&str]) {
-        let src = out.with_extension("c");
-        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        std::fs::write(&src, source).unwrap();
-        let status = Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(out).arg(&src).args(args).status().unwrap();
-        assert!(status.success(), "cc failed for {}", out.display());
-    }
-
-    /// A synthetic PJRT plugin whose GetPjrtApi() reports 0.`minor` (plus
-    /// what `extra_value()` returns, when `with_extra`).
-    fn plugin(&self, out: &Path, minor: u32, body: &str, args: &[&str]) {
-        let source = format!(
-            "#include <stddef.h>\n#include <stdlib.h>\n\
-             struct version {{ size_t struct_size; void* extension_start; int major_version; int minor_version; }};\n\
-             struct api {{ size_t struct_size; void* extension_start; struct version pjrt_api_version; }};\n\
-             static struct api the_api = {{ sizeof(struct api), NULL, {{ sizeof(struct version), NULL, 0, {minor} }} }};\n\
-             {body}\n\
-             const struct api* GetPjrtApi(void) {{ return &the_api; }}\n"
-        );
-        self.cc(&source, out, args);
-    }
-
-    /// `libextra.so` (needs nothing but libc), returns its directory.
-    fn libextra(&self) -> PathBuf {
-        let dir = self.path("extra");
-        if !dir.join("libextra.so").exists() {
-            self.cc("int extra_value(void) { return 0; }\n", &dir.join("libextra.so"), &["-Wl,-soname,libextra.so"]);
-        }
-        dir
-    }
-
-    /// A Nix build result (nix/lib.nix pluginLayout) holding `plugin` and
-    /// `bundled`, with version_info.json as nix/lib.nix versionInfo writes
-    /// it for a source build of `commit`.
-    fn result(&self, name: &str, backend: &str, plugin: &Path, bundled: &[&Path], commit: &str, api: &str) -> PathBuf {
-        let dir = self.path(name);
-        std::fs::create_dir_all(dir.join("lib")).unwrap();
-        std::fs::create_dir_all(dir.join("share/pjrt")).unwrap();
-        std::fs::copy(plugin, dir.join(format!("lib/pjrt_c_api_{backend}_plugin.so"))).unwrap();
-        for b in bundled {
-            std::fs::copy(b, dir.join("lib").join(b.file_name().unwrap())).unwrap();
-        }
-        let info = serde_json::json!({
-            "schema": 1, "backend": backend, "origin": "source", "toolchains": { "bazel": "7.4.1" },
-            "xla_commit": commit, "pjrt_api_version": api,
-            "bazel_version_mismatch": false, "bazel_flags": ["-c", "opt"],
-        });
-        std::fs::write(dir.join("share/pjrt/version_info.json"), format!("{info}\n")).unwrap();
-        dir
-    }
-
-    /// The plugin of the base commit: RUNPATH into /nix/store (as a Nix
-    /// build leaves it) and a library bundled next to it.
-    fn base_result(&self, name: &str, backend: &str) -> PathBuf {
-        let extra = self.libextra();
-        let plugin = self.path(&format!("build-{name}/plugin.so"));
-        self.plugin(
-            &plugin,
-            1,
-            "extern int extra_value(void);\nint uses_extra(void) { return extra_value(); }",
-            &["-L", extra.to_str().unwrap(), "-lextra", "-Wl,-rpath,/nix/store/0123456789abcdfghijklmnpqrsvwxyz-extra-1.0/lib"],
-        );
-        self.result(name, backend, &plugin, &[&extra.join("libextra.so")], &self.xla.base, "0.1")
-    }
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what} failed ({:?}):\n{}", out.status, text(out).1);
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// Every entry of a .tar.gz: (path, mode, mtime, uid, gid, user name, contents).
-type TarEntry = (String, u32, u64, u64, u64, String, Vec<u8>);
-
-fn tar_entries(archive: &Path) -> Vec<TarEntry> {
-    let file = std::fs::File::open(archive).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    tar.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let h = e.header().clone();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            (
-                e.path().unwrap().to_string_lossy().into_owned(),
-                h.mode().unwrap(),
-                h.mtime().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                h.username().unwrap().unwrap_or("").to_owned(),
-                data,
-            )
-        })
-        .collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
+use upgrade_support::git;
 
 #[test]
 fn two_runs_give_byte_identical_archives() {
@@ -195,10 +36,31 @@ fn two_runs_give_byte_identical_archives() {
     let names = files(&first);
     assert_eq!(
         names,
-        ["RELEASE_NOTES.md", "SHA256SUMS", "pjrt-cpu-linux-x86_64-v0.1.1.tar.gz", "pjrt-cuda12-linux-x86_64-v0.1.1.tar.gz"]
-            .map(String::from)
-            .to_vec()
+        [
+            "RELEASE_NOTES.md",
+            "SHA256SUMS",
+            "compat.json",
+            "pjrt-cpu-linux-x86_64-v0.1.1.cdx.json",
+            "pjrt-cpu-linux-x86_64-v0.1.1.tar.gz",
+            "pjrt-cuda12-linux-x86_64-v0.1.1.cdx.json",
+            "pjrt-cuda12-linux-x86_64-v0.1.1.tar.gz"
+        ]
+        .map(String::from)
+        .to_vec()
     );
+    // SHA256SUMS lists every file but itself, in `sha256sum` format.
+    let sums = std::fs::read_to_string(first.join("SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+    assert_eq!(listed, names.iter().filter(|n| *n != "SHA256SUMS").map(String::as_str).collect::<Vec<_>>());
+    if require_command("sha256sum") {
+        assert_ok(&sha256sum_check(&first), "sha256sum -c");
+    }
+    // Every SBOM passes CycloneDX's own validator.
+    for sbom in names.iter().filter(|n| n.ends_with(".cdx.json")) {
+        if let Some(result) = validate_cyclonedx(&first.join(sbom)) {
+            result.unwrap_or_else(|e| panic!("{sbom} is not valid CycloneDX 1.6: {e}"));
+        }
+    }
     assert_eq!(files(&second), names);
     for name in &names {
         assert!(std::fs::read(first.join(name)).unwrap() == std::fs::read(second.join(name)).unwrap(), "{name} differs between runs");
@@ -272,22 +134,6 @@ fn two_runs_give_byte_identical_archives() {
     assert_eq!(info["pjrtpkgs_commit"], commit.as_str());
 }
 
-fn minisign_keypair(env: &Env) -> (PathBuf, PathBuf) {
-    let (key, public) = (env.path("keys/test.key"), env.path("keys/test.pub"));
-    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-    let out = run(Command::new("minisign").args(["-G", "-W", "-p"]).arg(&public).arg("-s").arg(&key).stdin(Stdio::null()));
-    assert_ok(&out, "minisign -G");
-    (key, public)
-}
-
-fn sha256sum_check(dir: &Path) -> Output {
-    run(Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(dir))
-}
-
-fn minisign_verify(dir: &Path, public: &Path) -> Output {
-    run(Command::new("minisign").args(["-V", "-m"]).arg(dir.join("SHA256SUMS")).arg("-p").arg(public))
-}
-
 #[test]
 fn signature_and_checksums_verify_with_the_standard_tools_and_tampering_is_refused() {
     let Some(env) = Env::new() else { return };
@@ -358,10 +204,7 @@ fn signature_and_checksums_verify_with_the_standard_tools_and_tampering_is_refus
     assert_eq!(verify(&d).status.code(), Some(2));
 
     // Another key: refused. An archive nobody listed: refused.
-    let other = env.path("keys/other.pub");
-    let out =
-        run(Command::new("minisign").args(["-G", "-W", "-p"]).arg(&other).arg("-s").arg(env.path("keys/other.key")).stdin(Stdio::null()));
-    assert_ok(&out, "minisign -G");
+    let (_, other) = minisign_keypair(&env);
     let out = env.xtask(&["release", "verify", dist.to_str().unwrap(), "--public-key", other.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
     let d = copy("extra-archive");

@@ -9,7 +9,9 @@
 //! (the pinned commit's header; the headers of 0.106 and 0.115), minisign
 //! and sha256sum: skipped without them, failed without them under CI=true.
 
+mod release_support;
 mod support;
+mod upgrade_support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -60,10 +62,44 @@ fn pinned_cpu_wheels_release_extract_and_smoke() {
     let release_tag = summary["version"].as_str().unwrap().to_owned();
     let build = release_tag.rsplit('.').next().unwrap().to_owned();
 
-    // The standard tools accept it.
+    // The standard tools accept it, the signature naming the tag; so does
+    // `release verify`, and CycloneDX's validator every SBOM.
     assert_ok(&Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&dist).output().unwrap(), "sha256sum -c");
     let out = Command::new("minisign").args(["-V", "-m"]).arg(dist.join("SHA256SUMS")).arg("-p").arg(&public).output().unwrap();
     assert_ok(&out, "minisign -V");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Trusted comment: pjrtpkgs {release_tag} SHA256SUMS")));
+    let out =
+        xtask(w, &["release", "verify", dist.to_str().unwrap(), "--tag", &release_tag, "--public-key", public.to_str().unwrap(), "--json"]);
+    assert_ok(&out, "release verify");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    let listed: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(listed.len(), 3 * 2 + 2, "3 archives, 3 SBOMs, compat.json, the notes: {listed:?}");
+    for sbom in listed.iter().filter(|n| n.ends_with(".cdx.json")) {
+        if let Some(result) = release_support::validate_cyclonedx(&dist.join(sbom)) {
+            result.unwrap_or_else(|e| panic!("{sbom} is not valid CycloneDX 1.6: {e}"));
+        }
+    }
+    // The feed: each plugin as it reported itself to conform.
+    let compat: Value = serde_json::from_slice(&std::fs::read(dist.join("compat.json")).unwrap()).unwrap();
+    assert_eq!(compat["release"]["tag"], release_tag.as_str());
+    for (name, api) in WHEELS {
+        let entry = compat["archives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["pjrt"]["api_version"] == api)
+            .unwrap_or_else(|| panic!("{name}: {compat:#}"));
+        assert_eq!(entry["conform"]["ran"], true, "{name}: {entry:#}");
+        assert!(entry["pjrt"]["api_struct_size"].as_u64().unwrap() > 900, "{entry:#}");
+        assert!(!entry["pjrt"]["extensions"].as_array().unwrap().is_empty(), "{entry:#}");
+        assert!(entry["stablehlo"]["current"].is_string(), "{entry:#}");
+        assert!(entry["conform"]["counts"]["PASS"].as_u64().unwrap() > 100, "{entry:#}");
+        eprintln!(
+            "{name}: PJRT {api}, PJRT_Api {} bytes, StableHLO {}, conform {}",
+            entry["pjrt"]["api_struct_size"], entry["stablehlo"], entry["conform"]["counts"]
+        );
+    }
 
     // Each archive, extracted with tar, holds a plugin that loads and
     // computes on this machine, reports the version in the archive's name
@@ -99,15 +135,20 @@ fn pinned_cpu_wheels_release_extract_and_smoke() {
     .unwrap();
     assert_eq!(info["headers"]["source"], "plugin");
 
-    // Another run, the inputs in the other order: the same archives.
+    // Another run, the inputs in the other order: the same bytes, every file
+    // but the signature (minisign signs with a fresh nonce).
     let again = w.join("dist-again");
     let mut args = vec!["release"];
     args.extend(names.iter().rev());
-    args.extend(["--unsigned", "--xla-repo", xla, "--out", again.to_str().unwrap()]);
+    args.extend(["--key", key.to_str().unwrap(), "--xla-repo", xla, "--out", again.to_str().unwrap()]);
     assert_ok(&xtask(w, &args), "second release");
-    for (_, api) in WHEELS {
-        let file = format!("pjrt-cpu-linux-x86_64-v{api}.{build}.tar.gz");
-        assert!(std::fs::read(dist.join(&file)).unwrap() == std::fs::read(again.join(&file)).unwrap(), "{file} differs between runs");
+    let files = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&dist), files(&again));
+    for file in files(&dist).iter().filter(|f| !f.ends_with(".minisig")) {
+        assert!(std::fs::read(dist.join(file)).unwrap() == std::fs::read(again.join(file)).unwrap(), "{file} differs between runs");
     }
-    assert_eq!(std::fs::read(dist.join("SHA256SUMS")).unwrap(), std::fs::read(again.join("SHA256SUMS")).unwrap());
 }

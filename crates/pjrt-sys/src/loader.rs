@@ -220,13 +220,13 @@ impl Plugin {
         // The error functions are the first members of every PJRT_Api.
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
             let mut args = args!(PJRT_Error_Message_Args { error: error });
-            crate::in_flight::in_plugin("PJRT_Error_Message", || unsafe { f(&mut args) });
+            crate::in_flight::in_plugin("PJRT_Error_Message", || unsafe { crate::no_unwind::call_void(f, &mut args) });
             // SAFETY: message/message_size describe a buffer owned by the error (or null).
             message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
             let mut args = args!(PJRT_Error_GetCode_Args { error: error });
-            let nested = crate::in_flight::in_plugin("PJRT_Error_GetCode", || unsafe { f(&mut args) });
+            let nested = crate::in_flight::in_plugin("PJRT_Error_GetCode", || unsafe { crate::no_unwind::call(f, &mut args) });
             if nested.is_null() {
                 code = args.code;
             } else {
@@ -240,7 +240,7 @@ impl Plugin {
     fn destroy_error(&self, error: *mut PJRT_Error) {
         if let Ok(f) = api_fn!(self, PJRT_Error_Destroy) {
             let mut args = args!(PJRT_Error_Destroy_Args { error: error });
-            crate::in_flight::in_plugin("PJRT_Error_Destroy", || unsafe { f(&mut args) });
+            crate::in_flight::in_plugin("PJRT_Error_Destroy", || unsafe { crate::no_unwind::call_void(f, &mut args) });
         }
     }
 

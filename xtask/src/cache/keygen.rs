@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             bail!("{} already exists; keys are never overwritten: pick a new name (e.g. bump the number) or move it away", f.display());
         }
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::fsutil::create_private_dirs(&dir)?;
 
     let nix = Nix { store: None };
     let secret = nix.output(&["key", "generate-secret", "--key-name", name], "generating the key")?;

@@ -138,7 +138,10 @@ macro_rules! ext_call {
         match f {
             Some(f) => ctx
                 .plugin_ref()
-                .check(pjrt_sys::in_flight::in_plugin(::core::stringify!($member), || unsafe { f(args) }), ::core::stringify!($member))
+                .check(
+                    pjrt_sys::in_flight::in_plugin(::core::stringify!($member), || unsafe { pjrt_sys::no_unwind::call(f, args) }),
+                    ::core::stringify!($member),
+                )
                 .map_err($crate::conform::harness::CheckError::from),
             None => Err($crate::conform::harness::CheckError::Unsupported(format!(
                 "{}.{} is null: the plugin does not implement it",
@@ -692,7 +695,8 @@ impl Ctx {
         let Some(f) = f else {
             return Err(CheckError::Unsupported(format!("{member} is null: the plugin does not implement it")));
         };
-        self.plugin_ref().check(pjrt_sys::in_flight::in_plugin(member, || unsafe { f(args.words.as_mut_ptr()) }), member)?;
+        self.plugin_ref()
+            .check(pjrt_sys::in_flight::in_plugin(member, || unsafe { pjrt_sys::no_unwind::call(f, args.words.as_mut_ptr()) }), member)?;
         Ok(args)
     }
 }
@@ -711,10 +715,10 @@ impl Drop for ExecutableGuard {
 }
 
 /// The message for a plugin that does not load (`api.load`'s reason, and
-/// `--together`'s): the one place a diagnosis of why (libraries, symbol
-/// versions, ISA: `doctor`) can be added.
-pub fn load_failure(_path: &std::path::Path, error: &loader::Error) -> String {
-    error.to_string()
+/// `--together`'s): why, as `doctor` finds it without loading the plugin,
+/// then the loader's own words.
+pub fn load_failure(path: &std::path::Path, error: &loader::Error) -> String {
+    crate::plugin::diagnosis::explain_failure(path, None, None, &error.to_string())
 }
 
 /// A `(pointer, count)` array from the plugin as a slice (empty when null).

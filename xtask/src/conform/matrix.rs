@@ -30,6 +30,9 @@ struct Column {
     version: String,
     backend: String,
     outcome: Result<Report, String>,
+    /// For a plugin that does not load here: what it needs, as `doctor`
+    /// finds it.
+    needs: Vec<String>,
 }
 
 pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
@@ -42,12 +45,20 @@ pub fn run(timeout: u64, jobs: Option<usize>, check: bool) -> Result<ExitCode> {
             continue;
         }
         eprintln!("conform --matrix: {name} {} ...", pin.version);
-        let outcome = crate::plugin::locate::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}")).and_then(|path| {
+        let path = crate::plugin::locate::fetch_plugin(name, Some(&system)).map_err(|e| format!("{e:#}"));
+        let outcome = path.clone().and_then(|path| {
             let settings =
                 super::Settings { client_options: &[], timeout: Duration::from_secs(timeout), jobs, fork: true, progress: false };
             super::conform(name, &path, Some(&pin.backend), &settings).map_err(|e| format!("{e:#}"))
         });
-        columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome });
+        let needs = match (&path, &outcome) {
+            (Ok(path), Ok(report)) if report.api_version.is_none() => {
+                crate::plugin::diagnosis::diagnose(path, &crate::plugin::diagnosis::Options::from_pins(Some(name), Some(&pin.backend)))
+                    .blockers()
+            }
+            _ => Vec::new(),
+        };
+        columns.push(Column { name: name.clone(), version: pin.version.clone(), backend: pin.backend.clone(), outcome, needs });
     }
     // Plugins together, as a binding loads them: the CPU plugins, then the
     // CPU plugins with a CUDA plugin beside them.
@@ -176,6 +187,13 @@ fn render(system: &str, columns: &[Column], together: &[TogetherRun]) -> String 
             Err(e) => {
                 let _ = writeln!(out, "| {} | {} | {} | not run: {} | | | | | | |", c.name, c.version, c.backend, escape(e));
             }
+        }
+    }
+    if columns.iter().any(|c| !c.needs.is_empty()) {
+        out.push_str("\n## What the plugins that do not load here need\n\n");
+        out.push_str("As `cargo xtask doctor PLUGIN` finds it without loading the plugin: each library the loader does not find, with what provides it.\n\n");
+        for c in columns.iter().filter(|c| !c.needs.is_empty()) {
+            let _ = writeln!(out, "- {} {}: {}", c.name, c.version, escape(&c.needs.join("; ")));
         }
     }
     let ran: Vec<(&Column, &Report)> = columns.iter().filter_map(|c| c.outcome.as_ref().ok().map(|r| (c, r))).collect();

@@ -20,6 +20,7 @@ use std::ops::Range;
 use serde::Serialize;
 use toml_edit::{Document, Item};
 
+use super::formats::{is_hex_sha256, is_member_path, is_project_name, segment, wheel_url_problems};
 use super::{Pins, PREBUILT_BACKENDS, SCHEMA_VERSION, SOURCE_BACKENDS, STALE_HASH, SYSTEMS, UNKNOWN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -195,15 +196,6 @@ fn split_key(key: &str) -> Vec<&str> {
         }
     }
     parts
-}
-
-/// A key segment as written in a dotted path.
-fn segment(key: &str) -> String {
-    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        key.to_owned()
-    } else {
-        format!("\"{key}\"")
-    }
 }
 
 fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
@@ -393,6 +385,34 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
                 ctx.error(&format!("{key}.library"), format!("`{}` is not a relative path inside the wheel", w.library.escape_debug()));
             }
         }
+        if let Some(runtime) = &p.runtime {
+            // GPU plugins are Linux-only: the runtime follows the plugin's Linux wheels.
+            let systems: Vec<&str> = p.platforms.keys().map(String::as_str).filter(|s| s.ends_with("-linux")).collect();
+            let shared = |table: &str| {
+                let cuda = match table.split('.').next() {
+                    Some("cuda12") => pins.cuda12.as_ref(),
+                    Some("cuda13") => pins.cuda13.as_ref(),
+                    _ => None,
+                }?;
+                (!cuda.nvshmem_wheel.is_empty()).then(|| (cuda.nvshmem_version.clone(), cuda.nvshmem_wheel.keys().cloned().collect()))
+            };
+            let rkey = format!("{key}.runtime");
+            super::runtime::check(runtime, &rkey, &systems, &shared, &mut |k, m| ctx.error(k, m));
+            if !runtime.unavailable.is_empty() {
+                let names: Vec<&str> = runtime.unavailable.keys().map(String::as_str).collect();
+                ctx.push(
+                    Severity::Note,
+                    &format!("{rkey}.unavailable"),
+                    format!(
+                        "{} runtime requirement(s) of {} {} not pinned ({}): `prebuilt fetch {name} --with-runtime` refuses",
+                        names.len(),
+                        runtime.paired_with,
+                        runtime.paired_version,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     for (backend, systems) in &pins.bazel_deps {
@@ -425,50 +445,6 @@ fn rules(pins: &Pins, ctx: &mut Ctx<'_>) {
     }
 }
 
-/// What is wrong with a prebuilt wheel's URL for `version` on `system`:
-/// not https, no wheel file name at its end, another version, a platform
-/// tag that does not fit. Also checked by `prebuilt update` before it
-/// downloads anything.
-pub(crate) fn wheel_url_problems(url: &str, version: &str, system: &str) -> Vec<String> {
-    if !url.starts_with("https://") {
-        return vec![format!("`{url}` is not an https URL")];
-    }
-    let file = url.rsplit('/').next().unwrap_or("");
-    let Some(tags) = crate::wheels::wheel_tags(file) else {
-        return vec![format!("`{file}` is not a wheel file name")];
-    };
-    let mut problems = Vec::new();
-    if crate::fsutil::single_component(file, "the wheel").is_err() {
-        problems.push(format!("`{file}` cannot be used as a file name"));
-    }
-    if tags.version != version {
-        problems.push(format!("the wheel `{file}` is version {}, not the pinned {version}", tags.version));
-    }
-    if SYSTEMS.contains(&system) && !tags.platforms.iter().any(|t| crate::wheels::platform_tag_fits(t, system)) {
-        problems.push(format!("the wheel `{file}` is not built for {system}"));
-    }
-    problems
-}
-
-/// A PyPI project name (PEP 508): ASCII letters, digits, `.`, `_`, `-`,
-/// beginning and ending with a letter or digit. Such a name is always a
-/// safe single path component (the cache directory of the plugin).
-pub(crate) fn is_project_name(s: &str) -> bool {
-    let alnum = |c: u8| c.is_ascii_alphanumeric();
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 200
-        && alnum(bytes[0])
-        && alnum(bytes[bytes.len() - 1])
-        && bytes.iter().all(|&b| alnum(b) || b == b'.' || b == b'_' || b == b'-')
-}
-
-/// A path inside a wheel: relative, no empty, `.` or `..` component, no
-/// backslash or NUL, and a file name at its end.
-pub(crate) fn is_member_path(s: &str) -> bool {
-    !s.is_empty() && !s.contains(['\\', '\0']) && s.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255)
-}
-
 fn list(ctx: &mut Ctx<'_>, key: &str, values: &[String], valid: fn(&str) -> bool, what: &str) {
     if values.is_empty() {
         ctx.error(key, "empty list: name the targets explicitly, they are never probed");
@@ -490,10 +466,6 @@ fn list(ctx: &mut Ctx<'_>, key: &str, values: &[String], valid: fn(&str) -> bool
 
 pub(crate) fn is_commit(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-pub(crate) fn is_hex_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `sha256-` + standard padded base64 that decodes to exactly 32 bytes.

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use super::{Pins, PrebuiltPin, XlaPin, STALE_HASH};
+use super::{Pins, PrebuiltPin, RuntimePin, XlaPin, STALE_HASH};
 
 /// pins.toml as an editable document.
 #[derive(Debug, Clone)]
@@ -132,6 +132,57 @@ impl PinsDocument {
             set_str(t, "sha256", &wheel.sha256);
             set_str(t, "library", &wheel.library);
         }
+        self.set_runtime(name, pin.runtime.as_ref());
+    }
+
+    /// Sets [prebuilt.<name>.runtime] and its tables to `runtime` (removed
+    /// when None). Unchanged, the text stays as it is; changed, the tables
+    /// are written anew after the plugin's others (they are generated).
+    fn set_runtime(&mut self, name: &str, runtime: Option<&RuntimePin>) {
+        if self.runtime(name).as_ref() == runtime {
+            return;
+        }
+        if let Some(Item::Table(t)) = self.doc.get_mut("prebuilt").and_then(|p| p.get_mut(name)) {
+            t.remove("runtime");
+        }
+        let Some(runtime) = runtime else { return };
+        let after = Anchor::AfterLast(&["prebuilt", name]);
+        let t = self.table(&["prebuilt", name, "runtime"], after);
+        set_str(t, "paired_with", &runtime.paired_with);
+        set_str(t, "paired_version", &runtime.paired_version);
+        set_str(t, "extra", &runtime.extra);
+        if !runtime.unavailable.is_empty() {
+            let t = self.table(&["prebuilt", name, "runtime", "unavailable"], after);
+            for (project, why) in &runtime.unavailable {
+                set_str(t, project, why);
+            }
+        }
+        for (project, wheel) in &runtime.wheels {
+            let t = self.table(&["prebuilt", name, "runtime", "wheels", project], after);
+            set_str(t, "requirement", &wheel.requirement);
+            set_str(t, "version", &wheel.version);
+            if let Some(table) = &wheel.pinned_in {
+                set_str(t, "pinned_in", table);
+            }
+            for (system, w) in &wheel.platforms {
+                let t = self.table(&["prebuilt", name, "runtime", "wheels", project, "platforms", system], after);
+                set_str(t, "url", &w.url);
+                set_str(t, "sha256", &w.sha256);
+            }
+        }
+    }
+
+    /// [prebuilt.<name>.runtime] as the document holds it now, when it
+    /// reads as one.
+    fn runtime(&self, name: &str) -> Option<RuntimePin> {
+        let item = self.doc.get("prebuilt")?.get(name)?.get("runtime")?.clone();
+        let mut doc = DocumentMut::new();
+        doc.insert("runtime", item);
+        #[derive(serde::Deserialize)]
+        struct Wrapper {
+            runtime: RuntimePin,
+        }
+        toml::from_str::<Wrapper>(&doc.to_string()).ok().map(|w| w.runtime)
     }
 
     /// `[release] build`, when the document has one that is an integer.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use object::elf;
-use object::read::elf::{FileHeader, SectionHeader as _, Sym as _};
+use object::read::elf::{FileHeader, ProgramHeader as _, SectionHeader as _, Sym as _};
 use object::{Endian, Endianness};
 
 type Header = elf::FileHeader64<Endianness>;
@@ -44,6 +44,11 @@ pub struct Requirement {
     pub library: String,
     /// `GLIBC_2.27`.
     pub version: String,
+    /// `VER_FLG_WEAK`: the loader only warns when it is missing.
+    pub weak: bool,
+    /// Its `vna_hash` is not the ELF hash of its name: the loader, which
+    /// compares both, finds it in no library.
+    pub bad_hash: bool,
     /// The undefined symbols bound to this version, sorted.
     pub symbols: Vec<String>,
 }
@@ -62,6 +67,18 @@ pub struct ElfInfo {
     pub requirements: Vec<Requirement>,
     /// Whether it defines `GetPjrtApi`, the entry point of every PJRT plugin.
     pub exports_get_pjrt_api: bool,
+    /// The symbol versions it defines (`.gnu.version_d`, without the base
+    /// entry); empty when it has no version definitions.
+    pub defined_versions: Vec<String>,
+    /// `e_ident[EI_OSABI]` and `e_ident[EI_ABIVERSION]`.
+    pub os_abi: u8,
+    pub abi_version: u8,
+    /// `DF_1_NOOPEN`: dlopen() refuses it.
+    pub no_dlopen: bool,
+    /// The size of its TLS block when it uses the static TLS model
+    /// (`DF_STATIC_TLS`), which a dlopen()ed library takes from the small
+    /// surplus the loader keeps.
+    pub static_tls: Option<u64>,
 }
 
 impl ElfInfo {
@@ -108,6 +125,7 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
         bail!("no dynamic section: not a shared library the loader can open");
     }
     let (mut soname, mut needed, mut runpath, mut rpath) = (None, Vec::new(), None, None);
+    let (mut flags, mut flags_1) = (0u64, 0u64);
     for d in dynamic.iter() {
         let value = || dynamic.string(d).map(text).map_err(bad);
         match d.tag {
@@ -115,22 +133,49 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
             elf::DT_SONAME => soname = Some(value()?),
             elf::DT_RUNPATH => runpath = Some(value()?),
             elf::DT_RPATH => rpath = Some(value()?),
+            elf::DT_FLAGS => flags = d.val,
+            elf::DT_FLAGS_1 => flags_1 = d.val,
             _ => {}
         }
     }
+    let tls =
+        header.program_headers(endian, data).map_err(bad)?.iter().find(|ph| ph.p_type(endian) == elf::PT_TLS).map(|ph| ph.p_memsz(endian));
 
     // Every version the file requires, even one no symbol uses: the loader
     // checks them all when it opens the file.
-    let mut required: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut required: BTreeMap<(String, String), (bool, Vec<String>, bool)> = BTreeMap::new();
     if let Some((mut needs, link)) = sections.gnu_verneed(endian, data).map_err(bad)? {
         let strings = sections.strings(endian, data, link).map_err(bad)?;
         while let Some((need, mut auxes)) = needs.next().map_err(bad)? {
             let file = text(need.file(endian, strings).map_err(bad)?);
             while let Some(aux) = auxes.next().map_err(bad)? {
-                required.entry((file.clone(), text(aux.name(endian, strings).map_err(bad)?))).or_default();
+                let weak = aux.vna_flags.get(endian).0 & elf::VER_FLG_WEAK.0 != 0;
+                let name = aux.name(endian, strings).map_err(bad)?;
+                let bad_hash = aux.vna_hash.get(endian) != elf_hash(name);
+                let entry = required.entry((file.clone(), text(name))).or_default();
+                entry.0 |= weak;
+                entry.2 |= bad_hash;
             }
         }
     }
+    let mut defined_versions = Vec::new();
+    if let Some((mut defs, link)) = sections.gnu_verdef(endian, data).map_err(bad)? {
+        let strings = sections.strings(endian, data, link).map_err(bad)?;
+        while let Some((def, mut auxes)) = defs.next().map_err(bad)? {
+            if def.vd_flags.get(endian).0 & elf::VER_FLG_BASE.0 != 0 {
+                continue;
+            }
+            if let Some(aux) = auxes.next().map_err(bad)? {
+                let name = aux.name(endian, strings).map_err(bad)?;
+                // A definition whose hash is not its name's matches no requirement.
+                if def.vd_hash.get(endian) == elf_hash(name) {
+                    defined_versions.push(text(name));
+                }
+            }
+        }
+    }
+    defined_versions.sort();
+    defined_versions.dedup();
     let symbols = sections.symbols(endian, data, elf::SHT_DYNSYM).map_err(bad)?;
     let versions = sections.versions(endian, data).map_err(bad)?;
     let mut exports_get_pjrt_api = false;
@@ -143,18 +188,47 @@ pub fn read(data: &[u8]) -> Result<ElfInfo> {
         let Some(versions) = &versions else { continue };
         let Some(version) = versions.version(versions.version_index(endian, index).index()).map_err(bad)? else { continue };
         if let Some(file) = version.file() {
-            required.entry((text(file), text(version.name()))).or_default().push(text(name));
+            required.entry((text(file), text(version.name()))).or_default().1.push(text(name));
         }
     }
     let requirements = required
         .into_iter()
-        .map(|((library, version), mut symbols)| {
+        .map(|((library, version), (weak, mut symbols, bad_hash))| {
             symbols.sort();
             symbols.dedup();
-            Requirement { library, version, symbols }
+            Requirement { library, version, weak, bad_hash, symbols }
         })
         .collect();
-    Ok(ElfInfo { arch, soname, needed, runpath, rpath, requirements, exports_get_pjrt_api })
+    let ident = &header.e_ident;
+    Ok(ElfInfo {
+        arch,
+        soname,
+        needed,
+        runpath,
+        rpath,
+        requirements,
+        exports_get_pjrt_api,
+        defined_versions,
+        os_abi: ident.os_abi.0,
+        abi_version: ident.abi_version,
+        no_dlopen: flags_1 & elf::DF_1_NOOPEN.0 != 0,
+        static_tls: (flags & elf::DF_STATIC_TLS.0 != 0).then(|| tls.unwrap_or(0)),
+    })
+}
+
+/// The System V ELF hash of a name, as `.gnu.version_r` / `.gnu.version_d`
+/// record it.
+pub fn elf_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0;
+    for &c in name {
+        h = (h << 4).wrapping_add(u32::from(c));
+        let g = h & 0xf000_0000;
+        if g != 0 {
+            h ^= g >> 24;
+        }
+        h &= !g;
+    }
+    h
 }
 
 /// The byte ranges the rewrite may touch, and every string the rest of the
@@ -329,4 +403,14 @@ pub fn set_search_path(data: &mut [u8], new: Option<&str>) -> Result<bool> {
         bail!("the rewrite did not give the intended dynamic section (RUNPATH {:?}, RPATH {:?})", after.runpath, after.rpath);
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn elf_hash_of_version_names() {
+        // The value glibc itself records for the x86_64 base version.
+        assert_eq!(super::elf_hash(b"GLIBC_2.2.5"), 0x0969_1a75);
+        assert_eq!(super::elf_hash(b""), 0);
+    }
 }

@@ -127,30 +127,48 @@ pub fn fetch_pinned(name: &str, version: &str, system: &str, platform: &Prebuilt
 
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     remove_abandoned_extractions(&parent);
-    let tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+    let tmp = extraction_dir(&parent)?;
     let extracted = wheel::extract(&wheel, &platform.library, tmp.path())?;
     let lib_sha = sha256_file(&extracted)?;
     std::fs::write(tmp.path().join(".library.sha256"), format!("{lib_sha}\n"))?;
-    // Rename the complete directory into place. When another process got
-    // there first its directory is kept if intact (ours is dropped); a
-    // damaged one is moved aside atomically (never deleted in place under
-    // a reader) and the rename tried again.
+    move_into_place(tmp, &dir, || extracted_library(&dir, lib_name).map(|found| found.is_some()))?;
+    Ok(lib)
+}
+
+/// A temporary directory in `parent` to extract into: `.extract-<pid>-*`,
+/// removed when dropped (on any error), and by a later run when this
+/// process died before (see [`remove_abandoned_extractions`]). Created
+/// 0777 less the umask, as any directory of a shared cache.
+pub(crate) fn extraction_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!(".extract-{}-", std::process::id()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))
+}
+
+/// Renames the complete directory `tmp` to `dir`. When another process got
+/// there first, its directory is kept if `intact` says so (ours is dropped);
+/// a damaged one is moved aside atomically (never deleted in place under a
+/// reader) and the rename tried again.
+pub(crate) fn move_into_place(tmp: tempfile::TempDir, dir: &Path, intact: impl Fn() -> Result<bool>) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
     for _ in 0..3 {
-        match std::fs::rename(tmp.path(), &dir) {
+        match std::fs::rename(tmp.path(), dir) {
             Ok(()) => {
                 let _ = tmp.keep();
-                return Ok(lib);
+                return Ok(());
             }
             Err(e) if dir.is_dir() => {
-                if let Ok(Some(lib)) = extracted_library(&dir, lib_name) {
-                    return Ok(lib);
+                if intact().unwrap_or(false) {
+                    return Ok(());
                 }
-                let aside = parent.join(format!(".stale-{}-{}", std::process::id(), lib_sha.get(..8).unwrap_or_default()));
-                match std::fs::rename(&dir, &aside) {
+                let aside = parent.join(format!(
+                    ".stale-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+                ));
+                match std::fs::rename(dir, &aside) {
                     Ok(()) => {
                         let _ = std::fs::remove_dir_all(&aside);
                     }
@@ -158,7 +176,7 @@ pub fn fetch_pinned(name: &str, version: &str, system: &str, platform: &Prebuilt
                     Err(_) => return Err(e).with_context(|| format!("cannot replace the damaged {}", dir.display())),
                 }
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot move the extracted plugin to {}", dir.display())),
+            Err(e) => return Err(e).with_context(|| format!("cannot move the extracted files to {}", dir.display())),
         }
     }
     bail!("{} keeps being replaced by another process; try again", dir.display())
@@ -167,7 +185,7 @@ pub fn fetch_pinned(name: &str, version: &str, system: &str, platform: &Prebuilt
 /// The library in the extracted directory `dir` when it is there and
 /// matches the sha256 recorded at extraction; None when it was never
 /// extracted; an error naming the damage otherwise.
-fn extracted_library(dir: &std::path::Path, lib_name: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn extracted_library(dir: &std::path::Path, lib_name: &str) -> Result<Option<PathBuf>> {
     let lib = dir.join(lib_name);
     let Ok(recorded) = std::fs::read_to_string(dir.join(".library.sha256")) else { return Ok(None) };
     if !lib.is_file() {
@@ -180,24 +198,22 @@ fn extracted_library(dir: &std::path::Path, lib_name: &str) -> Result<Option<Pat
     Ok(Some(lib))
 }
 
-/// Removes the temporary extraction directories of processes that died
-/// more than a day ago (a live one is never that old).
-fn remove_abandoned_extractions(parent: &std::path::Path) {
+/// Removes the temporary directories (`.extract-<pid>-*`, `.stale-<pid>-*`)
+/// of processes that are gone (a killed fetch leaves gigabytes behind), and
+/// any older than a day (a pid can be reused).
+pub(crate) fn remove_abandoned_extractions(parent: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(".extract-") || name.starts_with(".stale-")) {
-            continue;
-        }
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-        if old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600)) {
+        let Some(rest) = name.strip_prefix(".extract-").or_else(|| name.strip_prefix(".stale-")) else { continue };
+        if crate::fsutil::abandoned(&entry.path(), rest) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
 
-fn wheel_file_name(url: &str) -> Result<&str> {
+pub(crate) fn wheel_file_name(url: &str) -> Result<&str> {
     let name = url.rsplit('/').next().unwrap_or("");
     if wheel_tags(name).is_none() {
         bail!("`{url}` does not name a wheel file");

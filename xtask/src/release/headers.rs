@@ -19,6 +19,8 @@ use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository};
 use serde_json::{json, Value};
 
+use super::input::{Input, MAX_TEXT_BYTES};
+use super::input_tree::Kind;
 use crate::xla_headers::{parse_api_version, public_headers, ApiVersion, CORE_HEADER};
 
 /// Header files for an archive (paths relative to `include/`) and the
@@ -40,21 +42,25 @@ pub fn of_commit(repo: &Repository, commit: &str) -> Result<HeaderSet> {
     })
 }
 
-/// The `pjrt_c_api*.h` files of a directory, when its `pjrt_c_api.h`
-/// declares `want`.
-pub fn own(dir: &Path, want: ApiVersion) -> Result<Option<HeaderSet>> {
-    let core = std::fs::read_to_string(dir.join("pjrt_c_api.h")).with_context(|| format!("cannot read {}/pjrt_c_api.h", dir.display()))?;
-    match parse_api_version(&core) {
+/// The `pjrt_c_api*.h` files of the input's directory `dir`, when its
+/// `pjrt_c_api.h` declares `want`. Read without leaving the input (a header
+/// that is a link out of it, a FIFO, a huge file: refused, by name).
+pub fn own(input: &Input, dir: &Path, want: ApiVersion) -> Result<Option<HeaderSet>> {
+    let core = input.dir.read(&dir.join("pjrt_c_api.h"), MAX_TEXT_BYTES, "a header")?;
+    match parse_api_version(&String::from_utf8_lossy(&core)) {
         Ok(v) if v == want => {}
         _ => return Ok(None),
     }
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("pjrt_c_api") && name.ends_with(".h") && path.is_file() {
-            files.push((format!("xla/pjrt/c/{name}"), std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?));
+    for name in input.dir.list(dir)? {
+        if !(name.starts_with("pjrt_c_api") && name.ends_with(".h")) {
+            continue;
         }
+        let rel = dir.join(&name);
+        if input.dir.kind(&rel)? == Some(Kind::Dir) {
+            continue;
+        }
+        files.push((format!("xla/pjrt/c/{name}"), input.dir.read(&rel, MAX_TEXT_BYTES, "a header")?));
     }
     files.sort();
     Ok(Some(HeaderSet { files, info: json!({ "source": "plugin", "pjrt_api_version": want.to_string() }) }))

@@ -107,6 +107,16 @@ pub fn new_entries(current: &str, previous: Option<&str>) -> Vec<(String, String
     entries(current).into_iter().filter(|(_, e)| !known.contains(e)).collect()
 }
 
+/// Where an archive's plugin comes from.
+pub enum Made {
+    Source,
+    /// `package` and `version` come from version_info.json: untrusted text.
+    Wheel {
+        package: String,
+        version: String,
+    },
+}
+
 /// One archive, as the notes list it.
 pub struct ArchiveLine {
     pub file: String,
@@ -114,8 +124,39 @@ pub struct ArchiveLine {
     pub backend: String,
     pub system: String,
     pub api_version: String,
-    pub origin: String,
+    pub origin: Made,
     pub max_glibc: String,
+}
+
+/// `text` as plain text inside a Markdown table cell: every character that
+/// means something inline in (GitHub) Markdown or HTML is escaped, so no
+/// link, autolink, image, emphasis, code span, tag or cell break can be made
+/// of it; line breaks (which would end the table and start a heading)
+/// become spaces; it is cut at 100 characters.
+pub fn escape(text: &str) -> String {
+    // GitHub turns `https://x` and `www.x` into links by themselves.
+    let lower = text.to_ascii_lowercase();
+    let autolink = lower.contains("://") || lower.contains("www.") || lower.contains('@');
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 100 {
+            out.push('…');
+            break;
+        }
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '|' => out.push_str("&#124;"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => out.push(' '),
+            c if "\\`*_{}[]()!~".contains(c) || (autolink && ".:@".contains(c)) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The header diff paragraph: verdict first.
@@ -162,17 +203,33 @@ pub fn render(n: &Notes) -> String {
     let _ = writeln!(md, "| archive | backend | platform | PJRT API | plugin from | needs at most | sha256 |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for a in n.archives {
+        let origin = match &a.origin {
+            Made::Source => "XLA source".to_owned(),
+            Made::Wheel { package, version } => format!("wheel {} {}", escape(package), escape(version)),
+        };
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | {} | {} | {} | `{}` |",
-            a.file, a.backend, a.system, a.api_version, a.origin, a.max_glibc, a.sha256
+            "| `{}` | {} | {} | {} | {origin} | {} | `{}` |",
+            a.file,
+            escape(&a.backend),
+            escape(&a.system),
+            escape(&a.api_version),
+            escape(&a.max_glibc),
+            a.sha256
         );
     }
+    let _ = writeln!(
+        md,
+        "\nEach archive has a CycloneDX SBOM beside it (`<archive>.cdx.json`); `compat.json` describes every archive for \
+         bindings (PJRT API version and struct size, extensions, StableHLO versions, conformance, what it needs to load). \
+         `SHA256SUMS` lists every file, these notes included."
+    );
     let _ = writeln!(md, "\n## Check before use\n");
     let _ = writeln!(md, "```sh\nsha256sum -c SHA256SUMS");
     match &n.signed_by {
         Some(key) => {
-            let _ = writeln!(md, "minisign -Vm SHA256SUMS -P {key}");
+            let _ = writeln!(md, "minisign -Vm SHA256SUMS -P {key} | grep -Fx 'Trusted comment: pjrtpkgs {tag} SHA256SUMS'");
+            let _ = writeln!(md, "gh attestation verify <archive> --repo <owner>/pjrtpkgs   # build provenance");
         }
         None => {
             let _ = writeln!(md, "# this release is not signed");
@@ -221,6 +278,16 @@ pub fn render(n: &Notes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_text_makes_no_markdown() {
+        let hostile = "x](https://evil.example) | ![i](u)\n# H <script>`c`</script> *e* _u_ ~s~ 1. a\\b";
+        let e = escape(hostile);
+        assert!(!e.contains('\n') && !e.contains("](") && !e.contains('<') && !e.contains(" | ") && !e.contains("\n#"), "{e}");
+        assert_eq!(escape("jax-cuda12-pjrt 0.12.0.1"), "jax-cuda12-pjrt 0.12.0.1");
+        assert!(!escape("see https://evil.example").contains("https://"));
+        assert_eq!(escape(&"a".repeat(200)).chars().count(), 101);
+    }
 
     #[test]
     fn changelog_entries_since() {

@@ -19,6 +19,28 @@ pub fn signature_name(file: &str) -> String {
     format!("{file}.minisig")
 }
 
+/// The trusted comment signed with `SHA256SUMS`: it binds the signature to
+/// the release's tag (`release verify` refuses a release served under
+/// another one).
+pub fn trusted_comment(tag: &str) -> String {
+    format!("pjrtpkgs {tag} {}", super::sums::FILE)
+}
+
+/// The public half of `key`, refused unless it is pins.toml's
+/// `[release] minisign_public_key` (when one is pinned).
+pub fn check_pinned(key: &minisign::SecretKey, pinned: Option<&str>) -> Result<minisign::PublicKey> {
+    let public = minisign::PublicKey::from_secret_key(key).map_err(|e| anyhow!("{e}"))?;
+    if let Some(pinned) = pinned {
+        if public.to_base64() != pinned.trim() {
+            bail!(
+                "the signing key's public half ({}) is not pins.toml's [release] minisign_public_key ({pinned}): consumers could not verify the release",
+                public.to_base64()
+            );
+        }
+    }
+    Ok(public)
+}
+
 /// Loads a minisign secret key file: unencrypted, or encrypted with the
 /// password in `$PJRTPKGS_RELEASE_KEY_PASSWORD`.
 pub fn load_secret_key(path: &Path) -> Result<minisign::SecretKey> {
@@ -133,7 +155,7 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
             bail!("{} already exists; keys are never overwritten: pick another --name or move it away", f.display());
         }
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::fsutil::create_private_dirs(&dir)?;
     let pair = match std::env::var(PASSWORD_ENV) {
         Ok(password) => minisign::KeyPair::generate_encrypted_keypair(Some(password)),
         Err(_) => minisign::KeyPair::generate_unencrypted_keypair(),

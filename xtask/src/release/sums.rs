@@ -13,6 +13,30 @@ pub fn render(entries: &[(String, String)]) -> String {
     sorted.iter().map(|(name, sha)| format!("{sha}  {name}\n")).collect()
 }
 
+/// `(file name, hex sha256)` of every file of the release directory `dir`
+/// but `SHA256SUMS` and its signature, sorted: a release lists everything
+/// it publishes.
+pub fn of_directory(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    use anyhow::Context as _;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == FILE || name == format!("{FILE}.minisig") {
+            continue;
+        }
+        if !entry.file_type()?.is_file() {
+            bail!("{} is not a regular file: a release holds files only", entry.path().display());
+        }
+        let mut file = std::fs::File::open(entry.path()).with_context(|| format!("cannot read {}", entry.path().display()))?;
+        let mut hashing = crate::hashing::Hashing::new(std::io::sink());
+        std::io::copy(&mut file, &mut hashing).with_context(|| format!("cannot read {}", entry.path().display()))?;
+        out.push((name, hashing.finish().0.to_hex()));
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Parses a `SHA256SUMS` (`  ` or ` *` between hash and name). File names
 /// must be plain names: a listed path could reach outside the directory.
 pub fn parse(text: &str) -> Result<Vec<(String, String)>> {

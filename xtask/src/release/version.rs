@@ -110,6 +110,13 @@ pub fn epoch_seconds(rfc3339: &str) -> Result<i64> {
         - offset_minutes * 60)
 }
 
+/// `2026-02-21T06:36:47Z`: seconds since the epoch as an RFC 3339 UTC date.
+pub fn rfc3339_utc(seconds: i64) -> String {
+    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+    let s = seconds.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -161,6 +168,8 @@ mod tests {
         assert_eq!(epoch_seconds("1970-01-01T00:00:00Z").unwrap(), 0);
         // `date -d 2026-02-20T22:36:47-08:00 +%s`
         assert_eq!(epoch_seconds("2026-02-20T22:36:47-08:00").unwrap(), 1_771_655_807);
+        assert_eq!(rfc3339_utc(1_771_655_807), "2026-02-21T06:36:47Z");
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_513), (2026, 3, 1));
         assert_eq!(dev_date(Some("20260301")).unwrap(), "20260301");

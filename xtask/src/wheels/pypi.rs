@@ -32,6 +32,8 @@ pub struct File {
     /// Canonical `https://files.pythonhosted.org/packages/...` URL.
     pub url: String,
     pub sha256: String,
+    /// Bytes, as PyPI says (for messages only).
+    pub size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,8 @@ struct JsonFile {
     packagetype: String,
     #[serde(default)]
     yanked: bool,
+    #[serde(default)]
+    size: Option<u64>,
     digests: Digests,
 }
 
@@ -122,6 +126,22 @@ pub fn release(name: &str, version: Option<&str>) -> Result<Release> {
     wheels(&api, version, files)
 }
 
+/// Every release of `name` with its wheels (the project document's
+/// `releases`), in no particular order; None when PyPI has no such project.
+/// Releases whose version is not PEP 440 are left out (they cannot satisfy
+/// a requirement); so are yanked files, as in [`release`].
+pub fn releases(name: &str) -> Result<Option<Vec<Release>>> {
+    let api = format!("{}/pypi/{name}/json", base_url());
+    let Some(json) = get(&api)? else { return Ok(None) };
+    let mut out = Vec::new();
+    for (version, files) in json.releases {
+        if version.parse::<pep440_rs::Version>().is_ok() {
+            out.push(wheels(&api, version, files)?);
+        }
+    }
+    Ok(Some(out))
+}
+
 /// The usable wheels among `files` (of the document at `api`). A file name
 /// that is not a plain wheel file name is refused: it becomes a cache file
 /// name and part of the pinned URL.
@@ -142,7 +162,7 @@ fn wheels(api: &str, version: String, files: Vec<JsonFile>) -> Result<Release> {
         if url.rsplit('/').next() != Some(f.filename.as_str()) {
             bail!("refusing the answer of {api}: the URL of `{}` does not end with that file name: {url}", f.filename.escape_debug());
         }
-        wheels.push(File { filename: f.filename, url, sha256: sha256.to_ascii_lowercase() });
+        wheels.push(File { filename: f.filename, url, sha256: sha256.to_ascii_lowercase(), size: f.size });
     }
     Ok(Release { version, files: wheels })
 }

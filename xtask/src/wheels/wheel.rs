@@ -133,6 +133,12 @@ pub fn wheel_rank(file_name: &str, system: &str) -> Option<impl Ord> {
     Some((platform.0, python, platform.1, file_name.to_owned()))
 }
 
+/// A path inside a wheel: relative, no empty, `.` or `..` component, no
+/// backslash or NUL, and a file name at its end.
+pub fn is_member_path(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['\\', '\0']) && s.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255)
+}
+
 /// Whether a member of a wheel is a shared library.
 fn is_shared_library(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
@@ -230,6 +236,153 @@ pub fn extract(wheel: &Path, library: &str, dest: &Path) -> Result<PathBuf> {
     Ok(lib_path)
 }
 
+/// The METADATA of a wheel (`<name>-<version>.dist-info/METADATA`): what
+/// it requires (`Requires-Dist`) and its extras. At most 1 MiB is read.
+pub fn read_metadata(wheel: &Path) -> Result<String> {
+    let mut zip = open(wheel)?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter(|n| n.split('/').count() == 2 && n.ends_with("/METADATA") && n.split('/').next().is_some_and(|d| d.ends_with(".dist-info")))
+        .map(str::to_owned)
+        .collect();
+    let [name] = names.as_slice() else {
+        bail!("{} has {} `*.dist-info/METADATA` files, not one: not a valid wheel", wheel.display(), names.len());
+    };
+    let mut text = String::new();
+    zip.by_name(name)?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {name} from {} (it must be UTF-8)", wheel.display()))?;
+    Ok(text)
+}
+
+/// A file [`extract_tree`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractedFile {
+    /// Its path inside the tree, as in the wheel (`nvidia/cublas/lib/libcublas.so.12`).
+    pub path: String,
+    pub size: u64,
+    /// Lowercase hex, computed while writing.
+    pub sha256: String,
+    pub executable: bool,
+}
+
+/// Whether a member of a runtime wheel (an NVIDIA library wheel) belongs in
+/// the tree a plugin loads from: not the wheel's own `.dist-info`, headers
+/// (`include/`), static libraries (`.a`) or Python files: a loader needs
+/// none of them, and they are a tenth of the bytes.
+pub fn is_runtime_member(name: &str) -> bool {
+    let mut parts = name.split('/');
+    let first = parts.next().unwrap_or("");
+    let base = name.rsplit('/').next().unwrap_or(name);
+    !(first.ends_with(".dist-info")
+        || first.ends_with(".data")
+        || name.split('/').any(|c| c == "include" || c == "__pycache__")
+        || base.ends_with(".a")
+        || base.ends_with(".py")
+        || base.ends_with(".pyc")
+        || base.ends_with(".pyi")
+        || base == "py.typed")
+}
+
+/// The total uncompressed size of the members `keep` selects.
+pub fn kept_size(wheel: &Path, keep: &dyn Fn(&str) -> bool) -> Result<u64> {
+    let mut zip = open(wheel)?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i)?;
+        if !entry.is_dir() && keep(entry.name()) {
+            total = total.saturating_add(entry.size());
+        }
+    }
+    Ok(total)
+}
+
+/// Extracts the members of `wheel` that `keep` selects into `dest`, at
+/// their paths in the wheel, as pip lays them out. `laid` holds what earlier
+/// wheels wrote there: a member at a path already written must have the
+/// same content (NVIDIA's wheels share directories), anything else is an
+/// error. The executable bit comes from the member's Unix mode.
+///
+/// Refused, before anything is written: a member whose path is absolute,
+/// holds `..`, `.`, an empty component, a backslash or NUL; a symbolic link
+/// (a wheel has none: a link could point the extraction anywhere); a name
+/// listed twice. A member that inflates to more or fewer bytes than it
+/// declares, or fails its CRC, stops the extraction.
+pub fn extract_tree(
+    wheel: &Path,
+    dest: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    laid: &mut std::collections::BTreeMap<String, ExtractedFile>,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut zip = open(wheel)?;
+    let shown = wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Every name is checked before the first byte is written.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut members = Vec::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i)?;
+        let Ok(name) = std::str::from_utf8(entry.name_raw()) else {
+            bail!("{shown} holds a member whose name is not UTF-8: refusing the wheel");
+        };
+        let path = name.strip_suffix('/').unwrap_or(name);
+        if !is_member_path(path) {
+            bail!("{shown} holds the member `{}`, whose path is not a plain relative path: refusing the wheel", name.escape_debug());
+        }
+        if entry.is_symlink() {
+            bail!("{shown} holds the symbolic link `{}`: wheels hold files, refusing the wheel", name.escape_debug());
+        }
+        if !seen.insert(path.to_owned()) {
+            bail!("{shown} lists the member `{}` twice: refusing the wheel", name.escape_debug());
+        }
+        if !entry.is_dir() && keep(path) {
+            members.push((i, path.to_owned(), entry.size(), entry.unix_mode().is_some_and(|m| m & 0o100 != 0)));
+        }
+    }
+    let total = members.iter().map(|m| m.2).sum();
+    let bar = crate::progress::bytes_bar(format!("extracting {shown}"), Some(total));
+    for (i, path, size, executable) in members {
+        let out_path = dest.join(&path);
+        if let Some(parent) = out_path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut entry = zip.by_index(i)?;
+        let earlier = laid.get(&path).cloned();
+        // A path an earlier wheel wrote is hashed, never overwritten.
+        let target: Box<dyn std::io::Write> = match &earlier {
+            Some(_) => Box::new(std::io::sink()),
+            None => Box::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(if executable { 0o777 } else { 0o666 })
+                    .open(&out_path)
+                    .with_context(|| format!("cannot create {}", out_path.display()))?,
+            ),
+        };
+        let mut out = crate::hashing::Hashing::new(target);
+        let written = std::io::copy(&mut (&mut entry).take(size.saturating_add(1)), &mut out)
+            .with_context(|| format!("cannot extract {path} from {shown}"))?;
+        bar.inc(written);
+        if written != size {
+            bail!("{path} in {shown} inflates to {written} bytes but declares {size}: the wheel is damaged or hostile");
+        }
+        let sha256 = out.finish().0.to_hex();
+        match earlier {
+            Some(e) if e.sha256 != sha256 => {
+                bail!("{path} is in two runtime wheels with different contents ({shown} and an earlier one): they cannot share one tree")
+            }
+            Some(_) => {}
+            None => {
+                laid.insert(path.clone(), ExtractedFile { path, size, sha256, executable });
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +407,99 @@ mod tests {
             assert!(stream_contains(&mut Trickle(&data), needle).unwrap(), "trickled, at {at}");
             data[at] = b'X';
             assert!(!stream_contains(&mut &data[..], needle).unwrap(), "none, at {at}");
+        }
+    }
+
+    /// A wheel (zip) holding `files` (name, contents, Unix mode), and
+    /// `symlinks` (name, target).
+    fn make_wheel(dir: &Path, name: &str, files: &[(&str, &[u8], u32)], symlinks: &[(&str, &str)]) -> PathBuf {
+        use std::io::Write;
+        let path = dir.join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, data, mode) in files {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        for (name, target) in symlinks {
+            zip.add_symlink(*name, *target, zip::write::SimpleFileOptions::default()).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p).into_iter().map(|f| format!("{}/{f}", e.file_name().to_string_lossy())));
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// What a hostile or broken wheel can try: escape the tree, plant a
+    /// link, list a name twice, clash with another wheel. Each is refused
+    /// before anything is written (or, for a clash, before it is
+    /// overwritten), and nothing lands outside `dest`.
+    #[test]
+    fn hostile_wheels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("tree");
+        std::fs::create_dir(&dest).unwrap();
+        let keep: &dyn Fn(&str) -> bool = &is_runtime_member;
+        let good = b"library bytes".as_slice();
+        for (case, files, links, why) in [
+            ("dotdot", vec![("nvidia/lib/ok.so", good, 0o644), ("nvidia/../../evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("absolute", vec![("/tmp/evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("backslash", vec![("nvidia\\..\\..\\evil.so", good, 0o644)], vec![], "not a plain relative path"),
+            ("symlink", vec![("nvidia/lib/ok.so", good, 0o644)], vec![("nvidia/lib/libcuda.so.1", "/etc/passwd")], "symbolic link"),
+        ] {
+            let wheel = make_wheel(dir.path(), &format!("{case}.whl"), &files, &links);
+            let err = extract_tree(&wheel, &dest, keep, &mut Default::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{case}: {err:#}");
+            assert!(files_under(&dest).is_empty(), "{case} wrote {:?}", files_under(&dest));
+        }
+        assert!(!dir.path().join("evil.so").exists());
+
+        // Two wheels sharing a path: the same bytes are fine, others refused.
+        let mut laid = Default::default();
+        let a =
+            make_wheel(dir.path(), "a.whl", &[("nvidia/cu13/lib/liba.so.13", good, 0o644), ("nvidia/cu13/bin/ptxas", b"elf", 0o755)], &[]);
+        extract_tree(&a, &dest, keep, &mut laid).unwrap();
+        let same = make_wheel(dir.path(), "same.whl", &[("nvidia/cu13/lib/liba.so.13", good, 0o644)], &[]);
+        extract_tree(&same, &dest, keep, &mut laid).unwrap();
+        let clash = make_wheel(dir.path(), "clash.whl", &[("nvidia/cu13/lib/liba.so.13", b"other bytes", 0o644)], &[]);
+        let err = extract_tree(&clash, &dest, keep, &mut laid).unwrap_err();
+        assert!(format!("{err:#}").contains("different contents"), "{err:#}");
+        assert_eq!(std::fs::read(dest.join("nvidia/cu13/lib/liba.so.13")).unwrap(), good);
+        // The executable bit follows the member's mode.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(dest.join(p)).unwrap().permissions().mode();
+        assert_ne!(mode("nvidia/cu13/bin/ptxas") & 0o100, 0);
+        assert_eq!(mode("nvidia/cu13/lib/liba.so.13") & 0o111, 0);
+        assert_eq!(laid.len(), 2);
+    }
+
+    /// Headers, static libraries, Python files and the wheel's own metadata
+    /// stay out of a runtime tree.
+    #[test]
+    fn runtime_members() {
+        for kept in ["nvidia/cublas/lib/libcublas.so.12", "nvidia/cuda_nvcc/bin/ptxas", "nvidia/cu13/nvvm/libdevice/libdevice.10.bc"] {
+            assert!(is_runtime_member(kept), "{kept}");
+        }
+        for left in [
+            "nvidia/cu13/include/cuda.h",
+            "nvidia/cuda_runtime/lib/libcudart_static.a",
+            "nvidia/__init__.py",
+            "nvidia_cublas-13.0.dist-info/RECORD",
+            "nvidia/cublas/__pycache__/x.pyc",
+        ] {
+            assert!(!is_runtime_member(left), "{left}");
         }
     }
 

@@ -52,6 +52,7 @@ pub fn require_command(cmd: &str) -> bool {
         "clang" => "Debian's clang",
         "cc" => "Debian's gcc",
         "readelf" => "Debian's binutils",
+        "zizmor" => ".ci/python-tools.txt, which .ci/run installs in a virtual environment",
         _ => "the Debian package of that name",
     };
     require(&format!("`{cmd}` (from {source})"), have_command(cmd))

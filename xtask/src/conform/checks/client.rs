@@ -51,7 +51,10 @@ fn create(ctx: &mut Ctx) -> Outcome {
     ctx.plugin()?;
     ctx.initialize()?;
     ctx.gate_api("PJRT_Client_Create", std::mem::offset_of!(PJRT_Api, PJRT_Client_Create))?;
-    ctx.create_client().map_err(CheckError::Fail)?;
+    // No client: why, as `doctor` finds it, before the plugin's words (once,
+    // here: the checks that need a client only SKIP).
+    ctx.create_client()
+        .map_err(|e| CheckError::Fail(crate::plugin::diagnosis::explain_failure(&ctx.path, None, ctx.backend.as_deref(), &e)))?;
     let options: Vec<String> = ctx.options.iter().map(|o| o.to_string()).collect();
     Ok(if options.is_empty() { "no options".into() } else { format!("options: {}", options.join(", ")) })
 }

@@ -224,7 +224,9 @@ macro_rules! profiler_call {
                 let args = $args;
                 profiler_error(
                     api,
-                    pjrt_sys::in_flight::in_plugin(concat!("PLUGIN_Profiler_Api.", stringify!($member)), || unsafe { f(args) }),
+                    pjrt_sys::in_flight::in_plugin(concat!("PLUGIN_Profiler_Api.", stringify!($member)), || unsafe {
+                        pjrt_sys::no_unwind::call(f, args)
+                    }),
                     concat!("PLUGIN_Profiler_Api.", stringify!($member)),
                 )
             }
