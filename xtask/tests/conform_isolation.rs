@@ -326,8 +326,14 @@ fn an_accelerator_never_has_clients_in_two_processes_at_once() {
     let Some(dir) = cc() else { return };
     for gpu in [true, false] {
         let log = dir.path().join(format!("clients-{gpu}.log"));
-        let fake =
-            Fake { members: vec![(offset_of!(PJRT_Api, PJRT_Client_Create), client_logger(&log))], gpu_extension: gpu, ..Fake::new(81) };
+        // Destroying a client takes 300 ms, so a process that made one is
+        // still alive when a lane beside it makes its own (otherwise whether
+        // the CPU control shows an overlap depends on scheduling).
+        let members = vec![
+            (offset_of!(PJRT_Api, PJRT_Client_Create), client_logger(&log)),
+            (offset_of!(PJRT_Api, PJRT_Client_Destroy), Behaviour::C("{ usleep(300000); return NULL; }")),
+        ];
+        let fake = Fake { members, gpu_extension: gpu, ..Fake::new(81) };
         let plugin = fake.build(dir.path(), &format!("accelerator_{gpu}"));
         let run = conform(&plugin, &["--jobs", "2"]);
         assert_complete(&run.json);
