@@ -99,7 +99,7 @@ pub struct Args {
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
     /// At most N processes side by side, each a lane of checks (default:
-    /// the number of CPUs; 1 for GPU and TPU plugins).
+    /// the number of CPUs, at least 3; 1 for GPU and TPU plugins).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Start every process afresh, each loading the plugin, instead of
@@ -294,7 +294,12 @@ pub fn conform(label: &str, path: &Path, backend: Option<&str>, settings: &Setti
     // lane) say it is one: the gate stops the other lanes, whose checks then
     // run after the lead.
     let accelerator = backend.is_some_and(|b| b != "cpu");
-    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
+    // At least three by default: the third lane holds the checks plugins
+    // crash in, and mostly waits on the plugin's own crash handler (abseil
+    // symbolizing its stack trace: some 17,000 small reads of the plugin
+    // file on fastatomstruct's CHECK failure), not on a CPU.
+    let default_jobs = || std::thread::available_parallelism().map_or(1, |n| n.get()).max(3);
+    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(default_jobs) }.max(1);
     let plan = lanes::plan(&groups, jobs);
     let found_accelerator = |info: &[serde_json::Value]| {
         info.iter()
