@@ -30,6 +30,8 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "load average before: $(load)"
 for p in "${plugins[@]}"; do
   lib=$("$xtask" prebuilt fetch "$p" 2>/dev/null | tail -n1)   # fetch + verify outside the timing
   echo
@@ -52,4 +54,5 @@ a, b = r["xtask conform"], r["pypjrt.conform"]
 print(f"  wall time, median of {len(a['times'])}: xtask conform {a['median']:.3f} s, "
       f"pypjrt.conform {b['median']:.3f} s, ratio {a['median'] / b['median']:.2f}")
 EOF
+  echo "  load average after: $(load)"
 done

@@ -3,11 +3,12 @@
 //! pinned plugin that runs here; `--history`: the table of the PJRT C API's
 //! history that makes the suite version-aware.
 //!
-//! The parent process never loads the plugin. Each group of checks runs in
-//! a child process (this executable in `--child GROUP` mode) that reports
-//! each check as it begins and ends; when a child crashes or hangs, the
-//! check it was in fails with the signal's name and a new child resumes the
-//! group after it. The report always completes.
+//! The parent process never loads the plugin. The checks run in child
+//! processes (forked from one load of the plugin, see `zygote`, or this
+//! executable in `--child CHECKS` mode), dealt into lanes (see `lanes`),
+//! each reporting its checks as they begin and end; when a child crashes or
+//! hangs, the check it was in fails with the signal's name and a new child
+//! resumes after it. The report always completes.
 
 // PJRT constants keep their C names, as the header spells them.
 #![allow(non_upper_case_globals)]
@@ -15,25 +16,26 @@
 pub(crate) mod checks;
 pub(crate) mod harness;
 mod history;
+mod lanes;
 mod matrix;
 mod report;
+mod together;
+mod worker;
+mod zygote;
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use pjrt_sys::history as api_history;
 use pjrt_sys::loader::BINDINGS_VERSION;
-use pjrt_sys::{PJRT_Client_PlatformName_Args, PJRT_Plugin_Attributes_Args};
-use serde::Serialize;
 
 use crate::plugin::child;
 use crate::plugin::client_options::{self, ClientOption};
 use crate::xla_repo::XlaRepoArg;
-use harness::{CheckError, Ctx, Status};
+use harness::Ctx;
 use report::{CheckResult, Report};
 
 pub use history::{recorded_tip, TABLE_PATH as HISTORY_TABLE_PATH};
@@ -54,7 +56,7 @@ errors (each must be a PJRT_Error with a code, never a crash), the extension cha
 entry points.\n\n\
 Version-aware: every PJRT call goes through a gate that knows, from XLA's history \
 (crates/pjrt-sys/src/history_table.rs), which PJRT version introduced it; a member past the plugin's \
-struct_size is UNSUPPORTED and never called. Each group of checks runs in a child process: a check that \
+struct_size is UNSUPPORTED and never called. The checks run in child processes: a check that \
 crashes or hangs the plugin FAILs with the signal's name and the report still completes.\n\n\
 Results: PASS, FAIL, UNSUPPORTED (the plugin does not offer it), SKIP (a prerequisite is missing), each \
 with a reason.\n\n\
@@ -72,7 +74,7 @@ Exit status: 0 no check failed (with --baseline: no check fails that did not fai
 )]
 pub struct Args {
     /// Path to a plugin `.so`, or the name of a pinned prebuilt plugin.
-    #[arg(value_name = "PLUGIN", required_unless_present_any = ["matrix", "history"])]
+    #[arg(value_name = "PLUGIN", required_unless_present_any = ["matrix", "history", "together"])]
     pub plugin: Option<String>,
     /// Print the JSON report on stdout (schema in docs/conform.md).
     #[arg(long)]
@@ -89,17 +91,22 @@ pub struct Args {
     /// Print every check, not only those that did not pass.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Seconds a group of checks may run before its process is killed (the
-    /// check it was in fails).
+    /// Seconds a process of checks may run before it is killed (the check
+    /// it was in fails, the others go on).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
     /// Nix system of a prebuilt plugin to fetch (default: this machine's).
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// Groups of checks run side by side, each in its own process (default:
-    /// the number of CPUs; always 1 for GPU and TPU plugins).
+    /// At most N processes side by side, each a lane of checks (default:
+    /// the number of CPUs, at least 3; 1 for GPU and TPU plugins).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Start every process afresh, each loading the plugin, instead of
+    /// forking them from one load (for a plugin that misbehaves when its
+    /// process is forked after loading it).
+    #[arg(long)]
+    pub no_fork: bool,
     /// Run every pinned plugin that runs here; write docs/compat-matrix.md.
     #[arg(long, conflicts_with_all = ["plugin", "baseline", "json"])]
     pub matrix: bool,
@@ -115,18 +122,40 @@ pub struct Args {
     pub check: bool,
     #[command(flatten)]
     pub xla_repo: XlaRepoArg,
-    /// Child mode: run the checks of GROUP on PLUGIN (a path) in this process.
-    #[arg(long, value_name = "GROUP", hide = true)]
+    /// Load these plugins (paths or pinned names) into one process, a client
+    /// and a computation on each; report crashes, symbol interposition and
+    /// platform-name collisions.
+    #[arg(long, value_name = "PLUGIN", num_args = 2.., conflicts_with_all = ["plugin", "matrix", "history", "baseline"])]
+    pub together: Vec<String>,
+    /// With --together: the flags dlopen gets (local: RTLD_NOW|RTLD_LOCAL, what a binding should use).
+    #[arg(long, value_enum, default_value_t = together::Dlopen::Local)]
+    pub dlopen: together::Dlopen,
+    /// Child mode of --together.
+    #[arg(long, hide = true)]
+    pub together_child: bool,
+    /// Child mode of --together: each plugin's pinned backend ("-": none).
+    #[arg(long, hide = true)]
+    pub together_backend: Vec<String>,
+    /// Child mode: run these checks (comma-separated group names and check
+    /// ids, in order) on PLUGIN (a path) in this process.
+    #[arg(long, value_name = "CHECKS", hide = true)]
     pub child: Option<String>,
-    /// Child mode: skip the group's checks up to and including this one.
-    #[arg(long, value_name = "ID", hide = true)]
-    pub resume_after: Option<String>,
+    /// Fork-server mode: load PLUGIN, then fork a worker for each order
+    /// written in --orders (see conform/zygote.rs).
+    #[arg(long, hide = true)]
+    pub zygote: bool,
+    /// Fork-server mode: the directory the orders are written in.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub orders: Option<PathBuf>,
     /// Child mode: the pinned backend of the plugin (cuda12, cpu...).
     #[arg(long, hide = true)]
     pub backend: Option<String>,
     /// Child mode: where to write events.
     #[arg(long, hide = true)]
     pub events: Option<PathBuf>,
+    /// Child mode: the file that records the PJRT call in flight.
+    #[arg(long, hide = true)]
+    pub in_flight: Option<PathBuf>,
     /// Child mode: WHAT=REASON, a prerequisite ("plugin", "client") whose
     /// making crashed an earlier child: checks that need it skip.
     #[arg(long, hide = true, value_parser = parse_broken)]
@@ -147,14 +176,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.matrix {
         return matrix::run(args.timeout, args.jobs, args.check);
     }
+    if args.together_child {
+        if let Some(path) = &args.in_flight {
+            pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
+        }
+        let mut events = child::Events::open(args.events.as_deref())?;
+        let paths: Vec<PathBuf> = args.together.iter().map(PathBuf::from).collect();
+        together::run_child(&paths, &args.together_backend, args.dlopen, &args.client_options, &mut events)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.together.is_empty() {
+        let mut plugins = Vec::new();
+        for name in &args.together {
+            let (path, backend) = crate::plugin::locate::resolve(name, args.system.as_deref())?;
+            plugins.push((name.clone(), path, backend));
+        }
+        let report = together::run(&plugins, args.dlopen, &args.client_options, Duration::from_secs(args.timeout))?;
+        if args.json {
+            crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        } else {
+            crate::output::emit(&report.to_text())?;
+        }
+        return Ok(if report.troubled() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS });
+    }
     let plugin = args.plugin.clone().expect("clap requires PLUGIN without --matrix/--history");
+    if args.zygote {
+        let orders = args.orders.as_deref().context("--zygote needs --orders")?;
+        if let Some(path) = &args.in_flight {
+            pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
+        }
+        return zygote::serve(Path::new(&plugin), args.backend.clone(), orders, child::Events::open(args.events.as_deref())?);
+    }
     if let Some(group) = &args.child {
         return run_child(group, &args);
     }
     let baseline = args.baseline.as_deref().map(report::Baseline::read).transpose()?;
     let (path, backend) = crate::plugin::locate::resolve(&plugin, args.system.as_deref())?;
     let progress = !args.json;
-    let report = conform(&plugin, &path, backend.as_deref(), &args.client_options, Duration::from_secs(args.timeout), args.jobs, progress)?;
+    let settings = Settings {
+        client_options: &args.client_options,
+        timeout: Duration::from_secs(args.timeout),
+        jobs: args.jobs,
+        fork: !args.no_fork,
+        progress,
+    };
+    let report = conform(&plugin, &path, backend.as_deref(), &settings)?;
     let changes = baseline.as_ref().map(|b| report::compare(b, &report));
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -176,20 +242,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(changes) => !changes.regressions.is_empty(),
         None => report.failed(),
     };
-    Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else if report.harness_failed() {
+        // The harness broke somewhere (ERROR): say so with the error status,
+        // the report printed all the same.
+        ExitCode::from(crate::output::EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-/// Runs every group of checks on the plugin at `path`, each in child
-/// processes, and assembles the report.
-pub fn conform(
-    label: &str,
-    path: &Path,
-    backend: Option<&str>,
-    options: &[ClientOption],
-    timeout: Duration,
-    jobs: Option<usize>,
-    progress: bool,
-) -> Result<Report> {
+/// How a run goes, besides the plugin.
+pub struct Settings<'a> {
+    pub client_options: &'a [ClientOption],
+    /// The time limit of each process.
+    pub timeout: Duration,
+    /// At most this many processes side by side (None: one per CPU).
+    pub jobs: Option<usize>,
+    /// Fork the processes from one load of the plugin (see `zygote`).
+    pub fork: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Runs every check on the plugin at `path`, in child processes, and
+/// assembles the report.
+pub fn conform(label: &str, path: &Path, backend: Option<&str>, settings: &Settings) -> Result<Report> {
+    let Settings { client_options: options, timeout, jobs, fork, progress } = *settings;
     let start = Instant::now();
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -209,254 +289,105 @@ pub fn conform(
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} conform {pos}/{len} {wide_msg}").expect("valid template"));
     let groups: Vec<(&'static str, Vec<String>)> =
         groups.iter().map(|g| (g.name, g.checks.iter().map(|c| c.id.clone()).collect())).collect();
-    // The API and client groups first, alone: they say what the plugin is
-    // and make its first client; a crash there is not repeated by the
-    // groups that follow (they are told what is broken).
-    let (serial, rest) = groups.split_at(2);
-    for (name, ids) in serial {
-        let run = run_group(path, name, ids, backend, options, timeout, &report.broken, &bar)?;
-        run.merge_into(&mut report);
-    }
-    // An accelerator plugin takes its device once per client: one group at
-    // a time. A CPU plugin's groups run side by side.
-    let accelerator = backend.is_some_and(|b| b != "cpu")
-        || report.extensions.iter().any(|e| matches!(e.name.as_deref(), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")));
-    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) }.max(1);
-    let broken = report.broken.clone();
-    let queue = std::sync::Mutex::new((0..rest.len()).collect::<std::collections::VecDeque<usize>>());
-    let done: std::sync::Mutex<Vec<Option<Result<GroupRun>>>> = std::sync::Mutex::new((0..rest.len()).map(|_| None).collect());
+    // An accelerator plugin takes its device once per client: one process
+    // at a time. So does a plugin whose extensions (reported by the lead
+    // lane) say it is one: the gate stops the other lanes, whose checks then
+    // run after the lead.
+    let accelerator = backend.is_some_and(|b| b != "cpu");
+    // At least three by default: the third lane holds the checks plugins
+    // crash in, and mostly waits on the plugin's own crash handler (abseil
+    // symbolizing its stack trace: some 17,000 small reads of the plugin
+    // file on fastatomstruct's CHECK failure), not on a CPU.
+    let default_jobs = || std::thread::available_parallelism().map_or(1, |n| n.get()).max(3);
+    let jobs = if accelerator { 1 } else { jobs.unwrap_or_else(default_jobs) }.max(1);
+    let plan = lanes::plan(&groups, jobs);
+    let found_accelerator = |info: &[serde_json::Value]| {
+        info.iter()
+            .filter_map(|i| i.get("extensions")?.as_array())
+            .flatten()
+            .any(|e| matches!(e.get("name").and_then(|n| n.as_str()), Some("Gpu_Custom_Call" | "TpuTopology" | "TpuExecutable")))
+    };
+    // One load of the plugin, forked for every process, where it allows. A
+    // load that crashes or hangs is api.load's failure, and not tried again.
+    let mut plan = plan;
+    let mut preset: Option<lanes::LaneRun> = None;
+    let started = if fork { zygote::Zygote::start(path, backend, options, timeout)? } else { zygote::Started::Declined };
+    let zygote = match started {
+        zygote::Started::Serving(z) => Some(z),
+        zygote::Started::Declined => None,
+        zygote::Started::DiedLoading(ending, record) => {
+            preset = Some(lanes::died_loading(ending, &record));
+            plan[0].retain(|id| id != "api.load");
+            None
+        }
+    };
+    let initial_broken = preset.as_ref().map(|p| p.broken.clone()).unwrap_or_default();
+    let setup = lanes::Setup { path, backend, options, timeout, bar: &bar, accelerator: &found_accelerator, zygote: zygote.as_ref() };
+    let gate = lanes::Gate::default();
+    let done: std::sync::Mutex<Vec<Option<Result<lanes::LaneRun>>>> = std::sync::Mutex::new((0..plan.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(rest.len()) {
-            scope.spawn(|| loop {
-                let Some(index) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
-                let (name, ids) = &rest[index];
-                let run = run_group(path, name, ids, backend, options, timeout, &broken, &bar);
+        for (index, ids) in plan.iter().enumerate() {
+            let role = match (index, plan.len()) {
+                (_, 1) => lanes::Role::Alone,
+                (0, _) => lanes::Role::Lead(&gate),
+                _ => lanes::Role::Gated(&gate),
+            };
+            let (done, setup, gate, initial_broken) = (&done, &setup, &gate, &initial_broken);
+            scope.spawn(move || {
+                let run = lanes::run_lane(setup, ids, role, initial_broken);
+                // Whatever happened to the lead, the others are not left waiting.
+                if matches!(role, lanes::Role::Lead(_)) {
+                    gate.open(lanes::Word::Stop);
+                }
                 done.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(run);
             });
         }
     });
+    let mut runs: Vec<lanes::LaneRun> = preset.into_iter().collect();
     for run in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        run.expect("every group ran")?.merge_into(&mut report);
+        runs.push(run.expect("every lane ran")?);
     }
+    // The checks of stopped lanes, after the lead, in one process.
+    let broken: BTreeMap<String, String> = runs.iter().flat_map(|r| r.broken.clone()).collect();
+    let unreported: BTreeSet<String> = runs.iter().flat_map(|r| r.unreported.iter().cloned()).collect();
+    if !unreported.is_empty() {
+        let ids: Vec<String> = lanes::plan(&groups, 1).remove(0).into_iter().filter(|id| unreported.contains(id)).collect();
+        runs.push(lanes::run_lane(&setup, &ids, lanes::Role::Alone, &broken)?);
+    }
+    // Back in the order of the groups.
+    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
+    for run in runs {
+        for info in &run.info {
+            report.absorb_info(info);
+        }
+        results.extend(run.results.into_iter().map(|r| (r.id.clone(), r)));
+        report.crashed.extend(run.crashed);
+        report.broken.extend(run.broken);
+        report.processes.started += run.processes.started;
+        report.processes.forked += run.processes.forked;
+    }
+    // The fork server, serving or not.
+    report.processes.started += usize::from(fork);
+    let order: Vec<&String> = groups.iter().flat_map(|(_, ids)| ids.iter()).collect();
+    report.crashed.sort_by_key(|id| order.iter().position(|o| *o == id));
+    report.checks.extend(groups.iter().flat_map(|(_, ids)| ids.iter()).filter_map(|id| results.remove(id)));
     bar.finish_and_clear();
     report.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     report.count();
     Ok(report)
 }
 
-/// What the children of one group reported.
-struct GroupRun {
-    results: Vec<CheckResult>,
-    info: Vec<serde_json::Value>,
-    crashed: Vec<String>,
-    broken: BTreeMap<String, String>,
-}
-
-impl GroupRun {
-    fn merge_into(self, report: &mut Report) {
-        for info in &self.info {
-            report.absorb_info(info);
-        }
-        report.checks.extend(self.results);
-        report.crashed.extend(self.crashed);
-        report.broken.extend(self.broken);
+/// Child mode: runs the checks named in `checks` here, emitting events.
+fn run_child(checks: &str, args: &Args) -> Result<ExitCode> {
+    if let Some(path) = &args.in_flight {
+        pjrt_sys::in_flight::install(path).with_context(|| format!("cannot map the in-flight record {}", path.display()))?;
     }
-}
-
-/// One event of a child.
-#[derive(Debug, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum Event<'a> {
-    Begin { id: &'a str },
-    Result { id: &'a str, status: Status, detail: &'a str, since: Option<String> },
-    Info { info: serde_json::Value },
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_group(
-    path: &Path,
-    group: &str,
-    ids: &[String],
-    backend: Option<&str>,
-    options: &[ClientOption],
-    timeout: Duration,
-    broken: &BTreeMap<String, String>,
-    bar: &indicatif::ProgressBar,
-) -> Result<GroupRun> {
-    let mut run = GroupRun { results: Vec::new(), info: Vec::new(), crashed: Vec::new(), broken: broken.clone() };
-    let mut results: BTreeMap<String, CheckResult> = BTreeMap::new();
-    let mut resume_after: Option<String> = None;
-    while results.len() < ids.len() {
-        let mut argv: Vec<OsString> = vec!["--child".into(), group.into()];
-        if let Some(id) = &resume_after {
-            argv.extend(["--resume-after".into(), id.into()]);
-        }
-        if let Some(backend) = backend {
-            argv.extend(["--backend".into(), backend.into()]);
-        }
-        for o in options {
-            argv.extend(["--client-option".into(), format!("{}:{}={}", o.name, o.type_name, o.value).into()]);
-        }
-        for (what, reason) in run.broken.iter() {
-            argv.extend(["--broken".into(), format!("{what}={reason}").into()]);
-        }
-        argv.push("--".into());
-        argv.push(path.into());
-        let mut begun: Option<String> = None;
-        let mut making: Option<String> = None;
-        let info = &mut run.info;
-        let ending = child::run("conform", &argv, backend, timeout, |event| match event.get("event").and_then(|e| e.as_str()) {
-            Some("begin") => {
-                let id = event["id"].as_str().unwrap_or_default().to_string();
-                bar.set_message(id.clone());
-                begun = Some(id);
-            }
-            Some("result") => {
-                if let Some(result) = serde_json::from_value::<CheckResult>(event.clone()).ok().filter(|r| ids.contains(&r.id)) {
-                    bar.inc(1);
-                    begun = None;
-                    results.insert(result.id.clone(), result);
-                }
-            }
-            Some("info") => info.push(event["info"].clone()),
-            Some("making") => making = event["what"].as_str().map(str::to_string),
-            Some("made") => making = None,
-            _ => {}
-        })?;
-        if results.len() == ids.len() {
-            break;
-        }
-        // The child ended before its last check: blame the check it was in,
-        // or the first one it never reached, and resume after it.
-        let (culprit, detail) = match begun {
-            Some(id) => (id, format!("the plugin {} during this check", ending.describe())),
-            None => match ids.iter().find(|id| !results.contains_key(*id)) {
-                Some(first) => (first.clone(), format!("the check's process {} before the check began (see stderr)", ending.describe())),
-                None => break,
-            },
-        };
-        // A crash while making the plugin or the client would repeat in
-        // every check that needs it: later children are told to skip them.
-        if let Some(what) = making {
-            run.broken.insert(what.clone(), format!("making the {what} {} (in {culprit})", ending.describe()));
-        }
-        run.crashed.push(culprit.clone());
-        bar.inc(1);
-        results.insert(culprit.clone(), CheckResult { id: culprit.clone(), status: Status::Fail, detail, since: None });
-        resume_after = Some(culprit);
-    }
-    // A plugin that does not load, a client that is not created: the
-    // groups that follow are told, instead of trying again.
-    for (id, what) in [("api.load", "plugin"), ("client.create", "client")] {
-        if let Some(r) = results.get(id).filter(|r| r.status == Status::Fail) {
-            run.broken.entry(what.to_string()).or_insert_with(|| format!("{id} failed: {}", r.detail));
-        }
-    }
-    run.results = ids.iter().filter_map(|id| results.remove(id)).collect();
-    Ok(run)
-}
-
-/// Child mode: runs the checks of one group here, emitting events.
-fn run_child(group: &str, args: &Args) -> Result<ExitCode> {
     let path = PathBuf::from(args.plugin.as_deref().expect("child mode has a plugin"));
     let events = child::Events::open(args.events.as_deref())?;
-    let Some(group) = checks::groups().into_iter().find(|g| g.name == group) else {
-        bail!("no check group named {group}");
-    };
     let mut ctx = Ctx::new(path, args.backend.clone(), args.client_options.clone(), events);
     for (what, reason) in &args.broken {
         ctx.mark_broken(what, reason);
     }
-    let mut skipping = args.resume_after.is_some();
-    for check in &group.checks {
-        if skipping {
-            skipping = Some(&check.id) != args.resume_after.as_ref();
-            continue;
-        }
-        ctx.events.emit(&Event::Begin { id: &check.id });
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)));
-        let since = ctx.take_since();
-        let (status, detail) = judge(outcome, check.optional);
-        let since = (since > 0).then(|| format!("0.{since}"));
-        ctx.events.emit(&Event::Result { id: &check.id, status, detail: &detail, since });
-        if let Some(info) = info_after(&check.id, &mut ctx, status) {
-            ctx.events.emit(&Event::Info { info });
-        }
-    }
-    drop(ctx);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A check's outcome as a status and its reason.
-fn judge(outcome: std::thread::Result<harness::Outcome>, optional: bool) -> (Status, String) {
-    match outcome {
-        Ok(Ok(detail)) => (Status::Pass, detail),
-        Ok(Err(CheckError::Fail(m))) => (Status::Fail, m),
-        Ok(Err(CheckError::Unsupported(m))) => (Status::Unsupported, m),
-        Ok(Err(CheckError::Skip(m))) => (Status::Skip, m),
-        Ok(Err(CheckError::Pjrt { function, code, message })) => {
-            let text = format!("{function} failed with {}: {}", pjrt_sys::loader::error_code_name(code), checks_first_line(&message));
-            if code == pjrt_sys::PJRT_Error_Code_UNIMPLEMENTED {
-                (Status::Unsupported, text)
-            } else if optional {
-                (Status::Unsupported, format!("{text} (an optional entry point)"))
-            } else {
-                (Status::Fail, text)
-            }
-        }
-        Err(panic) => {
-            let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            (Status::Fail, format!("the check itself panicked (a bug of pjrtpkgs): {}", message.unwrap_or_default()))
-        }
-    }
-}
-
-fn checks_first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(240).collect()
-}
-
-/// What the parent should learn after a check: the plugin's identity after
-/// `api.load`, the platform and options after `client.create`.
-fn info_after(id: &str, ctx: &mut Ctx, status: Status) -> Option<serde_json::Value> {
-    match (id, status) {
-        ("api.load", Status::Pass) => {
-            let plugin = ctx.plugin().ok()?;
-            let (major, minor) = plugin.api_version();
-            let extensions: Vec<report::ExtensionInfo> = plugin
-                .extensions()
-                .iter()
-                .map(|e| {
-                    let run = api_history::enumerator("PJRT_Extension_Type", e.kind as i64);
-                    report::ExtensionInfo {
-                        kind: e.kind as i64,
-                        name: run.map(|r| r.name.trim_start_matches("PJRT_Extension_Type_").to_string()),
-                        struct_size: e.struct_size as u64,
-                        since: run.map(|r| r.since),
-                    }
-                })
-                .collect();
-            Some(serde_json::json!({
-                "api_version": format!("{major}.{minor}"),
-                "api_struct_size": plugin.struct_size(),
-                "extensions": extensions,
-            }))
-        }
-        ("plugin.attributes", Status::Pass) => {
-            let mut a = pjrt_sys::args!(PJRT_Plugin_Attributes_Args {});
-            pjrt_sys::call!(ctx.plugin_ref(), PJRT_Plugin_Attributes, &mut a).ok()?;
-            let attributes = harness::named_values(a.attributes, a.num_attributes).ok()?;
-            Some(serde_json::json!({ "attributes": attributes }))
-        }
-        ("client.create", _) => {
-            let mut info = serde_json::json!({ "client_options": ctx.options });
-            if let Ok(client) = ctx.client() {
-                let mut a = pjrt_sys::args!(PJRT_Client_PlatformName_Args { client: client });
-                if pjrt_sys::call!(ctx.plugin_ref(), PJRT_Client_PlatformName, &mut a).is_ok() {
-                    info["platform"] = harness::text(a.platform_name, a.platform_name_size).into();
-                }
-            }
-            Some(info)
-        }
-        _ => None,
-    }
+    worker::run(&mut ctx, checks)?;
+    worker::end()
 }

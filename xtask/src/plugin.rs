@@ -1,7 +1,7 @@
 //! Everything about PJRT plugins, below the verbs: finding one ([`locate`]),
 //! laying it out with its runtime libraries ([`runtime`]), reading its API
-//! version ([`probe`]), running it in an isolated child
-//! process ([`child`], [`environment`]), talking to it ([`session`],
+//! version ([`probe`]), running it in an isolated child process ([`child`],
+//! [`environment`], [`isolation`], [`wake`]), talking to it ([`session`],
 //! [`client_options`], [`compile_options`], [`program`]) and reading its
 //! ELF ([`elf`]); and why one will not load or run here ([`diagnosis`]):
 //! the dynamic loader's model ([`ldso`]), libraries it opens at run time
@@ -27,3 +27,4 @@ pub mod providers;
 pub mod runtime;
 pub(crate) mod session;
 pub mod symbols;
+pub mod wake;

@@ -97,6 +97,23 @@ fn cpu_plugin_newer_than_the_bindings_0_106() {
     assert_eq!(status(&r, "device.attributes").0, "PASS");
 }
 
+/// The plugin lets a C++ exception (`std::bad_variant_access`) escape
+/// `PJRT_Client_Create` when an option has the wrong type. Whatever Rust
+/// code surrounds the call, the plugin's own runtime must see no handler and
+/// terminate, naming the exception: SIGABRT, as for a C caller. Unwinding
+/// into the harness's frames gave SIGABRT or SIGSEGV depending on the build.
+#[test]
+fn an_escaping_cxx_exception_ends_in_terminate_not_in_our_frames() {
+    if prebuilt("fastatomstruct-xla-cpu").is_none() {
+        return;
+    }
+    let run = conform(&["fastatomstruct-xla-cpu", "--json"]);
+    let (s, d) = status(&run.report, "errors.mistyped_client_option");
+    assert_eq!(s, "FAIL");
+    assert!(d.contains("SIGABRT"), "{d}");
+    assert!(run.stderr.contains("terminating due to uncaught exception of type std::bad_variant_access"), "{}", run.stderr);
+}
+
 #[test]
 fn cpu_plugin_newer_than_the_history_0_115() {
     let Some(r) = check_cpu_plugin("lammps-jax-pjrt-cpu") else { return };
@@ -206,4 +223,28 @@ fn compat_matrix_is_current() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["conform", "--matrix", "--check"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "conform --matrix --check: {stderr}");
+}
+
+/// The three pinned CPU plugins (PJRT 0.81, 0.106, 0.115) in one process,
+/// loaded as a binding should (RTLD_LOCAL): each creates a client and
+/// computes; no crash, no interposition; all three call themselves `cpu`.
+#[test]
+fn cpu_plugins_together_in_one_process() {
+    if prebuilt("xla-cpu-pjrt").is_none() || prebuilt("fastatomstruct-xla-cpu").is_none() || prebuilt("lammps-jax-pjrt-cpu").is_none() {
+        return;
+    }
+    let run = conform(&["--together", "xla-cpu-pjrt", "fastatomstruct-xla-cpu", "lammps-jax-pjrt-cpu", "--json"]);
+    let r = &run.report;
+    assert_eq!(run.code, Some(2), "a platform-name collision is reported: {}", run.stderr);
+    assert_eq!(r["crashed"], serde_json::Value::Null, "{r}");
+    let versions: Vec<&str> = r["members"].as_array().unwrap().iter().map(|m| m["api_version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["0.81", "0.106", "0.115"]);
+    for m in r["members"].as_array().unwrap() {
+        assert_eq!((m["load"].as_str(), m["client"].as_str(), m["compute"].as_str()), (Some("ok"), Some("ok"), Some("ok")), "{m}");
+    }
+    assert_eq!(r["interposed"], serde_json::json!([]));
+    assert_eq!(
+        r["platform_collisions"],
+        serde_json::json!(["`cpu` is reported by xla-cpu-pjrt and fastatomstruct-xla-cpu and lammps-jax-pjrt-cpu"])
+    );
 }

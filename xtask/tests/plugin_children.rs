@@ -43,7 +43,7 @@ fn probe(library: &Path, timeout: Duration) -> anyhow::Result<String> {
 
 /// Runs the xtask with `args` (its own project dir, no pins needed), both
 /// outputs piped and read to their end, as `cargo xtask ... 2>&1 | cat` would.
-fn xtask(args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+fn xtask<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> (Output, Duration) {
     let started = Instant::now();
     let mut command = Command::new(XTASK);
     command.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -108,7 +108,8 @@ fn assert_scrubbed(dump: &Path, what: &str) {
 
 /// Fault (a): `release` probed a third-party wheel with the whole
 /// environment, `PJRTPKGS_RELEASE_KEY_PASSWORD` included. The probe, smoke
-/// and conform children now see what plugins need and no secret.
+/// and conform children (`--together`'s too) now see what plugins need and
+/// no secret.
 #[test]
 fn plugin_children_get_a_scrubbed_environment() {
     if !support::require_command("cc") {
@@ -124,11 +125,22 @@ fn plugin_children_get_a_scrubbed_environment() {
     assert_scrubbed(&dump, "probe");
 
     let env: Vec<(&str, &str)> = SECRETS.iter().chain(NEEDED).copied().collect();
-    for verb in ["smoke", "conform"] {
+    for verb in ["smoke", "conform", "--together"] {
         let dump = dir.path().join(format!("{verb}.env"));
-        let library = env_dumper(dir.path(), verb, &dump);
-        xtask(&[verb, library.to_str().unwrap(), "--timeout", "60"], &env);
+        let library = env_dumper(dir.path(), verb.trim_start_matches('-'), &dump);
+        xtask(&verb_args(verb, &library), &env);
         assert_scrubbed(&dump, verb);
+    }
+}
+
+/// The command line of `verb` on `library`: `smoke LIB`, `conform LIB`, or
+/// for "--together" `conform --together LIB LIB` (the plugin beside itself).
+fn verb_args(verb: &str, library: &Path) -> Vec<String> {
+    let library = library.to_str().unwrap().to_string();
+    let timeout = ["--timeout".to_string(), "60".to_string()];
+    match verb {
+        "--together" => ["conform".into(), "--together".into(), library.clone(), library].into_iter().chain(timeout).collect(),
+        _ => [verb.to_string(), library].into_iter().chain(timeout).collect(),
     }
 }
 
@@ -175,18 +187,19 @@ fn a_daemon_forked_by_a_plugin_dies_with_the_probe() {
     assert!(gone_within(pid, Duration::from_secs(5)), "the daemon {pid} outlived the probe's timeout");
 }
 
-/// Fault (b) for smoke and conform: the orphan kept `2>&1 | cat` open until
-/// it ended. Now both return as soon as their child does, the orphan dead.
+/// Fault (b) for smoke and conform (and `conform --together`): the orphan
+/// kept `2>&1 | cat` open until it ended. Now each returns as soon as its
+/// child does, the orphan dead.
 #[test]
 fn smoke_and_conform_leave_no_orphan_holding_their_output() {
     if !support::require_command("cc") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for verb in ["smoke", "conform"] {
+    for verb in ["smoke", "conform", "--together"] {
         let pid_file = dir.path().join(format!("{verb}.pid"));
-        let library = forker(dir.path(), verb, &pid_file, 40, "");
-        let (out, took) = xtask(&[verb, library.to_str().unwrap(), "--timeout", "60"], &[]);
+        let library = forker(dir.path(), verb.trim_start_matches('-'), &pid_file, 40, "");
+        let (out, took) = xtask(&verb_args(verb, &library), &[]);
         assert!(took < Duration::from_secs(20), "{verb} kept its output open {took:?} (stderr: {})", String::from_utf8_lossy(&out.stderr));
         let pid = read_pid(&pid_file);
         assert!(gone_within(pid, Duration::from_secs(5)), "{verb} left the plugin's process {pid} running");

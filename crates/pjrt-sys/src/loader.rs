@@ -128,17 +128,33 @@ impl Plugin {
     /// Opens the plugin at `path`, calls `GetPjrtApi` and checks the API
     /// version. Does not initialize it: see [`Plugin::initialize`].
     pub fn load(path: &Path) -> Result<Plugin> {
+        Self::load_with_flags(path, None)
+    }
+
+    /// [`Plugin::load`] with the flags `dlopen` gets (`RTLD_NOW | RTLD_LOCAL`,
+    /// `RTLD_GLOBAL`, `RTLD_DEEPBIND`...); `None`: libloading's default
+    /// (`RTLD_LAZY | RTLD_LOCAL`).
+    pub fn load_with_flags(path: &Path, flags: Option<i32>) -> Result<Plugin> {
         let load_err = |reason: String| Error::Load { path: path.to_path_buf(), reason };
         // dlopen's own messages for these are raw ("wrong ELF class",
         // "cannot read file data: Is a directory"): say what is wrong first.
         check_file(path).map_err(load_err)?;
         // SAFETY: loading a library runs its initializers; that is what
         // loading a PJRT plugin means.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+        // dlopen runs the plugin's initializers: plugin code.
+        let lib = crate::in_flight::in_plugin("dlopen", || unsafe {
+            match flags {
+                #[cfg(unix)]
+                Some(flags) => libloading::os::unix::Library::open(Some(path), flags).map(libloading::Library::from),
+                _ => libloading::Library::new(path),
+            }
+        })
+        .map_err(|e| load_err(e.to_string()))?;
+        crate::in_flight::plugin_loaded(path);
         let api = unsafe {
             let get: libloading::Symbol<unsafe extern "C" fn() -> *const PJRT_Api> =
                 lib.get(b"GetPjrtApi\0").map_err(|e| load_err(format!("no GetPjrtApi symbol, not a PJRT plugin ({e})")))?;
-            get()
+            crate::in_flight::in_plugin("GetPjrtApi", || get())
         };
         std::mem::forget(lib);
         if api.is_null() {
@@ -204,13 +220,13 @@ impl Plugin {
         // The error functions are the first members of every PJRT_Api.
         if let Ok(f) = api_fn!(self, PJRT_Error_Message) {
             let mut args = args!(PJRT_Error_Message_Args { error: error });
-            unsafe { f(&mut args) };
+            crate::in_flight::in_plugin("PJRT_Error_Message", || unsafe { crate::no_unwind::call_void(f, &mut args) });
             // SAFETY: message/message_size describe a buffer owned by the error (or null).
             message = unsafe { string_from(args.message, args.message_size) };
         }
         if let Ok(f) = api_fn!(self, PJRT_Error_GetCode) {
             let mut args = args!(PJRT_Error_GetCode_Args { error: error });
-            let nested = unsafe { f(&mut args) };
+            let nested = crate::in_flight::in_plugin("PJRT_Error_GetCode", || unsafe { crate::no_unwind::call(f, &mut args) });
             if nested.is_null() {
                 code = args.code;
             } else {
@@ -224,29 +240,67 @@ impl Plugin {
     fn destroy_error(&self, error: *mut PJRT_Error) {
         if let Ok(f) = api_fn!(self, PJRT_Error_Destroy) {
             let mut args = args!(PJRT_Error_Destroy_Args { error: error });
-            unsafe { f(&mut args) };
+            crate::in_flight::in_plugin("PJRT_Error_Destroy", || unsafe { crate::no_unwind::call_void(f, &mut args) });
         }
     }
 
-    /// The extensions the plugin offers, in chain order.
+    /// `(major, minor)` as the history table counts it: the minor version.
+    pub fn minor(&self) -> u32 {
+        self.version.1.max(0) as u32
+    }
+
+    /// The extensions the plugin offers, in chain order (see
+    /// [`Plugin::extension_chain`]; what it could read before a problem).
     pub fn extensions(&self) -> Vec<Extension> {
-        let mut out = Vec::new();
+        self.extension_chain().elements
+    }
+
+    /// The plugin's extension chain, read as its PJRT version lays it out
+    /// ([`chain_layout`]): nothing before 0.31 (`void* priv`), elements
+    /// without a `struct_size` up to 0.44, `PJRT_Extension_Base` since.
+    /// Every element is read with [`read_plugin_memory`]: a pointer into
+    /// unmapped memory ends the walk with a problem, never a crash.
+    pub fn extension_chain(&self) -> ExtensionChain {
+        let layout = chain_layout(self.minor());
+        let mut chain = ExtensionChain { layout, elements: Vec::new(), problem: None };
+        if layout == ChainLayout::Private {
+            return chain;
+        }
         let Ok(api) = self.api_up_to(offset_of!(PJRT_Api, extension_start) + size_of::<usize>(), "extension_start") else {
-            return out;
+            return chain;
         };
         // SAFETY: within struct_size.
-        let mut next = unsafe { std::ptr::addr_of!((*api).extension_start).read() } as *const PJRT_Extension_Base;
-        // A malformed chain (a cycle) must not hang us.
-        while !next.is_null() && out.len() < 256 {
-            // SAFETY: every chain element starts with PJRT_Extension_Base.
-            let base = unsafe { next.read() };
-            if out.iter().any(|e: &Extension| e.base == next) {
+        let mut next = unsafe { std::ptr::addr_of!((*api).extension_start).read() } as usize;
+        let (type_offset, next_offset, sized) = match layout {
+            ChainLayout::Unsized { type_offset, next_offset } => (type_offset, next_offset, false),
+            _ => (offset_of!(PJRT_Extension_Base, type_), offset_of!(PJRT_Extension_Base, next), true),
+        };
+        let element_size = next_offset + size_of::<usize>();
+        while next != 0 {
+            // A malformed chain (a cycle) must not hang us.
+            if chain.elements.iter().any(|e: &Extension| e.base as usize == next) {
+                chain.problem = Some(format!("the chain loops back to its element at {next:#x} after {} elements", chain.elements.len()));
                 break;
             }
-            out.push(Extension { kind: base.type_, struct_size: base.struct_size, base: next });
-            next = base.next;
+            if chain.elements.len() >= 256 {
+                chain.problem = Some("the chain has more than 256 elements".into());
+                break;
+            }
+            let Some(bytes) = read_plugin_memory(next, element_size) else {
+                chain.problem = Some(format!(
+                    "element {} of the chain, at {next:#x}, is not readable memory (read as {})",
+                    chain.elements.len() + 1,
+                    layout.describe()
+                ));
+                break;
+            };
+            let word = |at: usize| usize::from_ne_bytes(bytes[at..at + size_of::<usize>()].try_into().expect("one word"));
+            let kind = i32::from_ne_bytes(bytes[type_offset..type_offset + 4].try_into().expect("four bytes")) as PJRT_Extension_Type;
+            let struct_size = if sized { word(0) } else { 0 };
+            chain.elements.push(Extension { kind, struct_size, sized, base: next as *const PJRT_Extension_Base });
+            next = word(next_offset);
         }
-        out
+        chain
     }
 
     /// The first extension of type `kind`, if the plugin has it.
@@ -255,13 +309,127 @@ impl Plugin {
     }
 }
 
+/// How a plugin's `PJRT_Api.extension_start` (its second member) is laid
+/// out at its PJRT version, from the history table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainLayout {
+    /// `void* priv` (before 0.31): not an extension chain; never read.
+    Private,
+    /// Elements that start with their type and `next` but carry no
+    /// `struct_size` (`PJRT_Structure_Base` 0.31 to 0.40,
+    /// `PJRT_Extension_Base` 0.41 to 0.44): their members cannot be bounded.
+    Unsized { type_offset: usize, next_offset: usize },
+    /// `PJRT_Extension_Base { struct_size, type, next }` (0.45 on).
+    Sized,
+}
+
+impl ChainLayout {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ChainLayout::Private => "`void* priv`, not an extension chain",
+            ChainLayout::Unsized { .. } => "elements of type and next, without struct_size (PJRT 0.31 to 0.44)",
+            ChainLayout::Sized => "PJRT_Extension_Base { struct_size, type, next }",
+        }
+    }
+}
+
+/// The layout of the extension chain at PJRT `minor` (see [`ChainLayout`]).
+pub fn chain_layout(minor: u32) -> ChainLayout {
+    use crate::history::{CHANGES, FIELDS};
+    let minor = minor.min(crate::history::NEWEST_MINOR);
+    // A rename continues its run (same `since`), so the name a version gave
+    // the slot is in the change that renamed it.
+    let renamed = CHANGES.iter().find(|c| c.strukt == "PJRT_Api" && c.offset == size_of::<usize>() as u64 && c.before_name == "priv");
+    if renamed.is_some_and(|c| minor < c.minor) {
+        return ChainLayout::Private;
+    }
+    let element: Vec<_> =
+        FIELDS.iter().filter(|f| (f.strukt == "PJRT_Extension_Base" || f.strukt == "PJRT_Structure_Base") && f.covers(minor)).collect();
+    let offset_of = |name: &str| element.iter().find(|f| f.name == name).map(|f| f.offset as usize);
+    match (offset_of("struct_size"), offset_of("type"), offset_of("next")) {
+        (None, Some(type_offset), Some(next_offset)) => ChainLayout::Unsized { type_offset, next_offset },
+        _ => ChainLayout::Sized,
+    }
+}
+
+/// What [`Plugin::extension_chain`] read.
+#[derive(Debug, Clone)]
+pub struct ExtensionChain {
+    pub layout: ChainLayout,
+    pub elements: Vec<Extension>,
+    /// Why the walk stopped early: a cycle, unreadable memory.
+    pub problem: Option<String>,
+}
+
+impl ExtensionChain {
+    /// Whether the elements carry a `struct_size` (PJRT 0.45 on).
+    pub fn layout_sized(&self) -> bool {
+        self.layout == ChainLayout::Sized
+    }
+}
+
+/// Copies `len` bytes of this process's memory at `address`, or `None`
+/// when they are not all readable: how the harness reads pointers a plugin
+/// handed over without trusting them (a garbage pointer is an answer, not
+/// a crash). Linux: `process_vm_readv` on this process, else a pipe, which
+/// refuses an unreadable source with EFAULT.
+pub fn read_plugin_memory(address: usize, len: usize) -> Option<Vec<u8>> {
+    if address == 0 || address.checked_add(len).is_none() {
+        return None;
+    }
+    let mut out = vec![0u8; len];
+    if len == 0 {
+        return Some(out);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let local = libc::iovec { iov_base: out.as_mut_ptr() as *mut _, iov_len: len };
+        let remote = libc::iovec { iov_base: address as *mut _, iov_len: len };
+        // SAFETY: the kernel checks the remote range; `out` is ours.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if n == len as isize {
+            return Some(out);
+        }
+        let error = std::io::Error::last_os_error().raw_os_error();
+        if n >= 0 || error == Some(libc::EFAULT) {
+            return None;
+        }
+    }
+    // No process_vm_readv (another OS, a seccomp filter): a pipe's write
+    // fails with EFAULT on an unreadable source.
+    let mut fds = [0; 2];
+    // SAFETY: plain syscalls on descriptors we own.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let mut done = 0;
+        let mut ok = true;
+        while done < len {
+            let chunk = (len - done).min(4096);
+            let w = libc::write(fds[1], (address + done) as *const _, chunk);
+            if w <= 0 || libc::read(fds[0], out.as_mut_ptr().add(done) as *mut _, w as usize) != w {
+                ok = false;
+                break;
+            }
+            done += w as usize;
+        }
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        ok.then_some(out)
+    }
+}
+
 /// One element of the plugin's extension chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extension {
     pub kind: PJRT_Extension_Type,
     /// The extension struct's size as the plugin declares it: read no
-    /// member beyond it.
+    /// member beyond it. 0 for an element without one (before 0.45).
     pub struct_size: usize,
+    /// Whether the element carries a `struct_size` (PJRT 0.45 on); one that
+    /// does not has no member that can be read safely.
+    pub sized: bool,
     /// The extension struct; cast it to its type (e.g.
     /// `PJRT_Layouts_Extension`) after checking `struct_size`.
     pub base: *const PJRT_Extension_Base,

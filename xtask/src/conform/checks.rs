@@ -1,7 +1,7 @@
-//! The checks, in groups. Each group runs in a child process of its own
-//! (see `conform::run`); within a group, checks run in order and share a
-//! [`Ctx`](super::harness::Ctx): the plugin, a client, a device, a compiled
-//! program, each made on first use.
+//! The checks, in groups. They run in child processes, dealt into lanes
+//! (see `conform::lanes`); the checks of one process run in order and
+//! share a [`Ctx`](super::harness::Ctx): the plugin, a client, a device, a
+//! compiled program, each made on first use.
 
 mod api;
 mod buffers;
@@ -42,7 +42,7 @@ pub fn optional(id: &str, run: impl Fn(&mut Ctx) -> Outcome + 'static) -> Check 
 }
 
 /// Every group, in the order of the report: `api` then `client` run
-/// first, alone; the others side by side (see `conform::conform`).
+/// first, in the lead lane (see `conform::lanes::plan`).
 pub fn groups() -> Vec<Group> {
     vec![
         Group { name: "api", checks: api::checks() },

@@ -38,6 +38,10 @@ pub enum Status {
     Unsupported,
     /// Not run: a prerequisite is missing (no client, no device...).
     Skip,
+    /// The harness failed, not the plugin: it crashed outside any call into
+    /// the plugin (reading memory the plugin handed over included), or a
+    /// check panicked. Says nothing about the plugin.
+    Error,
 }
 
 impl Status {
@@ -47,12 +51,13 @@ impl Status {
             Status::Fail => "FAIL",
             Status::Unsupported => "UNSUPPORTED",
             Status::Skip => "SKIP",
+            Status::Error => "ERROR",
         }
     }
 }
 
 /// Why a check did not pass.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CheckError {
     Fail(String),
     Unsupported(String),
@@ -76,7 +81,26 @@ impl From<loader::Error> for CheckError {
     }
 }
 
+impl CheckError {
+    /// The reason, as a check's detail words it.
+    pub fn describe(&self) -> String {
+        match self {
+            CheckError::Fail(m) | CheckError::Unsupported(m) | CheckError::Skip(m) => m.clone(),
+            CheckError::Pjrt { function, code, message } => {
+                format!("{function} failed with {}: {}", loader::error_code_name(*code), message.lines().next().unwrap_or(""))
+            }
+        }
+    }
+}
+
 pub type Outcome = Result<String, CheckError>;
+
+/// A verdict to look at again (see [`Ctx::recheck_later`]).
+struct Recheck {
+    id: String,
+    due: std::time::Instant,
+    recheck: Box<dyn FnOnce() -> Option<String>>,
+}
 
 /// `return Err(CheckError::Fail(format!(...)))`
 macro_rules! fail {
@@ -93,6 +117,7 @@ macro_rules! pjrt {
     ($ctx:expr, $name:ident, $args:expr) => {{
         let ctx: &$crate::conform::harness::Ctx = $ctx;
         ctx.gate_api(::core::stringify!($name), ::core::mem::offset_of!(pjrt_sys::PJRT_Api, $name))?;
+        ctx.gate_args(::core::concat!(::core::stringify!($name), "_Args"))?;
         pjrt_sys::call!(ctx.plugin_ref(), $name, $args).map_err($crate::conform::harness::CheckError::from)
     }};
 }
@@ -106,12 +131,18 @@ macro_rules! ext_call {
         let ext: &pjrt_sys::loader::Extension = $ext;
         let offset = ::core::mem::offset_of!(pjrt_sys::$ty, $member);
         ctx.gate_extension(ext, ::core::stringify!($ty), ::core::stringify!($member), offset)?;
+        let args = $args;
+        ctx.gate_args($crate::conform::harness::pointee_name(&args))?;
         // SAFETY: the member lies within the extension's struct_size (gated).
         let f = unsafe { ::core::ptr::addr_of!((*(ext.base as *const pjrt_sys::$ty)).$member).read() };
         match f {
-            Some(f) => {
-                ctx.plugin_ref().check(unsafe { f($args) }, ::core::stringify!($member)).map_err($crate::conform::harness::CheckError::from)
-            }
+            Some(f) => ctx
+                .plugin_ref()
+                .check(
+                    pjrt_sys::in_flight::in_plugin(::core::stringify!($member), || unsafe { pjrt_sys::no_unwind::call(f, args) }),
+                    ::core::stringify!($member),
+                )
+                .map_err($crate::conform::harness::CheckError::from),
             None => Err($crate::conform::harness::CheckError::Unsupported(format!(
                 "{}.{} is null: the plugin does not implement it",
                 ::core::stringify!($ty),
@@ -122,6 +153,13 @@ macro_rules! ext_call {
 }
 
 pub(crate) use {ensure, ext_call, fail, pjrt};
+
+/// The name of the struct `args` points at (`&mut PJRT_X_Args` ->
+/// `PJRT_X_Args`), for the args gate of [`ext_call!`].
+pub fn pointee_name<T>(_: &T) -> &'static str {
+    let name = std::any::type_name::<T>();
+    name.rsplit("::").next().unwrap_or(name).trim_end_matches('>')
+}
 
 /// Something made once per child process, on first use: its value, or
 /// why it could not be made.
@@ -138,9 +176,16 @@ pub struct Ctx {
     user_options: Vec<ClientOption>,
     /// The newest PJRT minor version a check reached (for its result).
     since: Cell<u32>,
+    /// The check running, for [`Ctx::recheck_later`].
+    pub current: String,
+    /// Verdicts to look at again once every check has run.
+    rechecks: Vec<Recheck>,
     // Fields drop in this order: what uses the client goes first.
     programs: Vec<(&'static str, Result<LoadedExecutable<'static>, String>)>,
-    exe: Lazy<LoadedExecutable<'static>>,
+    /// A second compilation of the two-output program: compared with the
+    /// first by `executable.fingerprint`, deleted by `executable.delete`.
+    spare: Option<LoadedExecutable<'static>>,
+    exe: Option<Result<LoadedExecutable<'static>, CheckError>>,
     client: Lazy<Client<'static>>,
     named_values: Option<NamedValues>,
     pub options: Vec<ClientOption>,
@@ -157,7 +202,10 @@ impl Ctx {
             backend,
             user_options,
             since: Cell::new(0),
+            current: String::new(),
+            rechecks: Vec::new(),
             programs: Vec::new(),
+            spare: None,
             exe: None,
             client: None,
             named_values: None,
@@ -167,9 +215,25 @@ impl Ctx {
         }
     }
 
-    /// Marks a prerequisite ("plugin", "client") as one not to make again.
+    /// Takes the plugin as loaded elsewhere (by the fork server this
+    /// process was forked from): [`Ctx::load`] returns it.
+    pub fn adopt(&mut self, loaded: Result<&'static Plugin, String>) {
+        self.plugin = Some(loaded);
+    }
+
+    /// Marks a prerequisite ("plugin", "client") as one not to make again,
+    /// nor to use if it was made here already (a lane that loaded the
+    /// plugin ahead of the lead, told that the lead's load failed).
     pub fn mark_broken(&mut self, what: &str, reason: &str) {
         self.broken.insert(what.to_string(), reason.to_string());
+        match what {
+            "plugin" => {
+                self.plugin = None;
+                self.initialized = None;
+            }
+            "client" => self.client = None,
+            _ => {}
+        }
     }
 
     /// Announces that `what` is being made: a crash before [`made`] is
@@ -282,24 +346,62 @@ impl Ctx {
         self.devices()?.first().copied().ok_or_else(|| CheckError::Skip("the client has no addressable device".into()))
     }
 
-    /// The test program (`(a + b) * a` on f32[2,2]) compiled once.
+    /// The test program (`(a + b) * a` on f32[2,2]) compiled once, or SKIP.
     pub fn executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
-        let client = self.client()?;
+        self.compile_executable().map_err(|e| match e {
+            CheckError::Skip(m) => CheckError::Skip(m),
+            e => CheckError::Skip(format!("the test program does not compile: {}", e.describe())),
+        })
+    }
+
+    /// The test program compiled once with the single-device options, or
+    /// why it did not compile (what `compile.mlir_with_options` judges).
+    pub fn compile_executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
+        self.client()?;
         if self.exe.is_none() {
-            let result = crate::plugin::session::compile_raw(
-                self.plugin_ref(),
-                client,
-                crate::plugin::program::PROGRAM,
-                "mlir",
-                &crate::plugin::compile_options::single_device(),
-            )
-            .map_err(|e| e.to_string());
-            self.exe = Some(result);
+            let options = crate::plugin::compile_options::single_device();
+            self.exe = Some(self.compile(crate::plugin::program::PROGRAM, &options));
         }
         match self.exe.as_ref().expect("set above") {
             Ok(e) => Ok(e.raw()),
-            Err(e) => Err(CheckError::Skip(format!("the test program does not compile: {e}"))),
+            Err(e) => Err(e.clone()),
         }
+    }
+
+    /// The spare compilation of `program` (compiled on first use, kept
+    /// until taken): a second executable of a program already compiled.
+    pub fn spare(&mut self, code: &str) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
+        if self.spare.is_none() {
+            self.spare = Some(self.compile(code, &crate::plugin::compile_options::single_device())?);
+        }
+        Ok(self.spare.as_ref().expect("set above").raw())
+    }
+
+    /// The spare compilation, taken (compiled now if there is none).
+    pub fn take_spare(&mut self, code: &str) -> Result<LoadedExecutable<'static>, CheckError> {
+        self.spare(code)?;
+        Ok(self.spare.take().expect("made above"))
+    }
+
+    /// Looks at the running check's verdict again once every check of the
+    /// process has run, and no sooner than `after` from now: `recheck`
+    /// returns why the check fails after all (a callback called twice), or
+    /// None. A window that would otherwise be slept through by the check.
+    pub fn recheck_later(&mut self, after: std::time::Duration, recheck: impl FnOnce() -> Option<String> + 'static) {
+        self.rechecks.push(Recheck { id: self.current.clone(), due: std::time::Instant::now() + after, recheck: Box::new(recheck) });
+    }
+
+    /// The rechecks (see [`Ctx::recheck_later`]), each once it is due: the
+    /// checks that fail after all, and why.
+    pub fn run_rechecks(&mut self) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for r in std::mem::take(&mut self.rechecks) {
+            std::thread::sleep(r.due.saturating_duration_since(std::time::Instant::now()));
+            if let Some(why) = (r.recheck)() {
+                failed.push((r.id, why));
+            }
+        }
+        failed
     }
 
     /// `code` compiled once (keyed by `key`) with the single-device options.
@@ -446,9 +548,42 @@ impl Ctx {
         self.gate_member("PJRT_Api", name, offset, self.plugin_ref().struct_size(), "PJRT_Api")
     }
 
-    /// The version gate for a member of an extension struct.
+    /// The version gate for a member of an extension struct. Before PJRT
+    /// 0.45 extension structs carry no `struct_size` and their members sit
+    /// elsewhere: none is read.
     pub fn gate_extension(&self, ext: &Extension, strukt: &'static str, name: &'static str, offset: usize) -> Result<(), CheckError> {
+        if !ext.sized {
+            self.record(45);
+            return Err(CheckError::Unsupported(format!(
+                "at PJRT 0.{} extension structs carry no struct_size and lay their members out otherwise \
+                 (PJRT_Extension_Base gained struct_size in 0.45): {strukt}.{name} is not read",
+                self.minor()
+            )));
+        }
         self.gate_member(strukt, name, offset, ext.struct_size, strukt)
+    }
+
+    /// The version gate for an args struct: a field these bindings lay out
+    /// otherwise than the plugin's version reads it (resized or retyped
+    /// between the two versions, per the history's `CHANGES`) makes the
+    /// call UNSUPPORTED. Renames and `const` keep the ABI.
+    pub fn gate_args(&self, strukt: &str) -> Result<(), CheckError> {
+        let bindings = pjrt_sys::loader::BINDINGS_VERSION.1 as u32;
+        match args_layout_change(strukt, self.minor(), bindings) {
+            Some(change) => {
+                self.record(change.minor);
+                Err(CheckError::Unsupported(format!(
+                    "{strukt}.{} is `{}` at PJRT 0.{} and `{}` since 0.{} ({}): these bindings' layout does not apply",
+                    change.after_name,
+                    change.before_type,
+                    self.minor(),
+                    change.after_type,
+                    change.minor,
+                    change.kind
+                )))
+            }
+            None => Ok(()),
+        }
     }
 
     fn gate_member(&self, strukt: &str, name: &str, offset: usize, struct_size: usize, what: &str) -> Result<(), CheckError> {
@@ -508,6 +643,14 @@ impl Ctx {
     }
 }
 
+/// The first change of `strukt` that breaks the ABI between a plugin of
+/// PJRT `plugin` and a caller laid out for PJRT `caller`, if any.
+pub fn args_layout_change(strukt: &str, plugin: u32, caller: u32) -> Option<&'static history::Change> {
+    history::fields_at(strukt, caller)
+        .into_iter()
+        .find_map(|field| history::changes_between(strukt, field.offset, plugin, caller).find(|c| !c.keeps_abi()))
+}
+
 /// An args struct laid out by the history table, for a `PJRT_Api` member
 /// newer than these bindings: 8-byte fields only (pointers, sizes, ids).
 pub struct TableArgs {
@@ -552,7 +695,8 @@ impl Ctx {
         let Some(f) = f else {
             return Err(CheckError::Unsupported(format!("{member} is null: the plugin does not implement it")));
         };
-        self.plugin_ref().check(unsafe { f(args.words.as_mut_ptr()) }, member)?;
+        self.plugin_ref()
+            .check(pjrt_sys::in_flight::in_plugin(member, || unsafe { pjrt_sys::no_unwind::call(f, args.words.as_mut_ptr()) }), member)?;
         Ok(args)
     }
 }
@@ -625,4 +769,29 @@ pub fn named_values(values: *const PJRT_NamedValue, count: usize) -> Result<serd
         out.insert(name, value);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every change of an args struct that breaks the ABI is refused by the
+    /// gate for a plugin on the other side of it (the audit in
+    /// docs/conform.md); every kind of change is one the gate knows.
+    #[test]
+    fn every_abi_change_is_gated() {
+        let known = ["renamed", "requalified", "typed", "enum_renamed", "embedded", "resized", "retyped"];
+        for change in history::CHANGES {
+            assert!(known.contains(&change.kind), "a new kind of change: {change:?}");
+            if change.keeps_abi() || !change.strukt.ends_with("_Args") {
+                continue;
+            }
+            let gated = args_layout_change(change.strukt, change.minor - 1, change.minor);
+            assert!(gated.is_some(), "{change:?} is not gated");
+        }
+        let ffi = args_layout_change("PJRT_FFI_UserData_Add_Args", 81, 93).expect("user_data shrank at 0.82");
+        assert_eq!((ffi.kind, ffi.minor), ("resized", 82));
+        assert!(args_layout_change("PJRT_FFI_UserData_Add_Args", 82, 93).is_none());
+        assert!(args_layout_change("PJRT_Client_Create_Args", 20, 93).is_none(), "priv, const: the ABI holds");
+    }
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use git2::{Oid, Repository, Sort};
 
-use crate::header_diff::model::{ApiModel, DeclKind};
+use crate::header_diff::model::{ApiModel, Decl, DeclKind};
 use crate::xla_headers::{parse_api_version, CORE_HEADER};
 use crate::xla_repo::{self, XlaRepoArg};
 
@@ -66,6 +66,36 @@ pub struct History {
     pub versions: Vec<Version>,
     pub fields: Vec<FieldRun>,
     pub enumerators: Vec<EnumeratorRun>,
+    pub changes: Vec<Change>,
+    pub declared_sizes: Vec<DeclaredSize>,
+}
+
+/// A field whose meaning changed in place from one minor version to the
+/// next: same struct and offset, another name or type (see
+/// `pjrt_sys::history::Change`). Moves (the API reordered before 0.30) are
+/// not changes of meaning: the field lives on elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    pub strukt: String,
+    pub offset: u64,
+    pub minor: u32,
+    pub kind: &'static str,
+    pub before_name: String,
+    pub after_name: String,
+    pub before_type: String,
+    pub after_type: String,
+}
+
+/// A struct whose declared `*_STRUCT_SIZE` is not the end of its last field
+/// over a run of versions: what a plugin built then reports as its size.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeclaredSize {
+    pub strukt: String,
+    pub since: u32,
+    pub until: Option<u32>,
+    pub declared: u64,
+    pub last_field: String,
+    pub end: u64,
 }
 
 /// The tip a table was generated from, read back from its `TIP_COMMIT`.
@@ -173,19 +203,32 @@ pub fn build(repo: &Repository, tip: Oid) -> Result<History> {
     let commits: Vec<Oid> = versions.iter().map(|v| v.commit).collect();
     let models = crate::header_diff::model_commits(repo, &commits)?;
     let minors: Vec<u32> = versions.iter().map(|v| v.minor).collect();
-    Ok(History { tip, fields: field_runs(&minors, &models), enumerators: enumerator_runs(&minors, &models), versions })
+    Ok(History {
+        tip,
+        fields: field_runs(&minors, &models),
+        enumerators: enumerator_runs(&minors, &models),
+        changes: changes(&minors, &models),
+        declared_sizes: declared_sizes(&minors, &models),
+        versions,
+    })
 }
 
-/// Structs whose layout a caller of the C API depends on: `PJRT_Api`, and
-/// every struct that starts with `struct_size` (args structs, versioned
-/// tables) or with a `PJRT_Extension_Base` (extensions).
+/// Structs whose layout a caller of the C API depends on: `PJRT_Api`, every
+/// struct that starts with `struct_size` (args structs, versioned tables)
+/// or with a `PJRT_Extension_Base` (extensions), the chain element itself
+/// (`PJRT_Extension_Base`, `PJRT_Structure_Base` before 0.41), and the
+/// extensions of 0.31 to 0.44, which start with their type (no size).
 fn versioned_structs(model: &ApiModel) -> impl Iterator<Item = (&str, &crate::header_diff::model::Struct)> {
     model.decls.values().filter_map(|decl| match &decl.kind {
         DeclKind::Struct(s) if !s.union => {
             let first = s.fields.first()?;
+            let chain_type = |c: &str| c == "PJRT_Extension_Type" || c == "PJRT_Structure_Type";
             let versioned = decl.name == "PJRT_Api"
+                || decl.name == "PJRT_Extension_Base"
+                || decl.name == "PJRT_Structure_Base"
                 || first.name == "struct_size"
-                || (first.name == "base" && first.canonical == "PJRT_Extension_Base");
+                || (first.name == "base" && first.canonical == "PJRT_Extension_Base")
+                || (first.name == "type" && chain_type(&first.canonical));
             versioned.then_some((decl.name.as_str(), s))
         }
         _ => None,
@@ -298,6 +341,129 @@ fn enumerator_runs(minors: &[u32], models: &[ApiModel]) -> Vec<EnumeratorRun> {
     out
 }
 
+/// How a field's type changed: `requalified` (only `const` differs),
+/// `typed` (`void*` became a typed pointer), `enum_renamed` (another enum
+/// of the same size: `PJRT_Structure_Type` became `PJRT_Extension_Type`),
+/// `embedded` (an extension's leading `struct_size, type, next` folded into
+/// one `PJRT_Extension_Base base`), `resized`, `retyped`, or `renamed`
+/// (same type, another name).
+fn change_kind(
+    before: &crate::header_diff::model::Field,
+    after: &crate::header_diff::model::Field,
+    old: &ApiModel,
+    new: &ApiModel,
+) -> &'static str {
+    let unqualified = |t: &str| t.replace("const ", "").replace(" const", "").replace("_Bool", "bool");
+    let (b, a) = (unqualified(&before.canonical), unqualified(&after.canonical));
+    let is_enum = |model: &ApiModel, t: &str| model.get("enum", t).is_some();
+    if before.name == "struct_size" && after.name == "base" && after.canonical == "PJRT_Extension_Base" {
+        "embedded"
+    } else if before.size == after.size && b != a && is_enum(old, &b) && is_enum(new, &a) {
+        "enum_renamed"
+    } else if before.size != after.size {
+        "resized"
+    } else if b == a && before.canonical.replace("_Bool", "bool") != after.canonical.replace("_Bool", "bool") {
+        "requalified"
+    } else if b == a {
+        "renamed"
+    } else if b == "void *" && a.ends_with('*') {
+        "typed"
+    } else {
+        "retyped"
+    }
+}
+
+/// Every in-place change of meaning from one version to the next (see
+/// [`Change`]).
+fn changes(minors: &[u32], models: &[ApiModel]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for i in 1..models.len() {
+        let old: BTreeMap<&str, &crate::header_diff::model::Struct> = versioned_structs(&models[i - 1]).collect();
+        for (name, new) in versioned_structs(&models[i]) {
+            let Some(old) = old.get(name) else { continue };
+            for after in new.fields.iter().filter(|f| f.bit_width.is_none()) {
+                let Some(before) = old.fields.iter().find(|f| f.bit_width.is_none() && f.offset_bytes() == after.offset_bytes()) else {
+                    continue;
+                };
+                let same_type = before.canonical.replace("_Bool", "bool") == after.canonical.replace("_Bool", "bool");
+                if before.name == after.name && same_type && before.size == after.size {
+                    continue;
+                }
+                // A name that lives on at another offset, or one that was
+                // elsewhere before, is a move, not a change in place.
+                if before.name != after.name
+                    && (new.fields.iter().any(|f| f.name == before.name) || old.fields.iter().any(|f| f.name == after.name))
+                {
+                    continue;
+                }
+                // Members of a union share offset 0: not a change.
+                if old.fields.iter().filter(|f| f.offset_bytes() == after.offset_bytes()).count() > 1 {
+                    continue;
+                }
+                out.push(Change {
+                    strukt: name.to_string(),
+                    offset: after.offset_bytes(),
+                    minor: minors[i],
+                    kind: change_kind(before, after, &models[i - 1], &models[i]),
+                    before_name: before.name.clone(),
+                    after_name: after.name.clone(),
+                    before_type: before.canonical.clone(),
+                    after_type: after.canonical.clone(),
+                });
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs of versions over which a struct's declared size differs from the
+/// end of its last field (see [`DeclaredSize`]).
+fn declared_sizes(minors: &[u32], models: &[ApiModel]) -> Vec<DeclaredSize> {
+    let mut out: Vec<DeclaredSize> = Vec::new();
+    let mut open: BTreeMap<String, DeclaredSize> = BTreeMap::new();
+    for (i, model) in models.iter().enumerate() {
+        let mut now: BTreeMap<String, DeclaredSize> = BTreeMap::new();
+        for (name, s) in versioned_structs(model) {
+            let Some(Decl { kind: DeclKind::StructSize(size), .. }) = model.get("struct_size", name) else { continue };
+            let Some(declared) = size.value else { continue };
+            let end = s.fields.iter().filter_map(|f| f.size.map(|n| f.offset_bytes() + n)).max().unwrap_or(0);
+            if declared != end {
+                let d = DeclaredSize {
+                    strukt: name.to_string(),
+                    since: minors[i],
+                    until: None,
+                    declared,
+                    last_field: size.last_field.clone(),
+                    end,
+                };
+                now.insert(name.to_string(), d);
+            }
+        }
+        let previous = i.checked_sub(1).map(|p| minors[p]);
+        for (name, mut run) in std::mem::take(&mut open) {
+            match now.remove(&name) {
+                Some(d) if d.declared == run.declared && d.end == run.end && d.last_field == run.last_field => {
+                    open.insert(name, run);
+                }
+                other => {
+                    run.until = previous;
+                    out.push(run);
+                    if let Some(d) = other {
+                        open.insert(name, d);
+                    }
+                }
+            }
+        }
+        for (name, d) in now {
+            open.insert(name, d);
+        }
+    }
+    out.extend(open.into_values());
+    out.sort();
+    out
+}
+
 /// The Rust source of the table: data only; the types and lookups are in
 /// `pjrt_sys::history`.
 pub fn render(history: &History) -> String {
@@ -312,7 +478,7 @@ pub fn render(history: &History) -> String {
          // A run is the range of minor versions over which a field kept its offset and type\n\
          // (an enumerator: its value); `until: None` means it is still there at the tip.\n"
     );
-    out.push_str("use crate::history::{EnumeratorRun, FieldRun};\n\n");
+    out.push_str("use crate::history::{Change, DeclaredSize, EnumeratorRun, FieldRun};\n\n");
     let _ = writeln!(out, "/// The XLA commit the history ends at.\npub const TIP_COMMIT: &str = \"{}\";\n", history.tip);
     let _ = writeln!(out, "/// The newest PJRT minor version the history knows.\npub const NEWEST_MINOR: u32 = {newest};\n");
     out.push_str(
@@ -349,6 +515,34 @@ pub fn render(history: &History) -> String {
             e.value,
             e.since,
             until(e.until)
+        );
+    }
+    out.push_str("];\n\n");
+    out.push_str(
+        "/// Fields whose meaning changed in place (same struct and offset, another name or type),\n\
+         /// sorted by struct, offset and the version that brought the change.\npub const CHANGES: &[Change] = &[\n",
+    );
+    for c in &history.changes {
+        let _ = writeln!(
+            out,
+            "    Change {{ strukt: {:?}, offset: {}, minor: {}, kind: {:?}, before_name: {:?}, after_name: {:?}, before_type: {:?}, after_type: {:?} }},",
+            c.strukt, c.offset, c.minor, c.kind, c.before_name, c.after_name, c.before_type, c.after_type
+        );
+    }
+    out.push_str(
+        "];\n\n/// Structs whose declared `*_STRUCT_SIZE` is not the end of their last field, and when.\n\
+         pub const DECLARED_SIZES: &[DeclaredSize] = &[\n",
+    );
+    for d in &history.declared_sizes {
+        let _ = writeln!(
+            out,
+            "    DeclaredSize {{ strukt: {:?}, since: {}, until: {}, declared: {}, last_field: {:?}, end: {} }},",
+            d.strukt,
+            d.since,
+            until(d.until),
+            d.declared,
+            d.last_field,
+            d.end
         );
     }
     out.push_str("];\n");

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::harness::Status;
 use crate::plugin::client_options::ClientOption;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: the ERROR status (the harness's fault) and `call` (the PJRT call a
+/// check's process died in).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -21,6 +23,9 @@ pub struct CheckResult {
     /// The newest PJRT minor version the check reached ("0.92").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// The PJRT call in flight when the check's process died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +38,12 @@ pub struct ExtensionInfo {
     pub struct_size: u64,
     /// The PJRT minor version that introduced the type.
     pub since: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Processes {
+    pub started: usize,
+    pub forked: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -56,12 +67,16 @@ pub struct Report {
     /// Prerequisites whose making crashed ("plugin", "client"), and how:
     /// the checks that need them skipped.
     pub broken: BTreeMap<String, String>,
+    /// The processes the run used: `started` (each loads the plugin: the
+    /// fork server, or every lane process where it cannot serve) and
+    /// `forked` (from the fork server, the plugin already loaded).
+    pub processes: Processes,
     pub wall_ms: f64,
 }
 
 impl Report {
     pub fn count(&mut self) {
-        self.counts = [Status::Pass, Status::Fail, Status::Unsupported, Status::Skip]
+        self.counts = [Status::Pass, Status::Fail, Status::Unsupported, Status::Skip, Status::Error]
             .iter()
             .map(|s| (s.as_str().to_string(), self.checks.iter().filter(|c| c.status == *s).count()))
             .collect();
@@ -69,6 +84,11 @@ impl Report {
 
     pub fn failed(&self) -> bool {
         self.checks.iter().any(|c| c.status == Status::Fail)
+    }
+
+    /// Whether the harness itself failed somewhere (status ERROR).
+    pub fn harness_failed(&self) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Error)
     }
 
     /// Merges what a child reported about the plugin (`info` events).
@@ -134,7 +154,9 @@ impl Report {
         for (group, checks) in &groups {
             let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
             let mut parts = vec![format!("{} pass", count(Status::Pass))];
-            for (s, label) in [(Status::Fail, "FAIL"), (Status::Unsupported, "unsupported"), (Status::Skip, "skip")] {
+            for (s, label) in
+                [(Status::Fail, "FAIL"), (Status::Unsupported, "unsupported"), (Status::Skip, "skip"), (Status::Error, "ERROR (harness)")]
+            {
                 if count(s) > 0 {
                     parts.push(format!("{} {label}", count(s)));
                 }
@@ -147,9 +169,14 @@ impl Report {
                 }
             }
         }
-        for (status, title) in [(Status::Fail, "FAILED"), (Status::Unsupported, "UNSUPPORTED"), (Status::Skip, "SKIPPED")] {
+        for (status, title) in [
+            (Status::Fail, "FAILED"),
+            (Status::Error, "HARNESS ERRORS (pjrtpkgs' fault, not the plugin's)"),
+            (Status::Unsupported, "UNSUPPORTED"),
+            (Status::Skip, "SKIPPED"),
+        ] {
             let rows: Vec<&CheckResult> = self.checks.iter().filter(|c| c.status == status).collect();
-            if rows.is_empty() || (verbose && status != Status::Fail) {
+            if rows.is_empty() || (verbose && !matches!(status, Status::Fail | Status::Error)) {
                 continue;
             }
             let _ = writeln!(out, "\n  {title} ({}):", rows.len());
@@ -160,12 +187,13 @@ impl Report {
         let n = |s: Status| self.counts.get(s.as_str()).copied().unwrap_or(0);
         let _ = writeln!(
             out,
-            "\n  {} checks: {} pass, {} FAIL, {} unsupported, {} skip ({:.2} s)",
+            "\n  {} checks: {} pass, {} FAIL, {} unsupported, {} skip{} ({:.2} s)",
             self.checks.len(),
             n(Status::Pass),
             n(Status::Fail),
             n(Status::Unsupported),
             n(Status::Skip),
+            if n(Status::Error) > 0 { format!(", {} ERROR (harness)", n(Status::Error)) } else { String::new() },
             self.wall_ms / 1000.0
         );
         out
@@ -272,7 +300,7 @@ mod tests {
     use super::*;
 
     fn result(id: &str, status: Status) -> CheckResult {
-        CheckResult { id: id.into(), status, detail: String::new(), since: None }
+        CheckResult { id: id.into(), status, detail: String::new(), since: None, call: None }
     }
 
     #[test]

@@ -78,48 +78,116 @@ pub fn run(
     args: &[OsString],
     backend: Option<&str>,
     timeout: Duration,
-    mut on_event: impl FnMut(serde_json::Value),
+    on_event: impl FnMut(serde_json::Value),
 ) -> Result<Ending> {
-    let exe = std::env::current_exe().context("cannot find this executable to run the plugin in a child process")?;
-    let events = tempfile::Builder::new()
-        .prefix("pjrtpkgs-events-")
-        .tempfile()
-        .context("cannot create a temporary file for the child process's events")?;
-    let stdout = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr for the child process")?;
-    let mut command = Command::new(&exe);
-    super::isolation::isolate(&mut command, backend);
-    command.arg(verb).arg("--events").arg(events.path()).args(args).stdout(Stdio::from(stdout));
-    let mut child =
-        super::isolation::Isolated::spawn(&mut command).with_context(|| format!("cannot start {} in a child process", exe.display()))?;
-    let mut reader = LineReader::open(events.path())?;
-    let start = Instant::now();
-    let ending = loop {
-        reader.poll(&mut on_event)?;
-        if let Some(status) = child.try_wait().context("cannot wait for the child process")? {
-            break Ending::of(status);
-        }
-        if start.elapsed() > timeout {
-            child.kill();
-            break Ending::TimedOut(timeout);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    reader.poll(&mut on_event)?;
-    Ok(ending)
+    run_with_env(verb, args, backend, timeout, &[], on_event)
 }
 
-/// Reads whole lines appended to a file since the last poll.
-struct LineReader {
+/// [`run`] with variables added to the child's environment.
+pub fn run_with_env(
+    verb: &str,
+    args: &[OsString],
+    backend: Option<&str>,
+    timeout: Duration,
+    env: &[(&str, OsString)],
+    mut on_event: impl FnMut(serde_json::Value),
+) -> Result<Ending> {
+    let mut child = Running::spawn(verb, args, backend, env)?;
+    loop {
+        child.poll(&mut on_event)?;
+        if let Some(ending) = child.try_end()? {
+            child.poll(&mut on_event)?;
+            return Ok(ending);
+        }
+        let Some(left) = timeout.checked_sub(child.started.elapsed()) else {
+            child.kill();
+            child.poll(&mut on_event)?;
+            return Ok(Ending::TimedOut(timeout));
+        };
+        child.wait(left);
+    }
+}
+
+/// A child started by [`Running::spawn`], watched by its caller: for a
+/// child that serves others for a while (conform's fork server) rather
+/// than one [`run`] waits for.
+pub struct Running {
+    child: super::isolation::Isolated,
+    reader: EventReader,
+    // Removed when the child is dropped.
+    events: tempfile::NamedTempFile,
+    wake: super::wake::Wake,
+    started: Instant,
+}
+
+impl Running {
+    /// Starts this executable as `VERB --events FILE ARGS...`, isolated
+    /// (see [`super::isolation`]), with `env` added after the scrub.
+    pub fn spawn(verb: &str, args: &[OsString], backend: Option<&str>, env: &[(&str, OsString)]) -> Result<Running> {
+        let exe = std::env::current_exe().context("cannot find this executable to run the plugin in a child process")?;
+        let events = tempfile::Builder::new()
+            .prefix("pjrtpkgs-events-")
+            .tempfile()
+            .context("cannot create a temporary file for the child process's events")?;
+        let stdout = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr for the child process")?;
+        let mut command = Command::new(&exe);
+        super::isolation::isolate(&mut command, backend);
+        // Set after the scrub: variables named here reach the child.
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        command.arg(verb).arg("--events").arg(events.path()).args(args).stdout(Stdio::from(stdout));
+        let child = super::isolation::Isolated::spawn(&mut command)
+            .with_context(|| format!("cannot start {} in a child process", exe.display()))?;
+        let mut wake = super::wake::Wake::new();
+        wake.file(events.path());
+        wake.process(child.id());
+        let reader = EventReader::open(events.path())?;
+        Ok(Running { child, reader, events, wake, started: Instant::now() })
+    }
+
+    /// The file the child writes its events to.
+    pub fn events_path(&self) -> &Path {
+        self.events.path()
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Blocks until the child wrote an event or ended, or `limit` passed.
+    pub fn wait(&mut self, limit: Duration) {
+        self.wake.wait(limit);
+    }
+
+    /// Calls `on_event` for each line the child wrote since the last poll.
+    pub fn poll(&mut self, on_event: &mut impl FnMut(serde_json::Value)) -> Result<()> {
+        self.reader.poll(on_event)
+    }
+
+    /// How the child ended, once it has (its process group then killed).
+    pub fn try_end(&mut self) -> Result<Option<Ending>> {
+        Ok(self.child.try_wait().context("cannot wait for the child process")?.map(Ending::of))
+    }
+
+    /// Kills the child's whole process group.
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}
+
+/// Reads the whole lines (JSON values) appended to an events file since
+/// the last poll.
+pub struct EventReader {
     file: File,
     pending: Vec<u8>,
 }
 
-impl LineReader {
-    fn open(path: &Path) -> Result<Self> {
-        Ok(LineReader { file: File::open(path).with_context(|| format!("cannot read {}", path.display()))?, pending: Vec::new() })
+impl EventReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(EventReader { file: File::open(path).with_context(|| format!("cannot read {}", path.display()))?, pending: Vec::new() })
     }
 
-    fn poll(&mut self, on_event: &mut impl FnMut(serde_json::Value)) -> Result<()> {
+    pub fn poll(&mut self, on_event: &mut impl FnMut(serde_json::Value)) -> Result<()> {
         self.file.read_to_end(&mut self.pending).context("cannot read the child process's events")?;
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();

@@ -19,6 +19,8 @@ pub enum Behaviour {
     Segfault,
     Abort,
     Hang,
+    /// A C body of its own (`args` is the args struct as `void*`).
+    C(&'static str),
 }
 
 impl Behaviour {
@@ -29,6 +31,7 @@ impl Behaviour {
             Behaviour::Segfault => "{ *(volatile int*)0 = 0; return NULL; }",
             Behaviour::Abort => "{ abort(); return NULL; }",
             Behaviour::Hang => "{ for (;;) pause(); return NULL; }",
+            Behaviour::C(body) => body,
         }
     }
 }
@@ -45,6 +48,17 @@ pub struct Fake {
     pub members: Vec<(usize, Behaviour)>,
     /// A Layouts extension of this `struct_size`; its members past it crash.
     pub layouts_extension: Option<usize>,
+    /// A `Gpu_Custom_Call` extension (no members): what makes a plugin
+    /// an accelerator's to `conform`.
+    pub gpu_extension: bool,
+    /// A raw value for `PJRT_Api`'s second member (`priv`, then
+    /// `extension_start`), e.g. garbage an old plugin left there.
+    pub second_member: Option<usize>,
+    /// More arguments for the compiler and linker (libraries to link).
+    pub link: Vec<String>,
+    /// More C source, before the members (e.g. exported functions, helpers
+    /// of a member's body).
+    pub extra_c: &'static str,
 }
 
 impl Fake {
@@ -52,25 +66,38 @@ impl Fake {
     /// that version's (from the history table).
     pub fn new(minor: u32) -> Fake {
         let struct_size = pjrt_sys::history::struct_size_at("PJRT_Api", minor).expect("a known version") as usize;
-        Fake { minor, struct_size, get_api: None, members: Vec::new(), layouts_extension: None }
+        Fake {
+            minor,
+            struct_size,
+            get_api: None,
+            members: Vec::new(),
+            layouts_extension: None,
+            gpu_extension: false,
+            second_member: None,
+            link: Vec::new(),
+            extra_c: "",
+        }
     }
 
     fn source(&self) -> String {
         let first = offset_of!(PJRT_Api, PJRT_Error_Destroy);
         let slots = (size_of::<PJRT_Api>() - first) / size_of::<usize>() + 16;
         let mut c = String::from(
-            "#include <stddef.h>\n#include <stdlib.h>\n#include <signal.h>\n#include <unistd.h>\n\
+            "#include <stddef.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <signal.h>\n#include <unistd.h>\n\
              typedef void* (*fn)(void*);\n\
              struct version { size_t struct_size; void* ext; int major; int minor; };\n",
         );
         let _ = writeln!(c, "struct api {{ size_t struct_size; void* ext; struct version v; fn f[{slots}]; }};");
         c.push_str("struct ext { size_t struct_size; int type; void* next; fn f[16]; };\n");
+        c.push_str(self.extra_c);
         c.push_str("static void* ok(void* args) { (void)args; return NULL; }\n");
         c.push_str("static void* past_the_end(void* args) { (void)args; *(volatile int*)0 = 0; return NULL; }\n");
         for (i, (_, b)) in self.members.iter().enumerate() {
-            let _ = writeln!(c, "static void* member_{i}(void* args) {{ (void)args; {} }}", b.c());
+            let body = b.c();
+            let body = if body.starts_with('{') { body.to_string() } else { format!("{{ {body} }}") };
+            let _ = writeln!(c, "static void* member_{i}(void* args) {{ (void)args; {body} }}");
         }
-        c.push_str("static struct api api;\nstatic struct ext layouts;\n");
+        c.push_str("static struct api api;\nstatic struct ext layouts;\nstatic struct ext gpu;\n");
         c.push_str("const struct api* GetPjrtApi(void) {\n");
         if let Some(b) = self.get_api {
             let _ = writeln!(c, "  {}", b.c().trim_start_matches('{').trim_end_matches('}').replace("return NULL;", ""));
@@ -86,6 +113,12 @@ impl Fake {
             let _ = writeln!(c, "  for (int i = 0; i < 16; i++) layouts.f[i] = (24 + 8 * i < {size}) ? ok : past_the_end;");
             c.push_str("  api.ext = &layouts;\n");
         }
+        if self.gpu_extension {
+            c.push_str("  gpu.struct_size = 24; gpu.type = 0; gpu.next = api.ext; api.ext = &gpu;\n");
+        }
+        if let Some(value) = self.second_member {
+            let _ = writeln!(c, "  api.ext = (void*){value:#x}UL;");
+        }
         c.push_str("  return &api;\n}\n");
         c
     }
@@ -95,7 +128,13 @@ impl Fake {
         let source = dir.join(format!("{name}.c"));
         let library = dir.join(format!("{name}.so"));
         std::fs::write(&source, self.source()).unwrap();
-        let out = Command::new("cc").args(["-shared", "-fPIC", "-O0", "-o"]).arg(&library).arg(&source).output().expect("cc runs");
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O0", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .args(&self.link)
+            .output()
+            .expect("cc runs");
         assert!(out.status.success(), "cc failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), self.source());
         library
     }

@@ -61,9 +61,13 @@ fn struct_size_matches_version(ctx: &mut Ctx) -> Outcome {
     let plugin = ctx.plugin()?;
     let minor = ctx.minor();
     let known = minor.min(history::NEWEST_MINOR);
-    let Some(expected) = history::struct_size_at("PJRT_Api", known) else {
+    let Some(full) = history::struct_size_at("PJRT_Api", known) else {
         fail!("the history has no PJRT_Api at PJRT 0.{known}");
     };
+    // What the header of that version declared (PJRT_Api_STRUCT_SIZE named
+    // PJRT_Client_TopologyDescription from 0.40 to 0.56 while members
+    // followed it): what a faithful plugin of that version reports.
+    let expected = history::declared_size_at("PJRT_Api", known).unwrap_or(full);
     let actual = plugin.struct_size() as u64;
     if actual < expected {
         let missing: Vec<&str> =
@@ -72,6 +76,12 @@ fn struct_size_matches_version(ctx: &mut Ctx) -> Outcome {
             "the plugin reports PJRT 0.{minor} but its PJRT_Api ends at {actual} bytes; at 0.{known} it has {expected}: missing {}",
             missing.join(", ")
         );
+    }
+    if expected < full && actual == expected {
+        return Ok(format!(
+            "{actual} bytes, as PJRT 0.{known}'s header declares it (PJRT_Api_STRUCT_SIZE stops {} bytes short of its last member)",
+            full - expected
+        ));
     }
     if actual > expected && minor <= history::NEWEST_MINOR {
         let extra = (actual - expected) / size_of::<usize>() as u64;
@@ -233,17 +243,24 @@ fn attribute_stablehlo_versions(ctx: &mut Ctx) -> Outcome {
 
 fn chain(ctx: &mut Ctx) -> Outcome {
     let plugin = ctx.plugin()?;
-    let extensions = plugin.extensions();
-    if extensions.is_empty() {
+    let chain = plugin.extension_chain();
+    if chain.layout == pjrt_sys::loader::ChainLayout::Private {
+        ctx.record(31);
+        return Err(CheckError::Unsupported(format!(
+            "at PJRT 0.{} the second member of PJRT_Api is `void* priv`, not an extension chain (0.31): not read",
+            ctx.minor()
+        )));
+    }
+    if let Some(problem) = &chain.problem {
+        fail!("{problem}");
+    }
+    if chain.elements.is_empty() {
         return Ok("no extensions".into());
     }
-    ensure!(extensions.len() < 256, "the chain has 256 or more elements: a cycle?");
-    // The loader stops at the first element seen twice; a chain that ends
-    // on one whose `next` is not null is a cycle.
-    let last = extensions.last().expect("not empty");
-    let next = unsafe { (*last.base).next };
-    ensure!(next.is_null(), "the extension chain loops back to an earlier element after {} elements", extensions.len());
-    for e in &extensions {
+    if !chain.layout_sized() {
+        return Ok(format!("{} extension(s), chain ends; {}", chain.elements.len(), chain.layout.describe()));
+    }
+    for e in &chain.elements {
         ensure!(
             e.struct_size >= size_of::<PJRT_Extension_Base>() && e.struct_size < 1 << 16,
             "extension type {} declares struct_size {}",
@@ -251,7 +268,7 @@ fn chain(ctx: &mut Ctx) -> Outcome {
             e.struct_size
         );
     }
-    Ok(format!("{} extension(s), chain ends", extensions.len()))
+    Ok(format!("{} extension(s), chain ends", chain.elements.len()))
 }
 
 fn unique_types(ctx: &mut Ctx) -> Outcome {
@@ -292,13 +309,25 @@ fn types_match_version(ctx: &mut Ctx) -> Outcome {
     let mut early = Vec::new();
     for e in plugin.extensions() {
         if let Some(run) = history::enumerator("PJRT_Extension_Type", e.kind as i64) {
-            if run.since > minor {
-                early.push(format!("{} (type {}, PJRT 0.{})", run.name.trim_start_matches("PJRT_Extension_Type_"), e.kind, run.since));
+            // Before 0.41 the same values were PJRT_Structure_Type's.
+            let since = extension_type_since(e.kind).unwrap_or(run.since);
+            if since > minor {
+                early.push(format!("{} (type {}, PJRT 0.{since})", run.name.trim_start_matches("PJRT_Extension_Type_"), e.kind));
             }
         }
     }
     ensure!(early.is_empty(), "the plugin reports PJRT 0.{minor} but offers extensions that arrived later: {}", early.join(", "));
     Ok(format!("every known extension type predates PJRT 0.{minor}"))
+}
+
+/// The first version that had extension type `kind`, under either of its
+/// enums' names (`PJRT_Structure_Type` until 0.40, `PJRT_Extension_Type`).
+pub fn extension_type_since(kind: PJRT_Extension_Type) -> Option<u32> {
+    history::ENUMERATORS
+        .iter()
+        .filter(|e| (e.enumeration == "PJRT_Extension_Type" || e.enumeration == "PJRT_Structure_Type") && e.value == kind as i64)
+        .map(|e| e.since)
+        .min()
 }
 
 /// The extension struct a type's chain element is, by the headers' naming.
@@ -313,9 +342,16 @@ fn struct_sizes_match_version(ctx: &mut Ctx) -> Outcome {
     let minor = ctx.minor().min(history::NEWEST_MINOR);
     let mut short = Vec::new();
     let mut checked = Vec::new();
-    for e in plugin.extensions() {
+    let extensions = plugin.extensions();
+    if extensions.iter().any(|e| !e.sized) {
+        ctx.record(45);
+        return Err(CheckError::Unsupported(format!(
+            "at PJRT 0.{minor} extension structs carry no struct_size (PJRT_Extension_Base gained it in 0.45)"
+        )));
+    }
+    for e in extensions {
         let Some(strukt) = extension_struct(e.kind) else { continue };
-        let Some(expected) = history::struct_size_at(strukt, minor) else { continue };
+        let Some(expected) = history::declared_size_at(strukt, minor) else { continue };
         if (e.struct_size as u64) < expected {
             short.push(format!("{strukt} is {} bytes, {expected} at PJRT 0.{minor}", e.struct_size));
         } else {

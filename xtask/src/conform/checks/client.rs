@@ -311,7 +311,7 @@ fn device_attributes(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_Device_GetAttributes, &mut a)?;
     let attributes = named_values(a.attributes, a.num_attributes).map_err(CheckError::Fail);
     if let Some(deleter) = a.attributes_deleter {
-        unsafe { deleter(a.device_attributes) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.device_attributes) });
     }
     let attributes = attributes?;
     Ok(if attributes.is_empty() { "(none)".into() } else { attributes.keys().cloned().collect::<Vec<_>>().join(", ") })

@@ -51,8 +51,9 @@ fn mlir_without_options(ctx: &mut Ctx) -> Outcome {
     Ok("(a + b) * a, empty CompileOptionsProto".into())
 }
 
+/// The test program every later check of the process runs.
 fn mlir_with_options(ctx: &mut Ctx) -> Outcome {
-    ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    ctx.compile_executable()?;
     Ok("(a + b) * a, 1 replica x 1 partition".into())
 }
 
@@ -148,8 +149,9 @@ fn fingerprint(ctx: &mut Ctx) -> Outcome {
     let exe = executable(ctx)?;
     let first = fingerprint_of(ctx, exe.raw)?;
     ensure!(!first.is_empty(), "empty fingerprint");
-    let again = ctx.compile(TWO_OUTPUTS, &crate::plugin::compile_options::single_device())?;
-    let again = ctx.executable_of(again.raw())?;
+    // The spare compilation, which executable.delete then deletes.
+    let again = ctx.spare(TWO_OUTPUTS)?;
+    let again = ctx.executable_of(again)?;
     let second = fingerprint_of(ctx, again.raw)?;
     ensure!(first == second, "the same program compiled twice has two fingerprints");
     Ok(format!("{} bytes, stable across compilations", first.len()))
@@ -191,7 +193,7 @@ pub fn serialize(ctx: &Ctx, exe: *mut PJRT_Executable) -> Result<Vec<u8>, CheckE
     pjrt!(ctx, PJRT_Executable_Serialize, &mut a)?;
     let bytes = unsafe { slice(a.serialized_bytes as *const u8, a.serialized_bytes_size) }.to_vec();
     if let Some(deleter) = a.serialized_executable_deleter {
-        unsafe { deleter(a.serialized_executable) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_executable) });
     }
     Ok(bytes)
 }
@@ -231,7 +233,7 @@ fn compile_options(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_Executable_GetCompileOptions, &mut a)?;
     let bytes = unsafe { slice(a.serialized_bytes as *const u8, a.serialized_bytes_size) }.to_vec();
     if let Some(deleter) = a.serialized_compile_options_deleter {
-        unsafe { deleter(a.serialized_compile_options) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_compile_options) });
     }
     // Field 3 (executable_build_options), length-delimited: what we sent.
     ensure!(bytes.contains(&0x1a), "the {} bytes returned carry no executable_build_options", bytes.len());
@@ -255,14 +257,16 @@ fn device_assignment(ctx: &mut Ctx) -> Outcome {
     pjrt!(ctx, PJRT_LoadedExecutable_GetDeviceAssignment, &mut a)?;
     let size = a.serialized_bytes_size;
     if let Some(deleter) = a.serialized_device_assignment_deleter {
-        unsafe { deleter(a.serialized_device_assignment) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_device_assignment) });
     }
     ensure!(size > 0, "an empty device assignment");
     Ok(format!("{size} bytes of DeviceAssignmentProto"))
 }
 
+/// Deletes an executable no other check uses: the spare compilation of the
+/// two-output program (made by executable.fingerprint, or now).
 fn delete(ctx: &mut Ctx) -> Outcome {
-    let exe = ctx.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())?;
+    let exe = ctx.take_spare(TWO_OUTPUTS)?;
     pjrt!(ctx, PJRT_LoadedExecutable_Delete, &mut args!(PJRT_LoadedExecutable_Delete_Args { executable: exe.raw() }))?;
     let mut d = args!(PJRT_LoadedExecutable_IsDeleted_Args { executable: exe.raw() });
     pjrt!(ctx, PJRT_LoadedExecutable_IsDeleted, &mut d)?;

@@ -74,7 +74,7 @@ fn serialize_layout(ctx: &Ctx, ext: &Extension, layout: *mut PJRT_Layouts_Memory
     let serialized = ext_call!(ctx, ext, PJRT_Layouts_Extension, PJRT_Layouts_MemoryLayout_Serialize, &mut s).map(|()| {
         let t = text(s.serialized_bytes, s.serialized_bytes_size);
         if let Some(deleter) = s.serialized_layout_deleter {
-            unsafe { deleter(s.serialized_layout) };
+            pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(s.serialized_layout) });
         }
         t
     });
@@ -220,7 +220,16 @@ macro_rules! profiler_call {
             return Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} lies past its {size} bytes", stringify!($member))));
         }
         match unsafe { (*api).$member } {
-            Some(f) => profiler_error(api, unsafe { f($args) }, concat!("PLUGIN_Profiler_Api.", stringify!($member))),
+            Some(f) => {
+                let args = $args;
+                profiler_error(
+                    api,
+                    pjrt_sys::in_flight::in_plugin(concat!("PLUGIN_Profiler_Api.", stringify!($member)), || unsafe {
+                        pjrt_sys::no_unwind::call(f, args)
+                    }),
+                    concat!("PLUGIN_Profiler_Api.", stringify!($member)),
+                )
+            }
             None => Err(CheckError::Unsupported(format!("PLUGIN_Profiler_Api.{} is null", stringify!($member)))),
         }
     }};
@@ -318,7 +327,7 @@ fn abi_runtime(ctx: &mut Ctx) -> Outcome {
         ext_call!(ctx, &ext, PJRT_AbiVersion_Extension, runtime_abi_version_to_proto, &mut t)?;
         let size = t.serialized_proto_size;
         if let Some(deleter) = t.serialized_proto_deleter {
-            unsafe { deleter(t.serialized_proto_holder) };
+            pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(t.serialized_proto_holder) });
         }
         ensure!(size > 0, "an empty serialized runtime ABI version");
         Ok(format!("platform id {:#x}, {size} bytes of proto", p.platform_id))

@@ -82,7 +82,7 @@ fn serialize(ctx: &mut Ctx) -> Result<Vec<u8>, CheckError> {
     pjrt!(ctx, PJRT_TopologyDescription_Serialize, &mut a)?;
     let bytes = unsafe { slice(a.serialized_bytes as *const u8, a.serialized_bytes_size) }.to_vec();
     if let Some(deleter) = a.serialized_topology_deleter {
-        unsafe { deleter(a.serialized_topology) };
+        pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(a.serialized_topology) });
     }
     Ok(bytes)
 }
@@ -127,7 +127,7 @@ fn compile_without_client(ctx: &mut Ctx) -> Outcome {
     let mut s = args!(PJRT_Executable_Serialize_Args { executable: exe });
     let serialized = pjrt!(ctx, PJRT_Executable_Serialize, &mut s).map(|()| {
         if let Some(deleter) = s.serialized_executable_deleter {
-            unsafe { deleter(s.serialized_executable) };
+            pjrt_sys::in_flight::in_plugin("a deleter", || unsafe { deleter(s.serialized_executable) });
         }
         s.serialized_bytes_size
     });
