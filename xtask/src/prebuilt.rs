@@ -150,12 +150,7 @@ fn pin_release(
     let release = pypi::release(name, version)?;
     let mut platforms = BTreeMap::new();
     for system in PINNED_SYSTEMS {
-        let best = release
-            .files
-            .iter()
-            .filter_map(|f| wheel::wheel_rank(&f.filename, system).map(|rank| (rank, f)))
-            .min_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, f)| f);
+        let best = release.best_file(system);
         let Some(file) = best else { continue };
         // Refused before anything is downloaded (let alone loaded): a pin
         // pins.toml would not take (a plain http:// URL from a mirror, a

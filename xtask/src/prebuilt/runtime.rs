@@ -129,12 +129,7 @@ fn paired_requirements(
     let plugin_version: Version = version.parse().map_err(|e| anyhow::anyhow!("`{version}` is not a PEP 440 version: {e}"))?;
     let mut first: Option<(&str, BTreeMap<String, Requirement>)> = None;
     for system in systems {
-        let best = release
-            .files
-            .iter()
-            .filter_map(|f| wheel::wheel_rank(&f.filename, system).map(|rank| (rank, f)))
-            .min_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, f)| f);
+        let best = release.best_file(system);
         let Some(file) = best else { bail!("{paired_with} {version} has no wheel for {system}: cannot read the runtime it lists there") };
         let path = wheel_cache_path(&file.filename, &file.sha256)?;
         download::fetch_verified(&file.url, &file.sha256, &path)?;
@@ -211,12 +206,7 @@ fn choose(req: &Requirement, backend: &str, systems: &[&str], pins: &Pins) -> st
     for (_, release) in &candidates {
         let mut platforms = BTreeMap::new();
         for system in systems {
-            let best = release
-                .files
-                .iter()
-                .filter_map(|f| wheel::wheel_rank(&f.filename, system).map(|rank| (rank, f)))
-                .min_by(|a, b| a.0.cmp(&b.0))
-                .map(|(_, f)| f);
+            let best = release.best_file(system);
             let Some(file) = best else { break };
             // The same refusals as a plugin's pin, before anything is written.
             if !crate::pinfile::wheel_url_problems(&file.url, &release.version, system).is_empty() {

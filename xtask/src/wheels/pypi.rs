@@ -26,6 +26,18 @@ pub struct Release {
     pub files: Vec<File>,
 }
 
+impl Release {
+    /// The wheel of this release that fits `system` best (by
+    /// [`wheel_rank`](super::wheel::wheel_rank)), None when none fits.
+    pub fn best_file(&self, system: &str) -> Option<&File> {
+        self.files
+            .iter()
+            .filter_map(|f| super::wheel::wheel_rank(&f.filename, system).map(|rank| (rank, f)))
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, f)| f)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct File {
     pub filename: String,
