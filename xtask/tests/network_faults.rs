@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::scratch::Scratch;
 
 /// What the server does with a request for a path.
 #[derive(Clone)]
@@ -99,26 +100,11 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
     line.split(' ').nth(1).map(str::to_owned)
 }
 
-/// A scratch project (pins.toml) and cache.
-struct Scratch {
-    root: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
-
 impl Scratch {
-    fn new(pins_text: &str) -> Scratch {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("pins.toml"), pins_text).unwrap();
-        Scratch { root, cache: tempfile::tempdir().unwrap() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(args)
-            .env("PJRTPKGS_ROOT", self.root.path())
-            .env("PJRTPKGS_CACHE_DIR", self.cache.path())
-            .env("PJRTPKGS_HTTP_TIMEOUT", "1")
-            .stdin(Stdio::null());
+    /// The xtask with `args`, waiting at most a second on the network.
+    fn impatient(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("PJRTPKGS_HTTP_TIMEOUT", "1").stdin(Stdio::null());
         cmd
     }
 
@@ -225,10 +211,10 @@ fn silent_servers_time_out() {
     let mut failures = Vec::new();
 
     let s = Scratch::new(&project_text());
-    let run = s.try_run_within(s.command(&["hash", "tarball", &silent.url("/a.tar.gz")]), limit);
+    let run = s.try_run_within(s.impatient(&["hash", "tarball", &silent.url("/a.tar.gz")]), limit);
     failures.extend(timed_out(run, "hash tarball URL").err());
 
-    let mut update = s.command(&["prebuilt", "update", "xla-cpu-pjrt"]);
+    let mut update = s.impatient(&["prebuilt", "update", "xla-cpu-pjrt"]);
     update.env("PJRTPKGS_PYPI_URL", silent.url(""));
     failures.extend(timed_out(s.try_run_within(update, limit), "prebuilt update").err());
 
@@ -236,7 +222,7 @@ fn silent_servers_time_out() {
         [&["prebuilt", "fetch", "xla-cpu-pjrt", "--system", "x86_64-linux"][..], &["smoke", "xla-cpu-pjrt", "--system", "x86_64-linux"]]
     {
         let s = Scratch::new(&pins_with_wheel_at(&https));
-        failures.extend(timed_out(s.try_run_within(s.command(args), limit), &args.join(" ")).err());
+        failures.extend(timed_out(s.try_run_within(s.impatient(args), limit), &args.join(" ")).err());
         let left = temp_files(s.cache.path());
         if !left.is_empty() {
             failures.push(format!("{}: left temporary files {left:?}", args.join(" ")));
@@ -245,11 +231,11 @@ fn silent_servers_time_out() {
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
 
     // The flag overrides the environment; a bad value is a usage error.
-    let mut cmd = s.command(&["--http-timeout", "0.5", "hash", "tarball", &silent.url("/b.tar.gz")]);
+    let mut cmd = s.impatient(&["--http-timeout", "0.5", "hash", "tarball", &silent.url("/b.tar.gz")]);
     cmd.env("PJRTPKGS_HTTP_TIMEOUT", "3600");
     let out = s.run_within(cmd, limit);
     assert_timed_out(&out, "--http-timeout 0.5");
-    let mut cmd = s.command(&["hash", "tarball", &silent.url("/c.tar.gz")]);
+    let mut cmd = s.impatient(&["hash", "tarball", &silent.url("/c.tar.gz")]);
     cmd.env("PJRTPKGS_HTTP_TIMEOUT", "soon");
     let out = s.run_within(cmd, limit);
     assert_eq!(out.status.code(), Some(1));
@@ -262,7 +248,7 @@ fn silent_servers_time_out() {
 fn stalled_bodies_time_out() {
     let server = Server::start(|_| Some(Answer::Stall { len: 1 << 20, sent: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3] }));
     let s = Scratch::new(&project_text());
-    let out = s.run_within(s.command(&["hash", "tarball", &server.url("/stalls.tar.gz")]), Duration::from_secs(20));
+    let out = s.run_within(s.impatient(&["hash", "tarball", &server.url("/stalls.tar.gz")]), Duration::from_secs(20));
     assert_timed_out(&out, "hash tarball, stalled body");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("damaged"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -330,7 +316,7 @@ fn plain_http_wheels_are_refused_before_download() {
 
     let s = Scratch::new(&project_text());
     let marker = tmp.path().join("loaded");
-    let mut cmd = s.command(&["prebuilt", "update", "evil-plugin", "--backend", "cpu"]);
+    let mut cmd = s.impatient(&["prebuilt", "update", "evil-plugin", "--backend", "cpu"]);
     cmd.env("PJRTPKGS_PYPI_URL", server.url("")).env("PJRTPKGS_TEST_LOADED", &marker);
     let out = s.run_within(cmd, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -365,7 +351,7 @@ fn pypi_file_names_cannot_leave_the_cache() {
     let cache = outer.path().join("a/b/c/cache");
     std::fs::create_dir_all(&cache).unwrap();
     let s = Scratch::new(&project_text());
-    let mut cmd = s.command(&["prebuilt", "update", "escaped", "--backend", "cpu"]);
+    let mut cmd = s.impatient(&["prebuilt", "update", "escaped", "--backend", "cpu"]);
     cmd.env("PJRTPKGS_PYPI_URL", server.url("")).env("PJRTPKGS_CACHE_DIR", &cache);
     let out = s.run_within(cmd, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);

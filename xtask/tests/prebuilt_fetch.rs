@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::scratch::Scratch;
 
 use xtask::pinfile::Pins;
 
@@ -22,26 +23,9 @@ fn project_pins() -> PathBuf {
     support::project_root().join("pins.toml")
 }
 
-/// A scratch project root holding `pins_text`, and an empty cache.
-struct Scratch {
-    root: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
-
 impl Scratch {
-    fn new(pins_text: &str) -> Scratch {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("pins.toml"), pins_text).unwrap();
-        Scratch { root, cache: tempfile::tempdir().unwrap() }
-    }
-
     fn xtask(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(args)
-            .env("PJRTPKGS_ROOT", self.root.path())
-            .env("PJRTPKGS_CACHE_DIR", self.cache.path())
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// The cached wheels' file names (they live in one directory per sha256).

@@ -16,6 +16,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::scratch::Scratch;
 
 use xtask::pinfile::{Pins, PinsDocument};
 
@@ -43,24 +44,7 @@ fn project_text() -> String {
     std::fs::read_to_string(support::project_root().join("pins.toml")).unwrap()
 }
 
-struct Scratch {
-    root: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
-
 impl Scratch {
-    fn new(pins_text: &str) -> Scratch {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("pins.toml"), pins_text).unwrap();
-        Scratch { root, cache: tempfile::tempdir().unwrap() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(args).env("PJRTPKGS_ROOT", self.root.path()).env("PJRTPKGS_CACHE_DIR", self.cache.path());
-        cmd
-    }
-
     fn xtask(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }

@@ -12,6 +12,7 @@
 pub mod fake_plugin;
 pub mod flake;
 pub mod hash;
+pub mod scratch;
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
