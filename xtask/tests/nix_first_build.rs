@@ -209,7 +209,7 @@ fn prebuilt_cuda_plugins_carry_jit_tools_and_nvshmem() {
         }
         let zip_path = work.path().join("nvshmem.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
-        for name in NVSHMEM_WHEEL_LIBS {
+        for name in support::flake::NVSHMEM_SHIPPED {
             zip.start_file(format!("nvidia/nvshmem/lib/{name}.so.3"), zip::write::SimpleFileOptions::default()).unwrap();
             std::io::Write::write_all(&mut zip, name.as_bytes()).unwrap();
         }
@@ -240,23 +240,6 @@ fn prebuilt_cuda_plugins_carry_jit_tools_and_nvshmem() {
         assert_eq!(installed, pinned_libs, "{attr}: NVSHMEM libraries installed vs [rules_ml_toolchain] nvshmem_libraries");
     }
 }
-
-/// The libraries of NVIDIA's nvidia-nvshmem-cu13 3.3.20 wheel
-/// (nvidia/nvshmem/lib/*.so.3, listed 2026 from the PyPI file).
-const NVSHMEM_WHEEL_LIBS: &[&str] = &[
-    "libnvshmem_host",
-    "nvshmem_bootstrap_mpi",
-    "nvshmem_bootstrap_pmi",
-    "nvshmem_bootstrap_pmi2",
-    "nvshmem_bootstrap_pmix",
-    "nvshmem_bootstrap_shmem",
-    "nvshmem_bootstrap_uid",
-    "nvshmem_transport_ibdevx",
-    "nvshmem_transport_ibgda",
-    "nvshmem_transport_ibrc",
-    "nvshmem_transport_libfabric",
-    "nvshmem_transport_ucx",
-];
 
 /// Item 7: the LOCAL_CUDA_PATH view refuses CCCL headers (XLA brings its own
 /// CCCL), as nixpkgs' xla cuda-local.nix does: its postBuild, run on a

@@ -166,25 +166,6 @@ fn nvshmem_template(rmt: &Path, commit: &str) -> (String, String) {
     (path, text)
 }
 
-/// Every NVSHMEM library NVIDIA ships (nvidia_nvshmem_cu13-3.3.20's wheel,
-/// read 2026 from PyPI; the redistributable archives name the same
-/// libraries, with versioned files and soname links): the host library, the
-/// bootstrap and the transport plugins.
-const NVSHMEM_SHIPPED: &[&str] = &[
-    "libnvshmem_host",
-    "nvshmem_bootstrap_mpi",
-    "nvshmem_bootstrap_pmi",
-    "nvshmem_bootstrap_pmi2",
-    "nvshmem_bootstrap_pmix",
-    "nvshmem_bootstrap_shmem",
-    "nvshmem_bootstrap_uid",
-    "nvshmem_transport_ibdevx",
-    "nvshmem_transport_ibgda",
-    "nvshmem_transport_ibrc",
-    "nvshmem_transport_libfabric",
-    "nvshmem_transport_ucx",
-];
-
 /// A Bazel output base after the fetch: external/nvidia_nvshmem with every
 /// NVSHMEM library as the redistributable archive lays them out (NAME.so ->
 /// NAME.so.3 -> NAME.so.3.0.0) and the BUILD file rules_ml_toolchain writes
@@ -193,7 +174,7 @@ const NVSHMEM_SHIPPED: &[&str] = &[
 fn nvshmem_output_base(root: &Path, template: &str) -> PathBuf {
     let repo = root.join("output/external/nvidia_nvshmem");
     std::fs::create_dir_all(repo.join("lib")).unwrap();
-    for name in NVSHMEM_SHIPPED {
+    for name in support::flake::NVSHMEM_SHIPPED {
         let lib = repo.join("lib");
         std::fs::write(lib.join(format!("{name}.so.3.0.0")), format!("{name} 3.0.0\n")).unwrap();
         std::os::unix::fs::symlink(format!("{name}.so.3.0.0"), lib.join(format!("{name}.so.3"))).unwrap();
@@ -283,7 +264,7 @@ fn b_nvshmem_installed_is_what_xla_rules_import() {
             .collect(),
     };
     let imports: BTreeSet<String> = template_imports(&template).into_iter().collect();
-    assert!(imports.len() >= 3 && imports.iter().all(|i| NVSHMEM_SHIPPED.contains(&i.as_str())), "{imports:?}");
+    assert!(imports.len() >= 3 && imports.iter().all(|i| support::flake::NVSHMEM_SHIPPED.contains(&i.as_str())), "{imports:?}");
 
     let dir = scratch();
     for backend in ["cuda12", "cuda13"] {

@@ -120,3 +120,22 @@ pub fn xla_file(repo: &Path, file: &str) -> String {
     let commit = pins(&super::project_root())["xla"]["commit"].as_str().unwrap().to_owned();
     super::git(repo, &["show", &format!("{commit}:{file}")])
 }
+
+/// Every NVSHMEM library NVIDIA ships (nvidia_nvshmem_cu13-3.3.20's wheel,
+/// read 2026 from PyPI; the redistributable archives name the same
+/// libraries, with versioned files and soname links): the host library, the
+/// bootstrap and the transport plugins.
+pub const NVSHMEM_SHIPPED: &[&str] = &[
+    "libnvshmem_host",
+    "nvshmem_bootstrap_mpi",
+    "nvshmem_bootstrap_pmi",
+    "nvshmem_bootstrap_pmi2",
+    "nvshmem_bootstrap_pmix",
+    "nvshmem_bootstrap_shmem",
+    "nvshmem_bootstrap_uid",
+    "nvshmem_transport_ibdevx",
+    "nvshmem_transport_ibgda",
+    "nvshmem_transport_ibrc",
+    "nvshmem_transport_libfabric",
+    "nvshmem_transport_ucx",
+];
