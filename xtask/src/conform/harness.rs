@@ -182,7 +182,7 @@ pub struct Ctx {
     rechecks: Vec<Recheck>,
     // Fields drop in this order: what uses the client goes first.
     programs: Vec<(&'static str, Result<LoadedExecutable<'static>, String>)>,
-    /// A second compilation of the two-output program: compared with the
+    /// A second compilation of the test program: compared with the
     /// first by `executable.fingerprint`, deleted by `executable.delete`.
     spare: Option<LoadedExecutable<'static>>,
     exe: Option<Result<LoadedExecutable<'static>, CheckError>>,
@@ -368,18 +368,19 @@ impl Ctx {
         }
     }
 
-    /// The spare compilation of `program` (compiled on first use, kept
-    /// until taken): a second executable of a program already compiled.
-    pub fn spare(&mut self, code: &str) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
+    /// The spare compilation of the test program, with the options of the
+    /// first (compiled on first use, kept until taken).
+    pub fn spare(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
         if self.spare.is_none() {
-            self.spare = Some(self.compile(code, &crate::plugin::compile_options::single_device())?);
+            let options = crate::plugin::compile_options::single_device();
+            self.spare = Some(self.compile(crate::plugin::program::PROGRAM, &options)?);
         }
         Ok(self.spare.as_ref().expect("set above").raw())
     }
 
     /// The spare compilation, taken (compiled now if there is none).
-    pub fn take_spare(&mut self, code: &str) -> Result<LoadedExecutable<'static>, CheckError> {
-        self.spare(code)?;
+    pub fn take_spare(&mut self) -> Result<LoadedExecutable<'static>, CheckError> {
+        self.spare()?;
         Ok(self.spare.take().expect("made above"))
     }
 

@@ -36,14 +36,44 @@ use crate::plugin::client_options::ClientOption;
 /// that resumes after its crash has little left to do.
 const LAST: &[&str] = &["compile.mlir_without_options", "errors.unknown_element_type", "errors.mistyped_client_option"];
 
-/// Groups whose checks compile the test program or the two-output program,
-/// run by the lead lane, which compiles each once; `api` and
-/// `client.create` come first.
+/// Groups whose checks compile the test program, run by the lead lane,
+/// which compiles it once (and once more, for `executable.fingerprint`);
+/// `api` and `client.create` come first.
 const WITH_THE_LEAD: &[&str] = &["api", "compile", "execute", "errors", "extensions"];
 
+/// The checks of the two-output program (`checks::compile::TWO_OUTPUTS`):
+/// run by the second lane, which compiles it once for all of them, while
+/// the lead compiles the test program. A unit test below reads the checks'
+/// sources to keep this list true.
+const WITH_THE_TWO_OUTPUT_PROGRAM: &[&str] = &[
+    "compile.two_outputs",
+    "executable.name",
+    "executable.num_replicas",
+    "executable.num_partitions",
+    "executable.num_outputs",
+    "executable.output_element_types",
+    "executable.output_dimensions",
+    "executable.output_memory_kinds",
+    "executable.size_of_generated_code",
+    "executable.compiled_memory_stats",
+    "executable.cost_analysis",
+    "executable.optimized_program",
+    "executable.serialize",
+    "executable.compile_options",
+    "executable.addressable_devices",
+    "executable.device_assignment",
+    "execute.two_outputs",
+    "execute.donation",
+    "execute.non_donatable_input",
+    "layouts.executable_output_layouts",
+    "layouts.executable_parameter_layouts",
+];
+
 /// Checks run by the second lane although their group is the lead's: the
-/// donating program's, and one that only makes a client.
-const BESIDE_THE_LEAD: &[&str] = &["execute.donation", "execute.non_donatable_input", "errors.unknown_client_option"];
+/// two-output program's, and one that only makes a client.
+fn beside_the_lead(id: &str) -> bool {
+    WITH_THE_TWO_OUTPUT_PROGRAM.contains(&id) || id == "errors.unknown_client_option"
+}
 
 /// The checks (`groups`: name and check ids, in the report's order) dealt
 /// into at most `jobs` lanes, each an ordered list of check ids; the first
@@ -62,7 +92,7 @@ pub fn plan(groups: &[(&str, Vec<String>)], jobs: usize) -> Vec<Vec<String>> {
         for id in ids {
             if last(id) {
                 hostile.push(id.clone());
-            } else if id == "client.create" || (WITH_THE_LEAD.contains(group) && !BESIDE_THE_LEAD.contains(&id.as_str())) {
+            } else if id == "client.create" || (WITH_THE_LEAD.contains(group) && !beside_the_lead(id)) {
                 lead.push(id.clone());
             } else {
                 second.push(id.clone());
@@ -386,16 +416,67 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_two_outputs_and_test_programs_are_compiled_by_one_lane() {
-        let groups = groups();
-        let lanes = plan(&groups, 2);
-        // The checks that compile the two common programs, by group.
-        for id in
-            ["compile.mlir_with_options", "compile.two_outputs", "execute.smoke", "execute.two_outputs", "errors.wrong_argument_count"]
-        {
-            assert!(lanes[0].contains(&id.to_string()), "{id} is not with the lead");
+    /// The check ids whose code compiles `program` ("PROGRAM" through
+    /// `ctx.executable()`, "TWO_OUTPUTS" through `ctx.program` or the
+    /// compile module's `executable` helper), read from the checks' sources.
+    fn users_of(program: &str) -> BTreeSet<String> {
+        let sources = [
+            include_str!("checks/compile.rs"),
+            include_str!("checks/execute.rs"),
+            include_str!("checks/errors.rs"),
+            include_str!("checks/extensions.rs"),
+        ];
+        let mut users = BTreeSet::new();
+        for source in sources {
+            // Each function's body, by name; a helper's use counts for its callers.
+            let bodies: Vec<(&str, &str)> =
+                source.split("\nfn ").skip(1).filter_map(|f| f.split_once('(').map(|(name, rest)| (name, rest))).collect();
+            let direct = |body: &str| match program {
+                "PROGRAM" => body.contains("ctx.executable()") || body.contains("ctx.spare()") || body.contains("ctx.take_spare()"),
+                _ => body.contains("TWO_OUTPUTS)") || body.contains("= executable(ctx)"),
+            };
+            let mut using: BTreeSet<&str> = bodies.iter().filter(|(_, b)| direct(b)).map(|(n, _)| *n).collect();
+            loop {
+                let more: Vec<&str> = bodies
+                    .iter()
+                    .filter(|(n, b)| !using.contains(n) && using.iter().any(|u| b.contains(&format!("{u}(ctx"))))
+                    .map(|(n, _)| *n)
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                using.extend(more);
+            }
+            for line in source.lines() {
+                let line = line.trim();
+                for prefix in ["check(\"", "optional(\""] {
+                    if let Some((id, f)) = line.strip_prefix(prefix).and_then(|l| l.split_once("\", ")) {
+                        if using.contains(f.trim_end_matches("),")) {
+                            users.insert(id.to_string());
+                        }
+                    }
+                }
+            }
         }
-        assert!(lanes[1].contains(&"execute.donation".to_string()));
+        users
+    }
+
+    #[test]
+    fn each_program_is_compiled_by_one_lane() {
+        let two_outputs = users_of("TWO_OUTPUTS");
+        let listed: BTreeSet<String> = WITH_THE_TWO_OUTPUT_PROGRAM.iter().map(|s| s.to_string()).collect();
+        assert_eq!(two_outputs, listed, "WITH_THE_TWO_OUTPUT_PROGRAM is not the checks that compile TWO_OUTPUTS");
+        let program = users_of("PROGRAM");
+        assert!(program.contains("execute.smoke") && program.contains("executable.fingerprint"), "{program:?}");
+        let groups = groups();
+        for jobs in 2..=4 {
+            let lanes = plan(&groups, jobs);
+            for id in &program {
+                assert!(lanes[0].contains(id), "jobs {jobs}: {id} compiles the test program and is not with the lead");
+            }
+            for id in &two_outputs {
+                assert!(lanes[1].contains(id), "jobs {jobs}: {id} compiles the two-output program and is not in the second lane");
+            }
+        }
     }
 }

@@ -12,15 +12,6 @@ use pjrt_sys::{args, *};
 use super::{check, optional, Check};
 use crate::conform::harness::{ensure, f32_values, fail, pjrt, CheckError, Ctx, Outcome};
 
-/// Input 0 is donated to output 0 (JAX's spelling of donation).
-pub const DONATING: &str = r#"module @donating {
-  func.func public @main(%x: tensor<4xf32> {tf.aliasing_output = 0 : i32}, %y: tensor<4xf32>) -> tensor<4xf32> {
-    %0 = stablehlo.add %x, %y : tensor<4xf32>
-    return %0 : tensor<4xf32>
-  }
-}
-"#;
-
 pub fn checks() -> Vec<Check> {
     vec![
         check("execute.smoke", smoke),
@@ -61,10 +52,7 @@ fn smoke(ctx: &mut Ctx) -> Outcome {
 
 fn two_outputs(ctx: &mut Ctx) -> Outcome {
     let exe = ctx.program("two_outputs", super::compile::TWO_OUTPUTS)?;
-    let x = ctx.buffer_f32(&[1.0, 2.0, 3.0, 4.0], &[4])?;
-    let n: Vec<u8> = [10i32, -20, 1 << 30, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let n = ctx.buffer(&n, PJRT_Buffer_Type_S32, &[4])?;
-    let s = ctx.buffer_f32(&[2.0, 0.5, -1.0, 0.0], &[4])?;
+    let [x, n, s] = two_output_arguments(ctx)?;
     let outputs = ctx.execute(exe, &[x.raw(), n.raw(), s.raw()], &mut args!(PJRT_ExecuteOptions {}))?;
     let [product, sum] = outputs.as_slice() else { fail!("{} outputs, the program has 2", outputs.len()) };
     let product = f32_out(ctx, product)?;
@@ -113,32 +101,39 @@ fn is_deleted(ctx: &Ctx, buffer: *mut PJRT_Buffer) -> Result<bool, CheckError> {
     Ok(d.is_deleted)
 }
 
+/// The two-output program's arguments: x (donated to output 0), n, s.
+fn two_output_arguments(ctx: &mut Ctx) -> Result<[crate::plugin::session::Buffer<'static>; 3], CheckError> {
+    let x = ctx.buffer_f32(&[1.0, 2.0, 3.0, 4.0], &[4])?;
+    let n: Vec<u8> = [10i32, -20, 1 << 30, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let n = ctx.buffer(&n, PJRT_Buffer_Type_S32, &[4])?;
+    let s = ctx.buffer_f32(&[2.0, 0.5, -1.0, 0.0], &[4])?;
+    Ok([x, n, s])
+}
+
 /// A donated input is consumed by the execution: deleted afterwards.
 fn donation(ctx: &mut Ctx) -> Outcome {
-    let exe = ctx.program("donating", DONATING)?;
-    let x = ctx.buffer_f32(&[1.0, 2.0, 3.0, 4.0], &[4])?;
-    let y = ctx.buffer_f32(&[10.0, 20.0, 30.0, 40.0], &[4])?;
-    let outputs = ctx.execute(exe, &[x.raw(), y.raw()], &mut args!(PJRT_ExecuteOptions {}))?;
-    let [out] = outputs.as_slice() else { fail!("{} outputs, the program has 1", outputs.len()) };
-    let got = f32_out(ctx, out)?;
-    ensure!(got == [11.0, 22.0, 33.0, 44.0], "x + y: got {got:?}");
+    let exe = ctx.program("two_outputs", super::compile::TWO_OUTPUTS)?;
+    let [x, n, s] = two_output_arguments(ctx)?;
+    let outputs = ctx.execute(exe, &[x.raw(), n.raw(), s.raw()], &mut args!(PJRT_ExecuteOptions {}))?;
+    let [product, _] = outputs.as_slice() else { fail!("{} outputs, the program has 2", outputs.len()) };
+    let got = f32_out(ctx, product)?;
+    ensure!(got == [2.0, 1.0, -3.0, 0.0], "x * s: got {got:?}");
     ensure!(is_deleted(ctx, x.raw())?, "input 0 is aliased to output 0 (tf.aliasing_output) but was not donated: still live after the run");
-    ensure!(!is_deleted(ctx, y.raw())?, "input 1 was not donated but is deleted");
-    Ok("input 0 consumed, input 1 kept".into())
+    ensure!(!is_deleted(ctx, n.raw())? && !is_deleted(ctx, s.raw())?, "inputs 1 and 2 were not donated but one is deleted");
+    Ok("input 0 consumed, inputs 1 and 2 kept".into())
 }
 
 /// `non_donatable_input_indices` keeps an aliased input alive.
 fn non_donatable_input(ctx: &mut Ctx) -> Outcome {
     ctx.plugin()?;
     ctx.gate_field("PJRT_ExecuteOptions", "non_donatable_input_indices")?;
-    let exe = ctx.program("donating", DONATING)?;
-    let x = ctx.buffer_f32(&[1.0, 2.0, 3.0, 4.0], &[4])?;
-    let y = ctx.buffer_f32(&[10.0, 20.0, 30.0, 40.0], &[4])?;
+    let exe = ctx.program("two_outputs", super::compile::TWO_OUTPUTS)?;
+    let [x, n, s] = two_output_arguments(ctx)?;
     let keep = [0i64];
     let mut options = args!(PJRT_ExecuteOptions { non_donatable_input_indices: keep.as_ptr(), num_non_donatable_input_indices: 1 });
-    let outputs = ctx.execute(exe, &[x.raw(), y.raw()], &mut options)?;
-    let [out] = outputs.as_slice() else { fail!("{} outputs, the program has 1", outputs.len()) };
-    ensure!(f32_out(ctx, out)? == [11.0, 22.0, 33.0, 44.0], "x + y is wrong");
+    let outputs = ctx.execute(exe, &[x.raw(), n.raw(), s.raw()], &mut options)?;
+    let [product, _] = outputs.as_slice() else { fail!("{} outputs, the program has 2", outputs.len()) };
+    ensure!(f32_out(ctx, product)? == [2.0, 1.0, -3.0, 0.0], "x * s is wrong");
     ensure!(!is_deleted(ctx, x.raw())?, "input 0 was marked non-donatable but was consumed");
     ensure!(f32_out(ctx, &x)? == [1.0, 2.0, 3.0, 4.0], "input 0 changed");
     Ok("input 0 kept and unchanged".into())
