@@ -429,8 +429,7 @@ mod tests {
         let mut users = BTreeSet::new();
         for source in sources {
             // Each function's body, by name; a helper's use counts for its callers.
-            let bodies: Vec<(&str, &str)> =
-                source.split("\nfn ").skip(1).filter_map(|f| f.split_once('(').map(|(name, rest)| (name, rest))).collect();
+            let bodies: Vec<(&str, &str)> = source.split("\nfn ").skip(1).filter_map(|f| f.split_once('(')).collect();
             let direct = |body: &str| match program {
                 "PROGRAM" => body.contains("ctx.executable()") || body.contains("ctx.spare()") || body.contains("ctx.take_spare()"),
                 _ => body.contains("TWO_OUTPUTS)") || body.contains("= executable(ctx)"),
