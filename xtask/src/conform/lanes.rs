@@ -4,7 +4,7 @@
 //! Each lane is one process that loads the plugin, creates its client and
 //! compiles each program once for all its checks; a crash ends the process
 //! and a new one resumes after the check it was in. What a process costs
-//! (a plugin load of ~20 ms of CPU, a client, each compilation of ~30 ms)
+//! (a plugin load of ~20 ms of CPU, a client, each compilation of 40-60 ms)
 //! is what [`plan`] saves: the lanes are few, the checks that compile the
 //! same program share one, and the checks that feed the plugin what it may
 //! not survive come last, where a crash leaves little to resume.
