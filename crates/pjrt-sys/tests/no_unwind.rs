@@ -11,8 +11,10 @@ use std::process::Command;
 
 const CHILD: &str = "PJRT_SYS_TEST_THROWER";
 
-fn thrower() -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("pjrt-sys-no-unwind-{}", std::process::id()));
+/// Builds the throwing library in a directory of the test's own (the two
+/// tests run at once: one must not load the file the other is writing).
+fn thrower(test: &str) -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pjrt-sys-no-unwind-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let source = dir.join("thrower.cc");
     std::fs::write(&source, "#include <stdexcept>\nextern \"C\" void* thrower(void*) { throw std::runtime_error(\"from the plugin\"); }\n")
@@ -65,7 +67,7 @@ fn guarded() {
     let lib = if std::env::var_os(CHILD).is_some() {
         PathBuf::new()
     } else {
-        let Some(lib) = thrower() else { return };
+        let Some(lib) = thrower("guarded") else { return };
         lib
     };
     let (signal, stderr) = run(&lib, true);
@@ -82,7 +84,7 @@ fn unguarded() {
     let lib = if std::env::var_os(CHILD).is_some() {
         PathBuf::new()
     } else {
-        let Some(lib) = thrower() else { return };
+        let Some(lib) = thrower("unguarded") else { return };
         lib
     };
     let (signal, stderr) = run(&lib, false);
