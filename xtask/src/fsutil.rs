@@ -1,4 +1,5 @@
-//! File writes that never leave a half-written file behind, and tree copies.
+//! File writes that never leave a half-written file behind, tree copies,
+//! and the words messages use for a file's type.
 
 use std::io::Write;
 use std::path::Path;
@@ -115,6 +116,21 @@ pub fn abandoned(path: &Path, rest: &str) -> bool {
     });
     let old = std::fs::symlink_metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
     gone || old.is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
+/// What a file of this type is, for a message: "a regular file", "a
+/// symbolic link", "a FIFO", "a device", "a directory", "a socket".
+pub fn file_type_name(file_type: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match file_type {
+        FileType::RegularFile => "a regular file",
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        FileType::Directory => "a directory",
+        FileType::Socket => "a socket",
+        _ => "of an unknown kind",
+    }
 }
 
 #[cfg(test)]

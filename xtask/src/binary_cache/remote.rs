@@ -263,14 +263,7 @@ fn open_below(root: &OwnedFd, rel: &str) -> Result<Option<std::fs::File>, FetchE
     let kind = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (FileType::from_raw_mode(s.st_mode), s.st_dev, s.st_ino));
     let (file_type, dev, ino) = kind(&path).map_err(|e| FetchError::Unreadable(e.to_string()))?;
     if file_type != FileType::RegularFile {
-        let what = match file_type {
-            FileType::Symlink => "a symbolic link",
-            FileType::Fifo => "a FIFO",
-            FileType::CharacterDevice | FileType::BlockDevice => "a device",
-            FileType::Directory => "a directory",
-            FileType::Socket => "a socket",
-            _ => "of an unknown kind",
-        };
+        let what = crate::fsutil::file_type_name(file_type);
         return Err(FetchError::Refused(format!("is not a regular file (it is {what}); a cache holds regular files only")));
     }
     // Opened for reading by name again: it must still be the file checked.

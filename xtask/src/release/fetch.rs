@@ -105,18 +105,6 @@ pub enum EntryKind {
     Other(&'static str),
 }
 
-fn kind_name(file_type: FileType) -> &'static str {
-    match file_type {
-        FileType::RegularFile => "a regular file",
-        FileType::Symlink => "a symbolic link",
-        FileType::Fifo => "a FIFO",
-        FileType::CharacterDevice | FileType::BlockDevice => "a device",
-        FileType::Directory => "a directory",
-        FileType::Socket => "a socket",
-        _ => "of an unknown kind",
-    }
-}
-
 /// `text` fit for a message: at most 160 characters, control characters escaped.
 pub fn shown(text: &str) -> String {
     const MAX: usize = 160;
@@ -302,7 +290,7 @@ impl Release {
                 let kind = if meta.file_type().is_file() {
                     EntryKind::File
                 } else {
-                    EntryKind::Other(kind_name(FileType::from_raw_mode(std::os::unix::fs::MetadataExt::mode(&meta))))
+                    EntryKind::Other(crate::fsutil::file_type_name(FileType::from_raw_mode(std::os::unix::fs::MetadataExt::mode(&meta))))
                 };
                 out.push((entry.file_name().to_string_lossy().into_owned(), kind));
             }
@@ -341,7 +329,7 @@ fn open_regular(root: &OwnedFd, name: &str) -> Result<Option<(std::fs::File, u64
     if file_type != FileType::RegularFile {
         return Err(FetchError::Refused(format!(
             "is {}, not a regular file: a release directory holds regular files only",
-            kind_name(file_type)
+            crate::fsutil::file_type_name(file_type)
         )));
     }
     let fd = rustix::fs::openat(root, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())

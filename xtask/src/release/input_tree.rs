@@ -35,11 +35,7 @@ fn kind_of(file_type: FileType, size: u64) -> Kind {
     match file_type {
         FileType::RegularFile => Kind::File { size },
         FileType::Directory => Kind::Dir,
-        FileType::Fifo => Kind::Other("a FIFO"),
-        FileType::CharacterDevice | FileType::BlockDevice => Kind::Other("a device"),
-        FileType::Socket => Kind::Other("a socket"),
-        FileType::Symlink => Kind::Other("a symbolic link"),
-        _ => Kind::Other("of an unknown kind"),
+        other => Kind::Other(crate::fsutil::file_type_name(other)),
     }
 }
 
