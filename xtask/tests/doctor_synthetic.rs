@@ -86,15 +86,21 @@ fn ldd(file: &Path, ld_library_path: Option<&str>) -> Vec<(String, Option<String
 const DEP: &str = "int dep(void) { return 1; }\n";
 const PLUGIN_CALLING_DEP: &str = "int dep(void);\nvoid* GetPjrtApi(void) { return (void*)(long)dep(); }\n";
 
+/// A plugin in `dir` linked against `libgone.so`, which is then deleted.
+fn plugin_whose_library_is_gone(dir: &Path) -> PathBuf {
+    let lib = build(dir, "libgone.so", DEP, &[]);
+    let plugin = build(dir, "plugin.so", PLUGIN_CALLING_DEP, &["-L", dir.to_str().unwrap(), "-lgone"]);
+    std::fs::remove_file(lib).unwrap();
+    plugin
+}
+
 #[test]
 fn a_missing_library_is_named_with_its_search_and_fails() {
     if !cc_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lib = build(dir.path(), "libgone.so", DEP, &[]);
-    let plugin = build(dir.path(), "plugin.so", PLUGIN_CALLING_DEP, &["-L", dir.path().to_str().unwrap(), "-lgone"]);
-    std::fs::remove_file(lib).unwrap();
+    let plugin = plugin_whose_library_is_gone(dir.path());
 
     let d = doctor(&plugin, None, &[]);
     assert_eq!(d.code, Some(2), "{:#}\n{}", d.json, d.stderr);
@@ -303,9 +309,7 @@ fn smoke_and_conform_carry_the_diagnosis_of_a_plugin_that_does_not_load() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let lib = build(dir.path(), "libgone.so", DEP, &[]);
-    let plugin = build(dir.path(), "plugin.so", PLUGIN_CALLING_DEP, &["-L", dir.path().to_str().unwrap(), "-lgone"]);
-    std::fs::remove_file(lib).unwrap();
+    let plugin = plugin_whose_library_is_gone(dir.path());
 
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("smoke").arg(&plugin).arg("--json").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
