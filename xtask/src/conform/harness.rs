@@ -359,8 +359,7 @@ impl Ctx {
     pub fn compile_executable(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
         self.client()?;
         if self.exe.is_none() {
-            let options = crate::plugin::compile_options::single_device();
-            self.exe = Some(self.compile(crate::plugin::program::PROGRAM, &options));
+            self.exe = Some(self.compile_test_program());
         }
         match self.exe.as_ref().expect("set above") {
             Ok(e) => Ok(e.raw()),
@@ -368,12 +367,18 @@ impl Ctx {
         }
     }
 
-    /// The spare compilation of the test program, with the options of the
-    /// first (compiled on first use, kept until taken).
+    /// The test program with the single-device options: what the first
+    /// compilation and the spare are made of (the same inputs, which
+    /// `executable.fingerprint` relies on).
+    fn compile_test_program(&mut self) -> Result<LoadedExecutable<'static>, CheckError> {
+        self.compile(crate::plugin::program::PROGRAM, &crate::plugin::compile_options::single_device())
+    }
+
+    /// The spare compilation of the test program, made as the first
+    /// (compiled on first use, kept until taken).
     pub fn spare(&mut self) -> Result<*mut PJRT_LoadedExecutable, CheckError> {
         if self.spare.is_none() {
-            let options = crate::plugin::compile_options::single_device();
-            self.spare = Some(self.compile(crate::plugin::program::PROGRAM, &options)?);
+            self.spare = Some(self.compile_test_program()?);
         }
         Ok(self.spare.as_ref().expect("set above").raw())
     }
